@@ -1,0 +1,24 @@
+//! skinengine: a from-scratch deep-learning engine for skin-lesion classification
+//! (ISIC 2018 Task 3 / HAM10000) on ImageNet ResNet50 features.
+//!
+//! Data path: image -> tensor -> backbone -> features -> head -> metrics -> report.
+//! Compute goes through one [`backend::Backend`] trait; ops live one folder each under [`ops`].
+
+pub mod backend;
+pub mod doctor;
+pub mod error;
+pub mod kernels;
+pub mod ops;
+pub mod real;
+pub mod rng;
+pub mod tensor;
+
+pub use backend::Backend;
+pub use backend::reference::ReferenceBackend;
+pub use error::{Error, Result};
+pub use real::Real;
+pub use rng::Rng;
+pub use tensor::Tensor;
+
+/// The 7 ISIC 2018 Task 3 classes in CSV column order (indices 0..6).
+pub const CLASSES: [&str; 7] = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"];

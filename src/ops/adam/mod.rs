@@ -1,0 +1,49 @@
+//! Adam with bias correction (Kingma & Ba) and optional decoupled weight decay (AdamW,
+//! Loshchilov & Hutter), matching `torch.optim.AdamW` (and `Adam` when weight_decay = 0):
+//!   p <- p - lr * wd * p
+//!   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//!   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+pub mod reference;
+
+use crate::error::{Result, invalid};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamConfig {
+    pub fn validate(&self, step: u64) -> Result<()> {
+        let ok = self.lr.is_finite()
+            && self.lr >= 0.0
+            && (0.0..1.0).contains(&self.beta1)
+            && (0.0..1.0).contains(&self.beta2)
+            && self.eps > 0.0
+            && self.weight_decay.is_finite()
+            && self.weight_decay >= 0.0;
+        if !ok {
+            return Err(invalid("adam", format!("invalid configuration {self:?}")));
+        }
+        if step == 0 {
+            return Err(invalid("adam", "step counts from 1"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,38 @@
+//! Reference Adam step, in f64 per element.
+
+use super::AdamConfig;
+use crate::error::Result;
+use crate::real::Real;
+use crate::tensor::Tensor;
+
+/// One update of `param` in place; `m`, `v` are the moment buffers (zeros before step 1);
+/// `step` is 1 for the first update.
+pub fn step<T: Real>(
+    param: &mut Tensor<T>,
+    grad: &Tensor<T>,
+    m: &mut Tensor<T>,
+    v: &mut Tensor<T>,
+    cfg: &AdamConfig,
+    step: u64,
+) -> Result<()> {
+    const OP: &str = "adam";
+    cfg.validate(step)?;
+    let shape = param.shape().to_vec();
+    grad.expect_shape(OP, "gradient", &shape)?;
+    m.expect_shape(OP, "first moment", &shape)?;
+    v.expect_shape(OP, "second moment", &shape)?;
+    let bc1 = 1.0 - cfg.beta1.powf(step as f64);
+    let bc2 = 1.0 - cfg.beta2.powf(step as f64);
+    for i in 0..param.len() {
+        let g = grad.data()[i].to_f64();
+        let mut p = param.data()[i].to_f64();
+        p -= cfg.lr * cfg.weight_decay * p;
+        let mi = cfg.beta1 * m.data()[i].to_f64() + (1.0 - cfg.beta1) * g;
+        let vi = cfg.beta2 * v.data()[i].to_f64() + (1.0 - cfg.beta2) * g * g;
+        p -= cfg.lr * (mi / bc1) / ((vi / bc2).sqrt() + cfg.eps);
+        param.data_mut()[i] = T::from_f64(p);
+        m.data_mut()[i] = T::from_f64(mi);
+        v.data_mut()[i] = T::from_f64(vi);
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use skinengine::{Rng, Tensor};
+
+/// Central-difference step. In f64, truncation error is ~h^2 |f'''| / 6 ~ 1e-12 and rounding
+/// error ~ eps_machine |L| / h ~ 2e-16 * 100 / 1e-6 = 2e-8 for |L| <= 100, so the tolerances
+/// below (1e-7 absolute + 1e-6 relative) sit above both but far below any real mistake, which
+/// shows as errors of order the gradient itself.
+pub const FD_STEP: f64 = 1e-6;
+pub const FD_ATOL: f64 = 1e-7;
+pub const FD_RTOL: f64 = 1e-6;
+
+/// Checks every element of an analytic gradient `grad` of the scalar `f` at `x` against a
+/// central finite difference. Also refuses a gradient that is (nearly) all zero, so a backward
+/// that returns zeros cannot pass.
+pub fn check_grad(
+    what: &str,
+    x: &Tensor<f64>,
+    grad: &Tensor<f64>,
+    f: impl Fn(&Tensor<f64>) -> f64,
+) {
+    assert_eq!(x.shape(), grad.shape(), "{what}: gradient shape");
+    let max_g = grad.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(
+        max_g > 1e-3,
+        "{what}: gradient is (nearly) zero everywhere: {max_g}"
+    );
+    for i in 0..x.len() {
+        let mut xp = x.clone();
+        xp.data_mut()[i] += FD_STEP;
+        let mut xm = x.clone();
+        xm.data_mut()[i] -= FD_STEP;
+        let num = (f(&xp) - f(&xm)) / (2.0 * FD_STEP);
+        let ana = grad.data()[i];
+        let tol = FD_ATOL + FD_RTOL * num.abs().max(ana.abs());
+        assert!(
+            (num - ana).abs() <= tol,
+            "{what}: element {i} of {:?}: analytic {ana:e} vs numeric {num:e} (tol {tol:e})",
+            x.shape()
+        );
+    }
+}
+
+/// sum(y * r): a scalar whose gradient with respect to y is r.
+pub fn dot(y: &Tensor<f64>, r: &Tensor<f64>) -> f64 {
+    assert_eq!(y.shape(), r.shape());
+    y.data().iter().zip(r.data()).map(|(a, b)| a * b).sum()
+}
+
+/// Standard-normal tensor.
+pub fn randn(shape: &[usize], rng: &mut Rng) -> Tensor<f64> {
+    Tensor::randn(shape, 1.0, rng)
+}
+
+/// Random values whose magnitude is at least `gap`: keeps ReLU inputs away from the kink at 0,
+/// where a finite difference straddling the kink would be meaningless.
+pub fn randn_away_from_zero(shape: &[usize], gap: f64, rng: &mut Rng) -> Tensor<f64> {
+    Tensor::from_fn(shape, |_| {
+        let v = rng.normal();
+        if v.abs() < gap {
+            gap.copysign(v) + v
+        } else {
+            v
+        }
+    })
+}
+
+/// A random permutation of well-separated values (spacing 0.01 >> FD_STEP), so that no max-pool
+/// window has a tie or a near-tie that a finite-difference step could flip.
+pub fn distinct_values(shape: &[usize], rng: &mut Rng) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f64> = (0..n).map(|i| (i as f64 - n as f64 / 2.0) * 0.01).collect();
+    rng.shuffle(&mut v);
+    Tensor::new(shape, v).unwrap()
+}
+
+/// Asserts every element of `got` is within `atol + rtol |want|` of `want`.
+pub fn assert_close<T: skinengine::Real>(
+    what: &str,
+    got: &Tensor<T>,
+    want: &[f64],
+    atol: f64,
+    rtol: f64,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.data().iter().zip(want).enumerate() {
+        let g = g.to_f64();
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}: element {i}: got {g}, want {w}"
+        );
+    }
+}
