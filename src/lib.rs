@@ -5,6 +5,7 @@
 //! Compute goes through one [`backend::Backend`] trait; ops live one folder each under [`ops`].
 
 pub mod backend;
+pub mod cpu;
 pub mod doctor;
 pub mod error;
 pub mod kernels;
@@ -14,6 +15,7 @@ pub mod rng;
 pub mod tensor;
 
 pub use backend::Backend;
+pub use backend::cpu::CpuBackend;
 pub use backend::reference::ReferenceBackend;
 pub use error::{Error, Result};
 pub use real::Real;

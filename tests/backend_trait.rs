@@ -5,7 +5,7 @@
 use skinengine::backend::{Backend, BnParams};
 use skinengine::ops::adam::AdamConfig;
 use skinengine::ops::loss::Reduction;
-use skinengine::{ReferenceBackend, Rng, Tensor};
+use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
 
 /// Three Gaussian blobs in 6-d, classes 0..3. Returns (x [n, 6], labels).
 fn blobs(n: usize, rng: &mut Rng) -> (Tensor, Vec<usize>) {
@@ -103,4 +103,18 @@ fn reference_backend_trains_a_head() {
     let (first, last) = (losses[0], *losses.last().unwrap());
     assert!(first > 0.5, "initial loss {first} suspiciously low");
     assert!(last < 0.2 * first, "loss went from {first} to {last}");
+}
+
+#[test]
+fn cpu_backend_trains_a_head() {
+    let cpu = train_head(&CpuBackend);
+    let reference = train_head(&ReferenceBackend);
+    // Same data, same init, f32 vs f64-accumulated ops: the loss curves agree closely
+    // (40 Adam steps amplify rounding differences a little; 1e-3 relative is ample).
+    for (step, (c, r)) in cpu.iter().zip(&reference).enumerate() {
+        assert!(
+            (c - r).abs() <= 1e-3 * r.abs(),
+            "step {step}: cpu loss {c} vs reference {r}"
+        );
+    }
 }

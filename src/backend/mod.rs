@@ -5,6 +5,7 @@
 //! this trait never knows where it runs. All shape checks are the op's own (`ops/*/mod.rs`) and
 //! are the same on every backend.
 
+pub mod cpu;
 pub mod reference;
 
 use crate::error::Result;
@@ -52,6 +53,26 @@ pub trait Backend: Send + Sync {
         bias: Option<&Self::Tensor>,
         p: &Conv2dParams,
     ) -> Result<Self::Tensor>;
+    /// Inference convolution with its epilogue: relu?(conv(x, w) + bias + residual). Fast
+    /// backends fuse it into one pass; this default composes the separate ops.
+    fn conv2d_fused(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        residual: Option<&Self::Tensor>,
+        relu: bool,
+        p: &Conv2dParams,
+    ) -> Result<Self::Tensor> {
+        let mut y = self.conv2d(x, w, bias, p)?;
+        if let Some(r) = residual {
+            y = self.add(&y, r)?;
+        }
+        if relu {
+            y = self.relu(&y)?;
+        }
+        Ok(y)
+    }
     fn conv2d_backward_data(
         &self,
         dy: &Self::Tensor,

@@ -2,6 +2,7 @@
 //! x [N, C, H, W] * w [O, C, KH, KW] (+ b [O]) -> y [N, O, HO, WO],
 //! HO = (H + 2 PH - KH) / SH + 1 (floor), likewise WO.
 
+pub mod cpu;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

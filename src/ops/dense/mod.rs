@@ -1,6 +1,7 @@
 //! Fully connected layer y = x W^T + b, PyTorch's `nn.Linear` layout:
 //! x [N, I], W [O, I], b [O] -> y [N, O].
 
+pub mod cpu;
 pub mod reference;
 
 use crate::error::{Result, shape_err};

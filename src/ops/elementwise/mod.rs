@@ -1,6 +1,7 @@
 //! ReLU and the residual add. Shape rule: element-wise ops need identical shapes (no broadcasting:
 //! nothing in ResNet50 or the head needs it, and an accidental broadcast hides bugs).
 
+pub mod cpu;
 pub mod reference;
 
 use crate::error::{Result, shape_err};

@@ -1,6 +1,7 @@
 //! Max pooling (general kernel, stride, padding; padding never wins the max) and global average
 //! pooling [N, C, H, W] -> [N, C]. ResNet50's stem uses max-pool 3x3, stride 2, padding 1.
 
+pub mod cpu;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

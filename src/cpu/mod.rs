@@ -1,0 +1,10 @@
+//! Building blocks of the fast CPU backend: the GEMM every heavy op reduces to, and scratch
+//! buffers reused across calls so the hot path does not allocate per image.
+
+pub mod gemm;
+pub mod scratch;
+
+/// Threads the CPU backend uses (rayon's global pool).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}

@@ -1,0 +1,223 @@
+//! Fast CPU convolution: per image, im2col (skipped for 1x1 stride-1 convolutions, whose input
+//! already is the column matrix) then one GEMM, W [O, C*KH*KW] x cols [C*KH*KW, HO*WO], with the
+//! inference epilogue (bias, residual add, ReLU) fused into the pass over the output while it is
+//! still in cache. Images run in parallel, one GEMM per thread, when the batch can fill the
+//! threads; otherwise the GEMM itself is split.
+
+use super::{Conv2dParams, ConvGeom, check_bias, check_dy, geometry};
+use crate::cpu::gemm::{View, sgemm};
+use crate::cpu::scratch::with_scratch;
+use crate::cpu::threads;
+use crate::error::Result;
+use crate::ops::elementwise::check_same;
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// What is applied to each output element after the convolution sum, in this order.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+fn is_pointwise(g: &ConvGeom) -> bool {
+    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+}
+
+/// Unfolds one image [C, H, W] into cols [C*KH*KW, HO*WO] (zeros where the window hits padding).
+fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+    let hw = g.ho * g.wo;
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &mut cols[((c * g.kh + ki) * g.kw + kj) * hw..][..hw];
+                for i in 0..g.ho {
+                    let out = &mut row[i * g.wo..(i + 1) * g.wo];
+                    let hi = (i * g.sh + ki) as isize - g.ph as isize;
+                    if hi < 0 || hi as usize >= g.h {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[hi as usize * g.w..(hi as usize + 1) * g.w];
+                    // Columns j whose input column j*sw + kj - pw lies inside [0, W).
+                    let lo = g.pw.saturating_sub(kj).div_ceil(g.sw).min(g.wo);
+                    let hi_j = if g.w + g.pw > kj {
+                        ((g.w + g.pw - kj - 1) / g.sw + 1).min(g.wo)
+                    } else {
+                        0
+                    }
+                    .max(lo);
+                    out[..lo].fill(0.0);
+                    out[hi_j..].fill(0.0);
+                    if g.sw == 1 {
+                        let start = lo + kj - g.pw;
+                        out[lo..hi_j].copy_from_slice(&src[start..start + (hi_j - lo)]);
+                    } else {
+                        for (j, o) in out.iter_mut().enumerate().take(hi_j).skip(lo) {
+                            *o = src[j * g.sw + kj - g.pw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds cols [C*KH*KW, HO*WO] back into one image dx [C, H, W] (the adjoint of im2col).
+fn col2im(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let hw = g.ho * g.wo;
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = &cols[((c * g.kh + ki) * g.kw + kj) * hw..][..hw];
+                for i in 0..g.ho {
+                    let hi = (i * g.sh + ki) as isize - g.ph as isize;
+                    if hi < 0 || hi as usize >= g.h {
+                        continue;
+                    }
+                    let dst = &mut dx[(c * g.h + hi as usize) * g.w..][..g.w];
+                    for j in 0..g.wo {
+                        let wi = (j * g.sw + kj) as isize - g.pw as isize;
+                        if wi >= 0 && (wi as usize) < g.w {
+                            dst[wi as usize] += row[i * g.wo + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_epilogue(y: &mut [f32], plane: usize, e: &Epilogue, residual: Option<&[f32]>) {
+    for (o, row) in y.chunks_mut(plane).enumerate() {
+        let b = e.bias.map_or(0.0, |b| b[o]);
+        match residual {
+            Some(r) => {
+                for (v, &r) in row.iter_mut().zip(&r[o * plane..(o + 1) * plane]) {
+                    *v += b + r;
+                }
+            }
+            None if b != 0.0 => row.iter_mut().for_each(|v| *v += b),
+            None => {}
+        }
+        if e.relu {
+            row.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// Work split: (parallel over images, threads per GEMM).
+fn split(n: usize) -> (bool, usize) {
+    let t = threads();
+    if n >= t { (true, 1) } else { (false, t) }
+}
+
+/// y = epilogue(conv(x, w)).
+pub fn forward_fused(x: &Tensor, w: &Tensor, p: &Conv2dParams, e: Epilogue) -> Result<Tensor> {
+    let g = geometry(x.shape(), w.shape(), p)?;
+    if let Some(b) = e.bias {
+        check_bias(&[b.len()], g.o)?;
+    }
+    if let Some(r) = e.residual {
+        check_same("conv2d", &[r.len()], &[g.n * g.o * g.ho * g.wo])?;
+    }
+    let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
+    let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
+    let mut y = vec![0.0f32; g.n * yout];
+    let (par_images, gemm_threads) = split(g.n);
+    let one = |(ni, yi): (usize, &mut [f32])| {
+        let xi = &x.data()[ni * xin..(ni + 1) * xin];
+        let wv = View::rm(w.data(), g.o, ckk);
+        if is_pointwise(&g) {
+            sgemm(yi, wv, View::rm(xi, ckk, hw), false, gemm_threads);
+        } else {
+            with_scratch(ckk * hw, |cols| {
+                im2col(xi, &g, cols);
+                sgemm(yi, wv, View::rm(cols, ckk, hw), false, gemm_threads);
+            });
+        }
+        let res = e.residual.map(|r| &r[ni * yout..(ni + 1) * yout]);
+        apply_epilogue(yi, hw, &e, res);
+    };
+    if par_images {
+        y.par_chunks_mut(yout).enumerate().for_each(one);
+    } else {
+        y.chunks_mut(yout).enumerate().for_each(one);
+    }
+    Tensor::new(&g.y_shape(), y)
+}
+
+pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let g = geometry(x.shape(), w.shape(), p)?;
+    if let Some(b) = bias {
+        check_bias(b.shape(), g.o)?;
+    }
+    let e = Epilogue {
+        bias: bias.map(|b| b.data()),
+        ..Default::default()
+    };
+    forward_fused(x, w, p, e)
+}
+
+/// dx = col2im(W^T dy) per image.
+pub fn backward_data(
+    dy: &Tensor,
+    w: &Tensor,
+    x_shape: &[usize],
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let g = geometry(x_shape, w.shape(), p)?;
+    check_dy("conv2d_backward_data", dy.shape(), &g)?;
+    let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
+    let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
+    let mut dx = vec![0.0f32; g.n * xin];
+    let (par_images, gemm_threads) = split(g.n);
+    let one = |(ni, dxi): (usize, &mut [f32])| {
+        let dyi = View::rm(&dy.data()[ni * yout..(ni + 1) * yout], g.o, hw);
+        let wt = View::rm_t(w.data(), ckk, g.o);
+        if is_pointwise(&g) {
+            sgemm(dxi, wt, dyi, false, gemm_threads);
+        } else {
+            with_scratch(ckk * hw, |cols| {
+                sgemm(cols, wt, dyi, false, gemm_threads);
+                col2im(cols, &g, dxi);
+            });
+        }
+    };
+    if par_images {
+        dx.par_chunks_mut(xin).enumerate().for_each(one);
+    } else {
+        dx.chunks_mut(xin).enumerate().for_each(one);
+    }
+    Tensor::new(x_shape, dx)
+}
+
+/// dW = sum over images of dy [O, HW] x cols^T [HW, CKK]; images accumulate sequentially into
+/// one buffer (the GEMM is split over threads), which keeps the sum order fixed: deterministic.
+pub fn backward_weight(
+    dy: &Tensor,
+    x: &Tensor,
+    w_shape: &[usize],
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let g = geometry(x.shape(), w_shape, p)?;
+    check_dy("conv2d_backward_weight", dy.shape(), &g)?;
+    let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
+    let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
+    let mut dw = vec![0.0f32; g.o * ckk];
+    let mut cols = vec![0.0f32; if is_pointwise(&g) { 0 } else { ckk * hw }];
+    for ni in 0..g.n {
+        let xi = &x.data()[ni * xin..(ni + 1) * xin];
+        let dyi = View::rm(&dy.data()[ni * yout..(ni + 1) * yout], g.o, hw);
+        let colv = if is_pointwise(&g) {
+            View::rm_t(xi, hw, ckk)
+        } else {
+            im2col(xi, &g, &mut cols);
+            View::rm_t(&cols, hw, ckk)
+        };
+        sgemm(&mut dw, dyi, colv, ni > 0, threads());
+    }
+    Tensor::new(&g.w_shape(), dw)
+}
