@@ -78,6 +78,6 @@ pub fn report() -> String {
         "kernel sources embedded: {}",
         crate::kernels::KERNEL_SOURCES.len()
     );
-    let _ = writeln!(s, "backends: reference");
+    let _ = writeln!(s, "backends: cpu, reference");
     s
 }

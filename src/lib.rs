@@ -5,10 +5,14 @@
 //! Compute goes through one [`backend::Backend`] trait; ops live one folder each under [`ops`].
 
 pub mod backend;
+pub mod cli;
 pub mod cpu;
+pub mod data;
 pub mod doctor;
 pub mod error;
+pub mod io;
 pub mod kernels;
+pub mod model;
 pub mod ops;
 pub mod real;
 pub mod rng;

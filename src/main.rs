@@ -1,6 +1,7 @@
 //! The `skinengine` command line. `--help` lists only commands that work.
 
 use clap::{Parser, Subcommand};
+use skinengine::cli::{bench, embed};
 
 #[derive(Parser)]
 #[command(
@@ -15,14 +16,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// ResNet50 features (2048-d, global average pool) for images, as a safetensors file.
+    Embed(embed::EmbedArgs),
+    /// ResNet50 forward throughput (images/s, GFLOP/s) on the chosen device.
+    Bench(bench::BenchArgs),
     /// Show the hardware and libraries found (CPU features, CUDA driver, NVRTC).
     Doctor,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Doctor => print!("{}", skinengine::doctor::report()),
+    let result = match &cli.command {
+        Command::Embed(a) => embed::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Doctor => {
+            print!("{}", skinengine::doctor::report());
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
-    Ok(())
 }

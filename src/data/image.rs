@@ -1,0 +1,118 @@
+//! Image -> tensor: decode any JPEG/PNG (grayscale, RGBA, 16-bit, CMYK JPEG are converted to
+//! 8-bit RGB, not rejected), resize, normalise with the ImageNet statistics to a CHW f32 tensor.
+
+use crate::error::{Result, file_err};
+use crate::tensor::Tensor;
+use fast_image_resize::{self as fr, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+use std::path::Path;
+
+/// ImageNet statistics the torchvision ResNet50 weights expect (SPEC section 4).
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const INPUT_SIZE: u32 = 224;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ResizeMode {
+    /// The whole image to 224x224, ignoring aspect ratio (the seed's choice).
+    #[default]
+    Squash,
+    /// Short side to 256, centre crop 224x224 (torchvision's evaluation transform).
+    Crop,
+}
+
+impl ResizeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResizeMode::Squash => "squash",
+            ResizeMode::Crop => "crop",
+        }
+    }
+}
+
+/// A decoded 8-bit RGB image, row-major interleaved.
+#[derive(Clone, Debug)]
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes a file of any supported format and colour type to 8-bit RGB.
+pub fn load_rgb(path: &Path) -> Result<Rgb> {
+    let reader = ::image::ImageReader::open(path)
+        .map_err(|e| file_err(path, format!("cannot open: {e}")))?
+        .with_guessed_format()
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    if reader.format().is_none() {
+        return Err(file_err(
+            path,
+            "not an image (unrecognised format; expected JPEG or PNG)",
+        ));
+    }
+    let img = reader.decode().map_err(|e| {
+        file_err(
+            path,
+            format!("cannot decode image (truncated or corrupt?): {e}"),
+        )
+    })?;
+    let rgb = img.to_rgb8();
+    if rgb.width() == 0 || rgb.height() == 0 {
+        return Err(file_err(path, "image has zero width or height"));
+    }
+    Ok(Rgb {
+        width: rgb.width(),
+        height: rgb.height(),
+        pixels: rgb.into_raw(),
+    })
+}
+
+/// Resizes to `size` x `size` with an antialiased bilinear filter (like PIL / torchvision).
+pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
+    let src = Image::from_vec_u8(img.width, img.height, img.pixels.clone(), PixelType::U8x3)
+        .map_err(|e| crate::error::invalid("resize", e.to_string()))?;
+    let mut dst = Image::new(size, size, PixelType::U8x3);
+    let mut opts =
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    if mode == ResizeMode::Crop {
+        // torchvision: Resize(256 * size / 224) on the short side, then CenterCrop(size); done
+        // as one resample of the matching source window.
+        let (w, h) = (img.width as f64, img.height as f64);
+        let short = w.min(h);
+        let scale = (size as f64 * 256.0 / 224.0).round() / short;
+        let (rw, rh) = ((w * scale).floor(), (h * scale).floor());
+        let left = ((rw - size as f64) / 2.0).round() / scale;
+        let top = ((rh - size as f64) / 2.0).round() / scale;
+        let side = size as f64 / scale;
+        opts = opts.crop(left, top, side, side);
+    }
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .map_err(|e| crate::error::invalid("resize", e.to_string()))?;
+    Ok(Rgb {
+        width: size,
+        height: size,
+        pixels: dst.into_vec(),
+    })
+}
+
+/// Interleaved RGB -> normalised planar CHW written into `out` (3 * w * h values).
+pub fn normalise_into(img: &Rgb, out: &mut [f32]) {
+    let plane = (img.width * img.height) as usize;
+    assert_eq!(out.len(), 3 * plane, "normalise_into: output size");
+    for c in 0..3 {
+        let (scale, shift) = (1.0 / (255.0 * STD[c]), MEAN[c] / STD[c]);
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for (d, px) in dst.iter_mut().zip(img.pixels.chunks_exact(3)) {
+            *d = px[c] as f32 * scale - shift;
+        }
+    }
+}
+
+/// The whole preprocessing of one file: decode, resize, normalise -> [3, 224, 224].
+pub fn preprocess(path: &Path, mode: ResizeMode) -> Result<Tensor> {
+    let img = resize(&load_rgb(path)?, mode, INPUT_SIZE)?;
+    let s = INPUT_SIZE as usize;
+    let mut out = vec![0.0f32; 3 * s * s];
+    normalise_into(&img, &mut out);
+    Tensor::new(&[3, s, s], out)
+}

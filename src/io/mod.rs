@@ -1,0 +1,4 @@
+//! Files in and out: safetensors tensors, atomic writes.
+
+pub mod atomic;
+pub mod safetensors;

@@ -1,0 +1,278 @@
+//! ResNet50 v1.5 (torchvision topology): stem conv 7x7/2 + BN + ReLU + max-pool 3x3/2, then
+//! bottleneck blocks [3, 4, 6, 3] of widths [64, 128, 256, 512] (x4 out), the stride-2 of a
+//! downsampling block on its 3x3 conv and on its 1x1 projection; global average pool to 2048
+//! features; optional fc.
+//!
+//! For inference every BatchNorm is folded into the convolution before it (w' = w * s,
+//! b' = beta - mean * s, s = gamma / sqrt(var + eps), computed in f64), so a block is three
+//! fused conv(+bias, +residual, +ReLU) calls on any backend.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::ops::conv2d::{Conv2dParams, geometry};
+use crate::ops::pool::Pool2dParams;
+use crate::tensor::{ShapeFmt, Tensor};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub const BLOCKS: [usize; 4] = [3, 4, 6, 3];
+pub const WIDTHS: [usize; 4] = [64, 128, 256, 512];
+pub const FEATURES: usize = 2048;
+pub const BN_EPS: f64 = 1e-5;
+
+/// Every (name, shape) a torchvision ResNet50 state dict holds besides `fc.*` and
+/// `num_batches_tracked`, in a stable order.
+pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
+    let mut v = Vec::new();
+    let bn = |v: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
+        for s in ["weight", "bias", "running_mean", "running_var"] {
+            v.push((format!("{prefix}.{s}"), vec![c]));
+        }
+    };
+    v.push(("conv1.weight".into(), vec![64, 3, 7, 7]));
+    bn(&mut v, "bn1", 64);
+    let mut cin = 64;
+    for (l, (&blocks, &w)) in BLOCKS.iter().zip(&WIDTHS).enumerate() {
+        for i in 0..blocks {
+            let p = format!("layer{}.{i}", l + 1);
+            v.push((format!("{p}.conv1.weight"), vec![w, cin, 1, 1]));
+            bn(&mut v, &format!("{p}.bn1"), w);
+            v.push((format!("{p}.conv2.weight"), vec![w, w, 3, 3]));
+            bn(&mut v, &format!("{p}.bn2"), w);
+            v.push((format!("{p}.conv3.weight"), vec![4 * w, w, 1, 1]));
+            bn(&mut v, &format!("{p}.bn3"), 4 * w);
+            if i == 0 {
+                v.push((format!("{p}.downsample.0.weight"), vec![4 * w, cin, 1, 1]));
+                bn(&mut v, &format!("{p}.downsample.1"), 4 * w);
+            }
+            cin = 4 * w;
+        }
+    }
+    v
+}
+
+/// Checks a state dict against ResNet50 and lists every problem at once: missing, unexpected,
+/// mis-shaped and non-finite tensors, negative running variances, half an fc layer.
+pub fn validate(path: &Path, sd: &BTreeMap<String, Tensor>) -> Result<()> {
+    let expected = expected_tensors();
+    let mut problems = Vec::new();
+    for (name, shape) in &expected {
+        match sd.get(name) {
+            None => problems.push(format!("missing {name} {}", ShapeFmt(shape))),
+            Some(t) if t.shape() != shape.as_slice() => problems.push(format!(
+                "{name} has shape {}, expected {}",
+                ShapeFmt(t.shape()),
+                ShapeFmt(shape)
+            )),
+            Some(_) => {}
+        }
+    }
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, t) in sd {
+        if !known.contains(name.as_str()) && name != "fc.weight" && name != "fc.bias" {
+            problems.push(format!("unexpected {name} {}", ShapeFmt(t.shape())));
+        }
+        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            problems.push(format!("{name} has {bad} non-finite values"));
+        }
+        if name.ends_with("running_var") && t.data().iter().any(|&v| v < 0.0) {
+            problems.push(format!("{name} has negative variances"));
+        }
+    }
+    match (sd.get("fc.weight"), sd.get("fc.bias")) {
+        (None, None) => {}
+        (Some(w), Some(b)) => {
+            let k = w.shape().first().copied().unwrap_or(0);
+            if w.shape() != [k, FEATURES] || b.shape() != [k] || k == 0 {
+                problems.push(format!(
+                    "fc.weight {} and fc.bias {} must be [K, 2048] and [K]",
+                    ShapeFmt(w.shape()),
+                    ShapeFmt(b.shape())
+                ));
+            }
+        }
+        (Some(_), None) => problems.push("fc.weight without fc.bias".into()),
+        (None, Some(_)) => problems.push("fc.bias without fc.weight".into()),
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut detail = format!(
+        "not a usable ResNet50 state dict ({} problems):",
+        problems.len()
+    );
+    for p in &problems {
+        let _ = write!(detail, "\n  - {p}");
+    }
+    Err(Error::File {
+        path: path.to_path_buf(),
+        detail,
+    })
+}
+
+/// Reads and validates ResNet50 weights (torchvision/timm names; f32, f16 or bf16).
+/// `num_batches_tracked` entries are ignored.
+pub fn load_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let f = crate::io::safetensors::read_filtered(path, |n| !n.ends_with("num_batches_tracked"))?;
+    validate(path, &f.tensors)?;
+    Ok(f.tensors)
+}
+
+/// A convolution with its BatchNorm folded in.
+#[derive(Clone, Debug)]
+pub struct ConvUnit<T> {
+    pub w: T,
+    pub b: T,
+    pub p: Conv2dParams,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bottleneck<T> {
+    pub conv1: ConvUnit<T>,
+    pub conv2: ConvUnit<T>,
+    pub conv3: ConvUnit<T>,
+    pub downsample: Option<ConvUnit<T>>,
+}
+
+/// Folds `{bn}.*` into `conv` weights: returns (w', b') on the host.
+fn fold(sd: &BTreeMap<String, Tensor>, conv: &str, bn: &str) -> (Tensor, Tensor) {
+    let w = &sd[&format!("{conv}.weight")];
+    let get = |s: &str| &sd[&format!("{bn}.{s}")];
+    let (gamma, beta, mean, var) = (
+        get("weight"),
+        get("bias"),
+        get("running_mean"),
+        get("running_var"),
+    );
+    let o = w.shape()[0];
+    let per = w.len() / o;
+    let scale: Vec<f64> = (0..o)
+        .map(|c| gamma.data()[c] as f64 / (var.data()[c] as f64 + BN_EPS).sqrt())
+        .collect();
+    let wf = Tensor::from_fn(w.shape(), |i| (w.data()[i] as f64 * scale[i / per]) as f32);
+    let bf = Tensor::from_fn(&[o], |c| {
+        (beta.data()[c] as f64 - mean.data()[c] as f64 * scale[c]) as f32
+    });
+    (wf, bf)
+}
+
+/// ResNet50 ready for inference on backend `B`.
+pub struct ResNet50<B: Backend> {
+    pub stem: ConvUnit<B::Tensor>,
+    pub blocks: Vec<Bottleneck<B::Tensor>>,
+    /// (weight [K, 2048], bias [K]) when the weights carry a classifier.
+    pub fc: Option<(B::Tensor, B::Tensor)>,
+}
+
+/// What a forward pass returns.
+pub struct Output<T> {
+    /// Global-average-pooled features [N, 2048].
+    pub features: T,
+    /// fc output [N, K], when asked for and present.
+    pub logits: Option<T>,
+}
+
+impl<B: Backend> ResNet50<B> {
+    /// Builds the model from a validated state dict (see [`load_state_dict`]).
+    pub fn from_state_dict(b: &B, sd: &BTreeMap<String, Tensor>) -> Result<Self> {
+        let unit = |conv: &str, bn: &str, p: Conv2dParams| -> Result<ConvUnit<B::Tensor>> {
+            let (w, bias) = fold(sd, conv, bn);
+            Ok(ConvUnit {
+                w: b.upload(&w)?,
+                b: b.upload(&bias)?,
+                p,
+            })
+        };
+        let stem = unit("conv1", "bn1", Conv2dParams::square(2, 3))?;
+        let mut blocks = Vec::new();
+        for (l, &n) in BLOCKS.iter().enumerate() {
+            for i in 0..n {
+                let p = format!("layer{}.{i}", l + 1);
+                let stride = if l > 0 && i == 0 { 2 } else { 1 };
+                blocks.push(Bottleneck {
+                    conv1: unit(
+                        &format!("{p}.conv1"),
+                        &format!("{p}.bn1"),
+                        Conv2dParams::square(1, 0),
+                    )?,
+                    conv2: unit(
+                        &format!("{p}.conv2"),
+                        &format!("{p}.bn2"),
+                        Conv2dParams::square(stride, 1),
+                    )?,
+                    conv3: unit(
+                        &format!("{p}.conv3"),
+                        &format!("{p}.bn3"),
+                        Conv2dParams::square(1, 0),
+                    )?,
+                    downsample: if i == 0 {
+                        Some(unit(
+                            &format!("{p}.downsample.0"),
+                            &format!("{p}.downsample.1"),
+                            Conv2dParams::square(stride, 0),
+                        )?)
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
+        let fc = match (sd.get("fc.weight"), sd.get("fc.bias")) {
+            (Some(w), Some(bias)) => Some((b.upload(w)?, b.upload(bias)?)),
+            _ => None,
+        };
+        Ok(ResNet50 { stem, blocks, fc })
+    }
+
+    /// Forward pass on normalised images [N, 3, H, W] (H, W >= 32 so layer4 is non-empty).
+    pub fn forward(&self, b: &B, x: &B::Tensor, want_logits: bool) -> Result<Output<B::Tensor>> {
+        let conv = |x: &B::Tensor, u: &ConvUnit<B::Tensor>, res: Option<&B::Tensor>, relu: bool| {
+            b.conv2d_fused(x, &u.w, Some(&u.b), res, relu, &u.p)
+        };
+        let mut h = conv(x, &self.stem, None, true)?;
+        h = b.maxpool2d(&h, &Pool2dParams::square(3, 2, 1))?;
+        for blk in &self.blocks {
+            let identity = match &blk.downsample {
+                Some(d) => conv(&h, d, None, false)?,
+                None => h.clone(),
+            };
+            let t = conv(&h, &blk.conv1, None, true)?;
+            let t = conv(&t, &blk.conv2, None, true)?;
+            h = conv(&t, &blk.conv3, Some(&identity), true)?;
+        }
+        let features = b.global_avg_pool(&h)?;
+        let logits = match (&self.fc, want_logits) {
+            (Some((w, bias)), true) => Some(b.dense(&features, w, Some(bias))?),
+            _ => None,
+        };
+        Ok(Output { features, logits })
+    }
+}
+
+/// Floating-point operations (2 per multiply-add) of one forward pass on an H x W image,
+/// counted from the actual layer geometry (8.18 GFLOP at 224x224 without fc).
+pub fn forward_flops(h: usize, w: usize) -> Result<f64> {
+    let mut macs = 0usize;
+    let mut add = |xs: [usize; 4], ws: [usize; 4], p: Conv2dParams| -> Result<[usize; 4]> {
+        let g = geometry(&xs, &ws, &p)?;
+        macs += g.macs();
+        Ok(g.y_shape())
+    };
+    let y = add([1, 3, h, w], [64, 3, 7, 7], Conv2dParams::square(2, 3))?;
+    let mut s = Pool2dParams::square(3, 2, 1).output_shape(&y)?;
+    for (l, (&n, &wd)) in BLOCKS.iter().zip(&WIDTHS).enumerate() {
+        for i in 0..n {
+            let stride = if l > 0 && i == 0 { 2 } else { 1 };
+            let cin = s[1];
+            if i == 0 {
+                add(s, [4 * wd, cin, 1, 1], Conv2dParams::square(stride, 0))?;
+            }
+            let t = add(s, [wd, cin, 1, 1], Conv2dParams::square(1, 0))?;
+            let t = add(t, [wd, wd, 3, 3], Conv2dParams::square(stride, 1))?;
+            s = add(t, [4 * wd, wd, 1, 1], Conv2dParams::square(1, 0))?;
+        }
+    }
+    Ok(2.0 * macs as f64)
+}
