@@ -1,6 +1,12 @@
 //! The `skinengine` command line. `--help` lists only commands that work.
 
 use clap::{Parser, Subcommand};
+
+// mimalloc keeps freed pages for reuse: ResNet activations are tens of MB per layer, and the
+// system allocator returns such blocks to the kernel on free, so every layer of every batch
+// would page-fault its output in again.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use skinengine::cli::{bench, embed};
 
 #[derive(Parser)]

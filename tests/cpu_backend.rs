@@ -55,6 +55,9 @@ fn conv_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
             },
         ),
         ([4, 5, 7, 7], [6, 5, 3, 3], Conv2dParams::square(3, 2)), // stride > kernel overlap
+        // K = 360 spans two K blocks of the AVX-512 kernel; 20 rows and 81 columns leave edges.
+        ([1, 40, 9, 9], [20, 40, 3, 3], Conv2dParams::square(1, 1)),
+        ([3, 40, 9, 9], [20, 40, 3, 3], Conv2dParams::square(2, 1)),
     ]
 }
 

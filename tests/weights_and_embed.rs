@@ -241,3 +241,25 @@ fn embed_matches_direct_forward_and_skips_bad_files() {
         .unwrap();
     assert!(err.to_string().contains("ISIC_0000009.jpg"), "{err}");
 }
+
+#[test]
+fn crop_window_follows_torchvision() {
+    use skinengine::data::image::crop_window;
+    // 600x450: Resize(256) -> 341x256 (floor(256*600/450)), CenterCrop(224): left offset
+    // round(58.5) = 58 (half to even), top 16; mapped back by 600/341 and 450/256.
+    let (l, t, w, h) = crop_window(600, 450, 224);
+    let (sx, sy) = (600.0 / 341.0, 450.0 / 256.0);
+    for (got, want) in [
+        (l, 58.0 * sx),
+        (t, 16.0 * sy),
+        (w, 224.0 * sx),
+        (h, 224.0 * sy),
+    ] {
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    }
+    // Portrait 450x600 is the transpose; a square image keeps its centre exactly.
+    let (l2, t2, _, _) = crop_window(450, 600, 224);
+    assert!((l2 - 16.0 * sy).abs() < 1e-9 && (t2 - 58.0 * sx).abs() < 1e-9);
+    let (l3, t3, w3, _) = crop_window(256, 256, 224);
+    assert_eq!((l3, t3, w3), (16.0, 16.0, 224.0));
+}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates tests/fixtures/resnet50_parity.safetensors: our deterministic weights and images
 # (examples/parity_inputs.rs) run through torchvision's resnet50 (tools/torch_parity.py).
-# Needs the Python environment of tools/README.md (PYTHON defaults to /work/venv-torch/bin/python).
+# Needs the Python environment of tools/README.md (PYTHON defaults to .venv-tools/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-/work/venv-torch/bin/python}
+PY=${PYTHON:-.venv-tools/bin/python}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cargo run --release --quiet --example parity_inputs -- "$tmp"

@@ -1,6 +1,7 @@
 //! Building blocks of the fast CPU backend: the GEMM every heavy op reduces to, and scratch
 //! buffers reused across calls so the hot path does not allocate per image.
 
+pub mod conv_gemm;
 pub mod gemm;
 pub mod scratch;
 

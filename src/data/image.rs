@@ -74,16 +74,8 @@ pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
     let mut opts =
         ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fr::FilterType::Bilinear));
     if mode == ResizeMode::Crop {
-        // torchvision: Resize(256 * size / 224) on the short side, then CenterCrop(size); done
-        // as one resample of the matching source window.
-        let (w, h) = (img.width as f64, img.height as f64);
-        let short = w.min(h);
-        let scale = (size as f64 * 256.0 / 224.0).round() / short;
-        let (rw, rh) = ((w * scale).floor(), (h * scale).floor());
-        let left = ((rw - size as f64) / 2.0).round() / scale;
-        let top = ((rh - size as f64) / 2.0).round() / scale;
-        let side = size as f64 / scale;
-        opts = opts.crop(left, top, side, side);
+        let (left, top, cw, ch) = crop_window(img.width, img.height, size);
+        opts = opts.crop(left, top, cw, ch);
     }
     Resizer::new()
         .resize(&src, &mut dst, &opts)
@@ -93,6 +85,34 @@ pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
         height: size,
         pixels: dst.into_vec(),
     })
+}
+
+/// The source window (left, top, width, height) that torchvision's `Resize(256)` +
+/// `CenterCrop(224)` (scaled for other sizes) keeps, so one resample of it gives the same
+/// pixels. torchvision sizes the long side as floor(256 * long / short), so the two axes have
+/// slightly different scales, and rounds the crop offset half-to-even (Python's `round`).
+pub fn crop_window(w: u32, h: u32, size: u32) -> (f64, f64, f64, f64) {
+    let (w, h, size) = (w as u64, h as u64, size as u64);
+    let target = (size * 256 + 112) / 224; // 256 for 224
+    let short = w.min(h);
+    let (rw, rh) = if w <= h {
+        (target, target * h / short)
+    } else {
+        (target * w / short, target)
+    };
+    // round((r - size) / 2) with ties to even; r >= target > size.
+    let offset = |r: u64| {
+        let d = r - size;
+        let q = d / 2;
+        (if d % 2 == 1 && q % 2 == 1 { q + 1 } else { q }) as f64
+    };
+    let (sx, sy) = (w as f64 / rw as f64, h as f64 / rh as f64);
+    (
+        offset(rw) * sx,
+        offset(rh) * sy,
+        size as f64 * sx,
+        size as f64 * sy,
+    )
 }
 
 /// Interleaved RGB -> normalised planar CHW written into `out` (3 * w * h values).

@@ -234,13 +234,15 @@ impl<B: Backend> ResNet50<B> {
         let mut h = conv(x, &self.stem, None, true)?;
         h = b.maxpool2d(&h, &Pool2dParams::square(3, 2, 1))?;
         for blk in &self.blocks {
-            let identity = match &blk.downsample {
-                Some(d) => conv(&h, d, None, false)?,
-                None => h.clone(),
+            // The shortcut borrows h (no copy) unless the block projects it.
+            let projected = match &blk.downsample {
+                Some(d) => Some(conv(&h, d, None, false)?),
+                None => None,
             };
             let t = conv(&h, &blk.conv1, None, true)?;
             let t = conv(&t, &blk.conv2, None, true)?;
-            h = conv(&t, &blk.conv3, Some(&identity), true)?;
+            let out = conv(&t, &blk.conv3, Some(projected.as_ref().unwrap_or(&h)), true)?;
+            h = out;
         }
         let features = b.global_avg_pool(&h)?;
         let logits = match (&self.fc, want_logits) {

@@ -123,6 +123,9 @@ pub fn forward_fused(x: &Tensor, w: &Tensor, p: &Conv2dParams, e: Epilogue) -> R
     if let Some(r) = e.residual {
         check_same("conv2d", &[r.len()], &[g.n * g.o * g.ho * g.wo])?;
     }
+    if crate::cpu::conv_gemm::available() {
+        return Ok(forward_avx512(x, w, &g, e));
+    }
     let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
     let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
     let mut y = vec![0.0f32; g.n * yout];
@@ -147,6 +150,52 @@ pub fn forward_fused(x: &Tensor, w: &Tensor, p: &Conv2dParams, e: Epilogue) -> R
         y.chunks_mut(yout).enumerate().for_each(one);
     }
     Tensor::new(&g.y_shape(), y)
+}
+
+/// A pointer that may cross threads: each thread writes a disjoint set of columns.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint column ranges of one output to scoped rayon tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// The AVX-512 path: images in parallel, or, for fewer images than threads, each image's output
+/// columns split across threads (in multiples of the micro-kernel width).
+fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
+    use crate::cpu::conv_gemm::{Epi, NR, PackedA, conv_image};
+    let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
+    let a = PackedA::pack(w.data(), g.o, g.c * g.kh * g.kw);
+    let mut y = vec![0.0f32; g.n * yout];
+    let epi = |ni: usize| Epi {
+        bias: e.bias,
+        residual: e.residual.map(|r| &r[ni * yout..(ni + 1) * yout]),
+        relu: e.relu,
+    };
+    let (par_images, _) = split(g.n);
+    if par_images {
+        y.par_chunks_mut(yout).enumerate().for_each(|(ni, yi)| {
+            let xi = &x.data()[ni * xin..(ni + 1) * xin];
+            // SAFETY: AVX-512F was detected; yi is this image's whole output, owned by this task.
+            unsafe { conv_image(xi, g, &a, yi.as_mut_ptr(), epi(ni), 0..hw) }
+        });
+    } else {
+        let t = threads();
+        let step = hw.div_ceil(t).div_ceil(NR) * NR;
+        for (ni, yi) in y.chunks_mut(yout).enumerate() {
+            let xi = &x.data()[ni * xin..(ni + 1) * xin];
+            let ptr = SendPtr(yi.as_mut_ptr());
+            (0..hw)
+                .step_by(step)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .for_each(|c0| {
+                    let p = ptr;
+                    // SAFETY: AVX-512F was detected; the column ranges [c0, c0 + step) are disjoint.
+                    unsafe { conv_image(xi, g, &a, p.0, epi(ni), c0..(c0 + step).min(hw)) }
+                });
+        }
+    }
+    Tensor::new(&g.y_shape(), y).expect("output shape matches")
 }
 
 pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
