@@ -17,7 +17,8 @@ use crate::ops::conv2d::ConvGeom;
 pub const MR: usize = 8;
 pub const NR: usize = 32;
 pub const KC: usize = 256;
-pub const MC: usize = 128;
+/// A multiple of MR, so MC blocks start on packed-panel boundaries.
+pub const MC: usize = MR * (128 / MR);
 
 /// The epilogue of one image's output, applied on the last K block.
 #[derive(Clone, Copy)]
@@ -76,83 +77,93 @@ impl PackedA {
     }
 }
 
-/// Writes B[k, n0..n0+out.len()] of the implicit im2col matrix of image `x` into `out`.
-/// Columns run along output rows; each output-row segment maps to one input row, so the copy is
-/// contiguous (stride 1) or a strided gather, with zeros where the window hits padding.
-fn conv_row(x: &[f32], g: &ConvGeom, k: usize, n0: usize, out: &mut [f32]) {
-    let khw = g.kh * g.kw;
-    let (c, r) = (k / khw, k % khw);
-    let (ki, kj) = (r / g.kw, r % g.kw);
-    let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-    let (mut i, mut j) = (n0 / g.wo, n0 % g.wo);
-    let mut pos = 0;
-    while pos < out.len() {
-        let seg = (g.wo - j).min(out.len() - pos);
-        let dst = &mut out[pos..pos + seg];
-        let hi = (i * g.sh + ki) as isize - g.ph as isize;
-        if hi < 0 || hi as usize >= g.h {
-            dst.fill(0.0);
-        } else {
-            let row = &plane[hi as usize * g.w..(hi as usize + 1) * g.w];
-            // Input column of segment element t is wi0 + t * sw; keep the t inside [0, W).
-            let sw = g.sw as isize;
-            let wi0 = (j * g.sw + kj) as isize - g.pw as isize;
-            let t_lo = if wi0 < 0 {
-                ((-wi0 + sw - 1) / sw) as usize
-            } else {
-                0
-            }
-            .min(seg);
-            let t_hi = if wi0 >= g.w as isize {
-                0
-            } else {
-                ((g.w as isize - 1 - wi0) / sw + 1) as usize
-            }
-            .clamp(t_lo, seg);
-            dst[..t_lo].fill(0.0);
-            dst[t_hi..].fill(0.0);
-            let start = (wi0 + t_lo as isize * sw) as usize;
-            if g.sw == 1 {
-                dst[t_lo..t_hi].copy_from_slice(&row[start..start + (t_hi - t_lo)]);
-            } else {
-                for (d, v) in dst[t_lo..t_hi]
-                    .iter_mut()
-                    .zip(row[start..].iter().step_by(g.sw))
-                {
-                    *d = *v;
+/// For each kernel tap (ki, kj) and output position n, the offset hi * W + wi of the input pixel
+/// that B[(c, ki, kj), n] reads within channel plane c, or -1 where the window is in the padding.
+/// The same for every channel and image, so it is built once per convolution call.
+pub struct TapTable {
+    idx: Vec<i32>,
+}
+
+impl TapTable {
+    pub fn new(g: &ConvGeom) -> Self {
+        let n = g.ho * g.wo;
+        let mut idx = Vec::with_capacity(g.kh * g.kw * n);
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                for i in 0..g.ho {
+                    let hi = (i * g.sh + ki) as isize - g.ph as isize;
+                    for j in 0..g.wo {
+                        let wi = (j * g.sw + kj) as isize - g.pw as isize;
+                        let inside =
+                            hi >= 0 && (hi as usize) < g.h && wi >= 0 && (wi as usize) < g.w;
+                        idx.push(if inside {
+                            (hi as usize * g.w + wi as usize) as i32
+                        } else {
+                            -1
+                        });
+                    }
                 }
             }
         }
-        pos += seg;
-        i += 1;
-        j = 0;
+        TapTable { idx }
     }
 }
 
-/// Packs B[k0..k0+kc, cols] into NR-wide micro-panels ([panel][kc][NR]), columns past the end
-/// zero.
+/// Lane masks for the first `width` (<= 32) columns of a micro-panel, as two 16-lane halves.
+#[cfg(target_arch = "x86_64")]
+fn lane_masks(width: usize) -> [u16; 2] {
+    let lo = if width >= 16 {
+        0xFFFF
+    } else {
+        (1u32 << width) as u16 - 1
+    };
+    let hi = if width >= 32 {
+        0xFFFF
+    } else if width > 16 {
+        (1u32 << (width - 16)) as u16 - 1
+    } else {
+        0
+    };
+    [lo, hi]
+}
+
+/// Packs B[k0..k0+kc, cols] of the implicit im2col matrix into NR-wide micro-panels
+/// ([panel][kc][NR]) with masked AVX-512 gathers through the tap table; padding and columns past
+/// the end become zeros.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 fn pack_b(
     x: &[f32],
     g: &ConvGeom,
+    taps: &TapTable,
     k0: usize,
     kc: usize,
     cols: std::ops::Range<usize>,
     dst: &mut [f32],
 ) {
-    let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-    let n = g.ho * g.wo;
+    use std::arch::x86_64::*;
+    let (khw, plane, n) = (g.kh * g.kw, g.h * g.w, g.ho * g.wo);
+    assert!(x.len() >= g.c * plane && taps.idx.len() == khw * n && cols.end <= n);
+    assert!(dst.len() >= cols.len().div_ceil(NR) * kc * NR && k0 + kc <= g.c * khw);
+    let zero_i = _mm512_setzero_si512();
     for (p, n0) in cols.clone().step_by(NR).enumerate() {
-        let width = NR.min(cols.end - n0);
-        let panel = &mut dst[p * kc * NR..(p + 1) * kc * NR];
+        let masks = lane_masks(NR.min(cols.end - n0));
         for kk in 0..kc {
-            let out = &mut panel[kk * NR..(kk + 1) * NR];
-            if pointwise {
-                // Row k of B is channel k of the image.
-                out[..width].copy_from_slice(&x[(k0 + kk) * n + n0..(k0 + kk) * n + n0 + width]);
-            } else {
-                conv_row(x, g, k0 + kk, n0, &mut out[..width]);
+            let (c, tap) = ((k0 + kk) / khw, (k0 + kk) % khw);
+            let out = &mut dst[(p * kc + kk) * NR..(p * kc + kk + 1) * NR];
+            for (h, &m) in masks.iter().enumerate() {
+                // SAFETY: the asserts bound the table reads (masked to the panel's columns) and
+                // the plane; gathered offsets are valid pixel offsets (>= 0 lanes only) within
+                // plane c; `out` holds NR floats.
+                unsafe {
+                    let it = taps.idx.as_ptr().add(tap * n + n0 + 16 * h);
+                    let vi = _mm512_maskz_loadu_epi32(m, it as *const i32);
+                    let live = m & _mm512_cmpge_epi32_mask(vi, zero_i);
+                    let base = x.as_ptr().add(c * plane);
+                    let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), live, vi, base);
+                    _mm512_storeu_ps(out.as_mut_ptr().add(16 * h), v);
+                }
             }
-            out[width..].fill(0.0);
         }
     }
 }
@@ -163,37 +174,51 @@ fn pack_b(
 /// The CPU must support AVX-512F; `y` must be valid for writes of M*N floats, and no other
 /// thread may touch columns `cols` of it during the call.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn conv_image(
     x: &[f32],
     g: &ConvGeom,
     a: &PackedA,
+    taps: Option<&TapTable>,
     y: *mut f32,
     epi: Epi,
     cols: std::ops::Range<usize>,
 ) {
     let (m, k, n) = (g.o, g.c * g.kh * g.kw, g.ho * g.wo);
     let panels = (cols.end - cols.start).div_ceil(NR);
-    crate::cpu::scratch::with_scratch(KC * panels * NR, |bbuf| {
+    let pointwise = taps.is_none();
+    let scratch = if pointwise { 0 } else { KC * panels * NR };
+    crate::cpu::scratch::with_scratch(scratch, |bbuf| {
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            pack_b(x, g, k0, kc, cols.clone(), bbuf);
+            // A pointwise convolution's B is the image itself ([C, HW] row-major): the kernel
+            // reads it in place (row stride HW), saving a full copy per K block.
+            if let Some(t) = taps {
+                // SAFETY: the caller guarantees AVX-512F.
+                unsafe { pack_b(x, g, t, k0, kc, cols.clone(), bbuf) };
+            }
             let (first, last) = (k0 == 0, k0 + kc == k);
             // MC rows of packed weights (MC x KC x 4 B = 128 KiB) stay in L2 while every B
             // micro-panel of the block passes through L1.
             for m0 in (0..m).step_by(MC) {
                 for (p, n0) in cols.clone().step_by(NR).enumerate() {
                     let width = NR.min(cols.end - n0);
-                    let bp = &bbuf[p * kc * NR..(p + 1) * kc * NR];
+                    let (bp, ldb) = if pointwise {
+                        (x[k0 * n + n0..].as_ptr(), n)
+                    } else {
+                        (bbuf[p * kc * NR..(p + 1) * kc * NR].as_ptr(), NR)
+                    };
                     for r0 in (m0..m.min(m0 + MC)).step_by(MR) {
                         let rows = MR.min(m - r0);
                         let ap = a.panel(k0, r0);
                         // SAFETY: tile rows r0..r0+rows, columns n0..n0+width lie inside Y and
                         // inside this call's column range; the caller guarantees AVX-512F.
                         unsafe {
-                            kernel_8x32(
+                            kernel(
                                 kc,
                                 ap.as_ptr(),
-                                bp.as_ptr(),
+                                bp,
+                                ldb,
                                 y.add(r0 * n + n0),
                                 n,
                                 rows,
@@ -220,14 +245,17 @@ struct TileEpi<'a> {
     relu: bool,
 }
 
-/// C[0..rows, 0..width] (+)= A_panel (MR x kc, k-major) x B_panel (kc x NR), then the epilogue.
+/// C[0..rows, 0..width] (+)= A_panel (MR x kc, k-major) x B (kc rows of `width` <= NR columns,
+/// row stride `ldb`), then the epilogue. B loads are masked to `width`, so B may be the last
+/// columns of a matrix.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_8x32(
+unsafe fn kernel(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -237,12 +265,26 @@ unsafe fn kernel_8x32(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    // SAFETY (whole body): a holds kc*MR floats, b kc*NR floats; C accesses are masked to
-    // `width` columns and limited to `rows` rows, all inside the caller's tile.
+    let m0: __mmask16 = if width >= 16 {
+        0xFFFF
+    } else {
+        (1u32 << width) as u16 - 1
+    };
+    let m1: __mmask16 = if width >= 32 {
+        0xFFFF
+    } else if width > 16 {
+        (1u32 << (width - 16)) as u16 - 1
+    } else {
+        0
+    };
+    let masks = [m0, m1];
+    // SAFETY (whole body): a holds kc*MR floats; B rows hold `width` valid floats at stride ldb
+    // and every load is masked to them; C accesses are masked to `width` columns and limited to
+    // `rows` rows, all inside the caller's tile.
     unsafe {
         for kk in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(kk * NR));
-            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+            let b0 = _mm512_maskz_loadu_ps(m0, b.add(kk * ldb));
+            let b1 = _mm512_maskz_loadu_ps(m1, b.add(kk * ldb + 16));
             let ak = a.add(kk * MR);
             for (r, accr) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ak.add(r));
@@ -250,19 +292,6 @@ unsafe fn kernel_8x32(
                 accr[1] = _mm512_fmadd_ps(av, b1, accr[1]);
             }
         }
-        let m0: __mmask16 = if width >= 16 {
-            0xFFFF
-        } else {
-            (1u32 << width) as u16 - 1
-        };
-        let m1: __mmask16 = if width >= 32 {
-            0xFFFF
-        } else if width > 16 {
-            (1u32 << (width - 16)) as u16 - 1
-        } else {
-            0
-        };
-        let masks = [m0, m1];
         for (r, accr) in acc.iter().enumerate().take(rows) {
             let crow = c.add(r * ldc);
             for h in 0..2 {

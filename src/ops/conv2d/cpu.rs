@@ -21,10 +21,6 @@ pub struct Epilogue<'a> {
     pub relu: bool,
 }
 
-fn is_pointwise(g: &ConvGeom) -> bool {
-    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
-}
-
 /// Unfolds one image [C, H, W] into cols [C*KH*KW, HO*WO] (zeros where the window hits padding).
 fn im2col(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
     let hw = g.ho * g.wo;
@@ -133,7 +129,7 @@ pub fn forward_fused(x: &Tensor, w: &Tensor, p: &Conv2dParams, e: Epilogue) -> R
     let one = |(ni, yi): (usize, &mut [f32])| {
         let xi = &x.data()[ni * xin..(ni + 1) * xin];
         let wv = View::rm(w.data(), g.o, ckk);
-        if is_pointwise(&g) {
+        if g.is_pointwise() {
             sgemm(yi, wv, View::rm(xi, ckk, hw), false, gemm_threads);
         } else {
             with_scratch(ckk * hw, |cols| {
@@ -162,10 +158,16 @@ unsafe impl Sync for SendPtr {}
 /// The AVX-512 path: images in parallel, or, for fewer images than threads, each image's output
 /// columns split across threads (in multiples of the micro-kernel width).
 fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
-    use crate::cpu::conv_gemm::{Epi, NR, PackedA, conv_image};
+    use crate::cpu::conv_gemm::{Epi, NR, PackedA, TapTable, conv_image};
     let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
     let a = PackedA::pack(w.data(), g.o, g.c * g.kh * g.kw);
-    let mut y = vec![0.0f32; g.n * yout];
+    let taps = (!g.is_pointwise()).then(|| TapTable::new(g));
+    let taps = taps.as_ref();
+    // The kernel's first K block stores every element of Y, so Y starts uninitialised (no
+    // memset of tens of MB per layer); its length is set once all images are written.
+    let total = g.n * yout;
+    let mut y: Vec<f32> = Vec::with_capacity(total);
+    let base = SendPtr(y.as_mut_ptr());
     let epi = |ni: usize| Epi {
         bias: e.bias,
         residual: e.residual.map(|r| &r[ni * yout..(ni + 1) * yout]),
@@ -173,28 +175,42 @@ fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
     };
     let (par_images, _) = split(g.n);
     if par_images {
-        y.par_chunks_mut(yout).enumerate().for_each(|(ni, yi)| {
+        (0..g.n).into_par_iter().for_each(|ni| {
             let xi = &x.data()[ni * xin..(ni + 1) * xin];
-            // SAFETY: AVX-512F was detected; yi is this image's whole output, owned by this task.
-            unsafe { conv_image(xi, g, &a, yi.as_mut_ptr(), epi(ni), 0..hw) }
+            let yi = base;
+            // SAFETY: AVX-512F was detected; image ni's output [ni*yout, (ni+1)*yout) lies in
+            // the allocation and is written by this task only.
+            unsafe { conv_image(xi, g, &a, taps, yi.0.add(ni * yout), epi(ni), 0..hw) }
         });
     } else {
         let t = threads();
         let step = hw.div_ceil(t).div_ceil(NR) * NR;
-        for (ni, yi) in y.chunks_mut(yout).enumerate() {
+        for ni in 0..g.n {
             let xi = &x.data()[ni * xin..(ni + 1) * xin];
-            let ptr = SendPtr(yi.as_mut_ptr());
             (0..hw)
                 .step_by(step)
                 .collect::<Vec<_>>()
                 .into_par_iter()
                 .for_each(|c0| {
-                    let p = ptr;
-                    // SAFETY: AVX-512F was detected; the column ranges [c0, c0 + step) are disjoint.
-                    unsafe { conv_image(xi, g, &a, p.0, epi(ni), c0..(c0 + step).min(hw)) }
+                    let yi = base;
+                    // SAFETY: AVX-512F was detected; the column ranges [c0, c0 + step) of image ni
+                    // are disjoint across tasks.
+                    unsafe {
+                        conv_image(
+                            xi,
+                            g,
+                            &a,
+                            taps,
+                            yi.0.add(ni * yout),
+                            epi(ni),
+                            c0..(c0 + step).min(hw),
+                        )
+                    }
                 });
         }
     }
+    // SAFETY: every element of every image was stored by the kernel's first K block.
+    unsafe { y.set_len(total) };
     Tensor::new(&g.y_shape(), y).expect("output shape matches")
 }
 
@@ -226,7 +242,7 @@ pub fn backward_data(
     let one = |(ni, dxi): (usize, &mut [f32])| {
         let dyi = View::rm(&dy.data()[ni * yout..(ni + 1) * yout], g.o, hw);
         let wt = View::rm_t(w.data(), ckk, g.o);
-        if is_pointwise(&g) {
+        if g.is_pointwise() {
             sgemm(dxi, wt, dyi, false, gemm_threads);
         } else {
             with_scratch(ckk * hw, |cols| {
@@ -256,11 +272,11 @@ pub fn backward_weight(
     let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
     let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
     let mut dw = vec![0.0f32; g.o * ckk];
-    let mut cols = vec![0.0f32; if is_pointwise(&g) { 0 } else { ckk * hw }];
+    let mut cols = vec![0.0f32; if g.is_pointwise() { 0 } else { ckk * hw }];
     for ni in 0..g.n {
         let xi = &x.data()[ni * xin..(ni + 1) * xin];
         let dyi = View::rm(&dy.data()[ni * yout..(ni + 1) * yout], g.o, hw);
-        let colv = if is_pointwise(&g) {
+        let colv = if g.is_pointwise() {
             View::rm_t(xi, hw, ckk)
         } else {
             im2col(xi, &g, &mut cols);

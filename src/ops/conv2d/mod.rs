@@ -54,6 +54,10 @@ impl ConvGeom {
     pub fn y_shape(&self) -> [usize; 4] {
         [self.n, self.o, self.ho, self.wo]
     }
+    /// A 1x1, stride-1, unpadded convolution: a plain matrix product over channels.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
         self.n * self.o * self.ho * self.wo * self.c * self.kh * self.kw
