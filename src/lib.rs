@@ -12,11 +12,13 @@ pub mod doctor;
 pub mod error;
 pub mod io;
 pub mod kernels;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod real;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use backend::Backend;
 pub use backend::cpu::CpuBackend;

@@ -1,7 +1,12 @@
 //! Command implementations behind `src/main.rs` (argument structs live with their command).
 
 pub mod bench;
+pub mod demo;
 pub mod embed;
+pub mod eval;
+pub mod inspect;
+pub mod synth;
+pub mod train;
 
 use crate::error::{Error, Result};
 

@@ -3,7 +3,10 @@
 
 use crate::error::{Result, file_err};
 use crate::tensor::Tensor;
-use fast_image_resize::{self as fr, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+use fast_image_resize::{
+    self as fr, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    images::{Image, ImageRef},
+};
 use std::path::Path;
 
 /// ImageNet statistics the torchvision ResNet50 weights expect (SPEC section 4).
@@ -68,7 +71,7 @@ pub fn load_rgb(path: &Path) -> Result<Rgb> {
 
 /// Resizes to `size` x `size` with an antialiased bilinear filter (like PIL / torchvision).
 pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
-    let src = Image::from_vec_u8(img.width, img.height, img.pixels.clone(), PixelType::U8x3)
+    let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3)
         .map_err(|e| crate::error::invalid("resize", e.to_string()))?;
     let mut dst = Image::new(size, size, PixelType::U8x3);
     let mut opts =
@@ -126,6 +129,69 @@ pub fn normalise_into(img: &Rgb, out: &mut [f32]) {
             *d = px[c] as f32 * scale - shift;
         }
     }
+}
+
+/// Shades-of-Gray colour constancy (Finlayson & Trezzi 2004) with Minkowski norm p: estimates
+/// the illuminant per channel as (mean I_c^p)^(1/p) and rescales each channel so the estimate
+/// becomes neutral grey (the ISIC 2018 winners' p = 6). Values are clamped to 255.
+pub fn shades_of_gray(img: &mut Rgb, p: f64) {
+    let mut acc = [0.0f64; 3];
+    for px in img.pixels.chunks_exact(3) {
+        for c in 0..3 {
+            acc[c] += (px[c] as f64 / 255.0).powf(p);
+        }
+    }
+    let n = (img.pixels.len() / 3).max(1) as f64;
+    let e: Vec<f64> = acc.iter().map(|a| (a / n).powf(1.0 / p)).collect();
+    let norm = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm <= 0.0 {
+        return; // an all-black image has no illuminant to correct
+    }
+    // Unit-norm illuminant; a neutral one is (1, 1, 1) / sqrt(3), which maps to gain 1.
+    let gain: Vec<f64> = e
+        .iter()
+        .map(|v| {
+            if *v > 0.0 {
+                norm / (v * 3f64.sqrt())
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    for px in img.pixels.chunks_exact_mut(3) {
+        for c in 0..3 {
+            px[c] = (px[c] as f64 * gain[c]).round().min(255.0) as u8;
+        }
+    }
+}
+
+/// Everything done to a decoded image before it becomes a tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preprocess {
+    pub resize: ResizeMode,
+    pub color_constancy: bool,
+}
+
+/// Decode, view transform, optional colour constancy, resize, normalise -> [3, 224, 224].
+pub fn preprocess_view(
+    path: &Path,
+    t: &crate::data::views::Transform,
+    pp: &Preprocess,
+) -> Result<Tensor> {
+    let decoded = load_rgb(path)?;
+    let mut img = if *t == crate::data::views::Transform::IDENTITY {
+        decoded
+    } else {
+        crate::data::views::apply(&decoded, t)
+    };
+    if pp.color_constancy {
+        shades_of_gray(&mut img, 6.0);
+    }
+    let img = resize(&img, pp.resize, INPUT_SIZE)?;
+    let s = INPUT_SIZE as usize;
+    let mut out = vec![0.0f32; 3 * s * s];
+    normalise_into(&img, &mut out);
+    Tensor::new(&[3, s, s], out)
 }
 
 /// The whole preprocessing of one file: decode, resize, normalise -> [3, 224, 224].

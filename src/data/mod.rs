@@ -1,4 +1,9 @@
 //! Data: image decoding and preprocessing, image folders.
 
+pub mod dataset;
 pub mod files;
 pub mod image;
+pub mod split;
+pub mod synth;
+pub mod views;
+pub mod weights;

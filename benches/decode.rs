@@ -1,0 +1,50 @@
+//! Decode + resize + normalise throughput on 600x450 JPEGs (the HAM10000 size), one image on one
+//! thread and a batch of 32 over all threads. Uses the real HAM10000 image from ../shared/data
+//! when present, else a generated photo-like JPEG of the same size.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
+use skinengine::data::image::{ResizeMode, preprocess};
+use std::hint::black_box;
+use std::path::PathBuf;
+
+fn sample_jpeg(dir: &std::path::Path) -> PathBuf {
+    let real = PathBuf::from("../shared/data/ISIC_0024310.jpg");
+    if real.exists() {
+        return real;
+    }
+    let p = dir.join("sample.jpg");
+    let img = image::RgbImage::from_fn(600, 450, |x, y| {
+        let d = ((x as f32 - 300.0).powi(2) + (y as f32 - 225.0).powi(2)).sqrt();
+        let v = (200.0 - d * 0.4 + ((x * 7 + y * 13) % 17) as f32).clamp(0.0, 255.0) as u8;
+        image::Rgb([v, (v as f32 * 0.7) as u8, (v as f32 * 0.6) as u8])
+    });
+    img.save(&p).unwrap();
+    p
+}
+
+fn decode(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample_jpeg(dir.path());
+    let mut g = c.benchmark_group("preprocess_600x450_jpeg");
+    g.throughput(Throughput::Elements(1));
+    for mode in [ResizeMode::Squash, ResizeMode::Crop] {
+        g.bench_function(format!("one_image_{}", mode.name()), |b| {
+            b.iter(|| preprocess(black_box(&path), mode).unwrap())
+        });
+    }
+    let batch: Vec<PathBuf> = (0..32).map(|_| path.clone()).collect();
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("batch32_all_threads_squash", |b| {
+        b.iter(|| {
+            batch
+                .par_iter()
+                .map(|p| preprocess(p, ResizeMode::Squash).unwrap())
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);

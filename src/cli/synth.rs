@@ -1,0 +1,64 @@
+//! `skinengine synth`: write a synthetic dermoscopy-like data set in the HAM10000 or ISIC 2018
+//! Task 3 layout (for demos, tests and benchmarks; see `data::synth`).
+
+use crate::CLASSES;
+use crate::data::synth::{SynthConfig, SynthLayout, parse_size, write_synth};
+use crate::error::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct SynthArgs {
+    /// Output folder (created; must be new or empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of images.
+    #[arg(long)]
+    pub n: usize,
+    /// Folder layout to write.
+    #[arg(long, value_enum, default_value_t = SynthLayout::Ham10000)]
+    pub layout: SynthLayout,
+    /// Random seed: the same seed writes the same files, byte for byte.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Image size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "600x450")]
+    pub size: String,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+pub fn run(args: &SynthArgs) -> Result<()> {
+    super::set_threads(args.threads);
+    let (width, height) = parse_size(&args.size)?;
+    let cfg = SynthConfig {
+        n: args.n,
+        layout: args.layout,
+        seed: args.seed,
+        width,
+        height,
+        progress: true,
+        ..SynthConfig::default()
+    };
+    let s = write_synth(&args.out, &cfg)?;
+    eprintln!(
+        "wrote {} images of {} lesions ({} layout, {width}x{height}, seed {}) to {} in {:.1} s ({:.1} images/s)",
+        s.images,
+        s.lesions,
+        args.layout.name(),
+        args.seed,
+        args.out.display(),
+        s.seconds,
+        s.images as f64 / s.seconds.max(1e-9)
+    );
+    let per_class: Vec<String> = (0..CLASSES.len())
+        .map(|c| {
+            format!(
+                "{} {} ({} lesions)",
+                CLASSES[c], s.class_images[c], s.class_lesions[c]
+            )
+        })
+        .collect();
+    eprintln!("  {}", per_class.join(", "));
+    Ok(())
+}

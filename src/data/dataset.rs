@@ -1,0 +1,474 @@
+//! Reading labelled data sets in the layouts of SPEC section 3, auto-detected under one folder:
+//! 1. HAM10000: `HAM10000_metadata.csv` (or without extension) + images anywhere below;
+//! 2. ISIC 2018 Task 3: `ISIC2018_Task3_<Part>_GroundTruth.csv` (one-hot) + images, optional
+//!    `ISIC2018_Task3_<Part>_LesionGroupings.csv`;
+//! 3. a plain folder of images (unlabelled; for `infer` and `embed`).
+//!
+//! Rows that cannot be used (image missing, unknown label, duplicate id, ...) are not fatal: they
+//! are excluded and listed in `problems`, so `inspect` can show all of them and `train --strict`
+//! can refuse. Fatal are: no layout found, an unreadable or malformed CSV, no usable sample.
+
+use crate::CLASSES;
+use crate::data::files::is_image_file;
+use crate::error::{Result, file_err};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Ham10000,
+    Isic2018,
+    Folder,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Ham10000 => "HAM10000 (metadata CSV)",
+            Layout::Isic2018 => "ISIC 2018 Task 3 (ground-truth CSV)",
+            Layout::Folder => "plain image folder (no labels)",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Image id without extension, e.g. `ISIC_0024306`.
+    pub id: String,
+    pub path: PathBuf,
+    /// Class index in [`CLASSES`] order; None in an unlabelled folder.
+    pub label: Option<usize>,
+    /// Lesion id; the image id itself when the data set has no lesion groupings.
+    pub lesion: String,
+    /// Other metadata columns as given (age, sex, localization, dx_type, dataset, ...).
+    pub meta: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub root: PathBuf,
+    pub layout: Layout,
+    /// The file labels came from (metadata or ground-truth CSV).
+    pub labels_file: Option<PathBuf>,
+    pub samples: Vec<Sample>,
+    /// Every problem found, each naming its file (and row) and what is wrong.
+    pub problems: Vec<String>,
+    /// Facts worth telling the user that are not problems.
+    pub notes: Vec<String>,
+    /// False when lesion ids were not given (each image is then its own lesion).
+    pub has_lesions: bool,
+}
+
+impl Dataset {
+    pub fn counts(&self) -> [usize; 7] {
+        let mut c = [0; 7];
+        for s in &self.samples {
+            if let Some(l) = s.label {
+                c[l] += 1;
+            }
+        }
+        c
+    }
+    pub fn lesion_count(&self) -> usize {
+        let mut l: Vec<&str> = self.samples.iter().map(|s| s.lesion.as_str()).collect();
+        l.sort_unstable();
+        l.dedup();
+        l.len()
+    }
+}
+
+/// Class index of a HAM10000 `dx` code (mel, nv, bcc, akiec, bkl, df, vasc) or a class name.
+pub fn class_index(code: &str) -> Option<usize> {
+    let up = code.trim().to_ascii_uppercase();
+    CLASSES.iter().position(|c| *c == up)
+}
+
+/// Every image file below `root`, by id (file stem). Duplicate ids are reported as problems
+/// (the first path in sorted order is kept).
+fn index_images(root: &Path, problems: &mut Vec<String>) -> Result<BTreeMap<String, PathBuf>> {
+    let mut paths = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir)
+            .map_err(|e| file_err(&dir, format!("cannot list folder: {e}")))?;
+        for entry in rd {
+            let p = entry
+                .map_err(|e| file_err(&dir, format!("cannot list folder: {e}")))?
+                .path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if is_image_file(&p) {
+                paths.push(p);
+            }
+        }
+    }
+    paths.sort();
+    let mut index: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for p in paths {
+        let id = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(prev) = index.get(&id) {
+            problems.push(format!(
+                "{}: duplicate image id '{id}' (also {}); the first one is used",
+                p.display(),
+                prev.display()
+            ));
+        } else {
+            index.insert(id, p);
+        }
+    }
+    Ok(index)
+}
+
+/// Strips a trailing image extension from an id as written in a CSV (`ISIC_0024306.jpg`).
+fn clean_id(raw: &str) -> String {
+    let t = raw.trim();
+    let p = Path::new(t);
+    if is_image_file(p) {
+        p.file_stem()
+            .map_or_else(|| t.to_string(), |s| s.to_string_lossy().into_owned())
+    } else {
+        t.to_string()
+    }
+}
+
+/// Reads a CSV into (header, rows); errors name the file.
+fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| file_err(path, format!("cannot read CSV: {e}")))?;
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| file_err(path, format!("cannot read CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let mut rows = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| file_err(path, format!("row {}: malformed CSV: {e}", i + 2)))?;
+        rows.push(rec.iter().map(|s| s.to_string()).collect());
+    }
+    Ok((header, rows))
+}
+
+fn column(header: &[String], name: &str, path: &Path) -> Result<usize> {
+    header.iter().position(|h| h == name).ok_or_else(|| {
+        file_err(
+            path,
+            format!("missing column '{name}' (header is: {})", header.join(",")),
+        )
+    })
+}
+
+fn find_file(root: &Path, names: &[&str]) -> Option<PathBuf> {
+    names.iter().map(|n| root.join(n)).find(|p| p.is_file())
+}
+
+/// The ISIC ground-truth CSV under root (`ISIC2018_Task3_<Part>_GroundTruth.csv`, directly or in
+/// its `..._GroundTruth/` folder).
+fn find_isic_gt(root: &Path) -> Option<PathBuf> {
+    let mut found = Vec::new();
+    for dir in std::iter::once(root.to_path_buf()).chain(
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    ) {
+        for e in std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ISIC2018_Task3_") && name.ends_with("_GroundTruth.csv") {
+                found.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    // Prefer the training set when several parts sit side by side.
+    found
+        .iter()
+        .find(|p| p.to_string_lossy().contains("Training"))
+        .or(found.first())
+        .cloned()
+}
+
+/// Detects the layout under `root` and reads it.
+pub fn load(root: &Path) -> Result<Dataset> {
+    if !root.is_dir() {
+        return Err(file_err(root, "not a folder"));
+    }
+    let mut problems = Vec::new();
+    let images = index_images(root, &mut problems)?;
+    let ds = if let Some(meta) = find_file(root, &["HAM10000_metadata.csv", "HAM10000_metadata"]) {
+        read_ham(root, &meta, &images, problems)?
+    } else if let Some(gt) = find_isic_gt(root) {
+        read_isic(root, &gt, &images, problems)?
+    } else if !images.is_empty() {
+        let samples = images
+            .iter()
+            .map(|(id, p)| Sample {
+                id: id.clone(),
+                path: p.clone(),
+                label: None,
+                lesion: id.clone(),
+                meta: BTreeMap::new(),
+            })
+            .collect();
+        Dataset {
+            root: root.into(),
+            layout: Layout::Folder,
+            labels_file: None,
+            samples,
+            problems,
+            notes: vec!["no labels: a plain folder of images".into()],
+            has_lesions: false,
+        }
+    } else {
+        return Err(file_err(
+            root,
+            "no data set found: looked for HAM10000_metadata.csv, \
+             ISIC2018_Task3_*_GroundTruth.csv (directly or in its _GroundTruth folder) and \
+             .jpg/.jpeg/.png images anywhere below",
+        ));
+    };
+    if ds.samples.is_empty() {
+        let mut detail = "no usable images (empty data set)".to_string();
+        for p in ds.problems.iter().take(10) {
+            detail.push_str("\n  - ");
+            detail.push_str(p);
+        }
+        return Err(file_err(root, detail));
+    }
+    Ok(ds)
+}
+
+/// Reports image files that no CSV row names (they are ignored, which may be a mistake).
+fn unlisted(
+    images: &BTreeMap<String, PathBuf>,
+    used: &HashMap<String, usize>,
+    labels: &Path,
+) -> Option<String> {
+    let extra: Vec<&String> = images.keys().filter(|k| !used.contains_key(*k)).collect();
+    (!extra.is_empty()).then(|| {
+        let shown: Vec<&str> = extra.iter().take(5).map(|s| s.as_str()).collect();
+        format!(
+            "{} image files are not listed in {} and are ignored (e.g. {})",
+            extra.len(),
+            labels.display(),
+            shown.join(", ")
+        )
+    })
+}
+
+fn read_ham(
+    root: &Path,
+    path: &Path,
+    images: &BTreeMap<String, PathBuf>,
+    mut problems: Vec<String>,
+) -> Result<Dataset> {
+    let (header, rows) = read_csv(path)?;
+    let (c_lesion, c_image, c_dx) = (
+        column(&header, "lesion_id", path)?,
+        column(&header, "image_id", path)?,
+        column(&header, "dx", path)?,
+    );
+    let mut samples = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line = i + 2;
+        let get = |c: usize| row.get(c).map_or("", |s| s.trim());
+        let id = clean_id(get(c_image));
+        if id.is_empty() {
+            problems.push(format!("{}: row {line}: empty image_id", path.display()));
+            continue;
+        }
+        if let Some(prev) = seen.insert(id.clone(), line) {
+            problems.push(format!(
+                "{}: row {line}: duplicate image id {id} (first on row {prev}); row ignored",
+                path.display()
+            ));
+            continue;
+        }
+        let Some(label) = class_index(get(c_dx)) else {
+            problems.push(format!(
+                "{}: row {line}: unknown label dx='{}' for {id} (expected one of mel, nv, bcc, akiec, bkl, df, vasc)",
+                path.display(),
+                get(c_dx)
+            ));
+            continue;
+        };
+        let Some(img) = images.get(&id) else {
+            problems.push(format!(
+                "{}: row {line}: image {id} is listed but no file {id}.jpg was found under {}",
+                path.display(),
+                root.display()
+            ));
+            continue;
+        };
+        let lesion = get(c_lesion);
+        let meta = header
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| ![c_lesion, c_image, c_dx].contains(c))
+            .map(|(c, h)| (h.clone(), get(c).to_string()))
+            .collect();
+        samples.push(Sample {
+            id: id.clone(),
+            path: img.clone(),
+            label: Some(label),
+            lesion: if lesion.is_empty() {
+                id
+            } else {
+                lesion.to_string()
+            },
+            meta,
+        });
+    }
+    let mut notes = Vec::new();
+    notes.extend(unlisted(images, &seen, path));
+    Ok(Dataset {
+        root: root.into(),
+        layout: Layout::Ham10000,
+        labels_file: Some(path.into()),
+        samples,
+        problems,
+        notes,
+        has_lesions: true,
+    })
+}
+
+fn read_isic(
+    root: &Path,
+    gt: &Path,
+    images: &BTreeMap<String, PathBuf>,
+    mut problems: Vec<String>,
+) -> Result<Dataset> {
+    let (header, rows) = read_csv(gt)?;
+    let c_image = column(&header, "image", gt)?;
+    let cols: Vec<usize> = CLASSES
+        .iter()
+        .map(|c| column(&header, c, gt))
+        .collect::<Result<_>>()?;
+    // Lesion groupings sit beside the ground truth (same part name) or at the root.
+    let part = gt
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace("_GroundTruth.csv", "_LesionGroupings.csv");
+    let groupings = [
+        gt.parent().map(|p| p.join(&part)),
+        gt.parent().and_then(|p| p.parent()).map(|p| p.join(&part)),
+        Some(root.join(&part)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file());
+    let mut lesions: HashMap<String, (String, BTreeMap<String, String>)> = HashMap::new();
+    let mut notes = Vec::new();
+    if let Some(lg) = &groupings {
+        let (h, rows) = read_csv(lg)?;
+        let (ci, cl) = (column(&h, "image", lg)?, column(&h, "lesion_id", lg)?);
+        for row in rows {
+            let id = clean_id(row.get(ci).map_or("", |s| s.as_str()));
+            let meta = h
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| *c != ci && *c != cl)
+                .map(|(c, name)| (name.clone(), row.get(c).cloned().unwrap_or_default()))
+                .collect();
+            lesions.insert(
+                id,
+                (
+                    row.get(cl).cloned().unwrap_or_default().trim().to_string(),
+                    meta,
+                ),
+            );
+        }
+    } else {
+        notes.push(format!(
+            "no {part} found: each image is treated as its own lesion, so images of one lesion may land in both train and validation"
+        ));
+    }
+    let mut samples = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line = i + 2;
+        let id = clean_id(row.get(c_image).map_or("", |s| s.as_str()));
+        if id.is_empty() {
+            problems.push(format!("{}: row {line}: empty image id", gt.display()));
+            continue;
+        }
+        if let Some(prev) = seen.insert(id.clone(), line) {
+            problems.push(format!(
+                "{}: row {line}: duplicate image id {id} (first on row {prev}); row ignored",
+                gt.display()
+            ));
+            continue;
+        }
+        let vals: Vec<Option<f64>> = cols
+            .iter()
+            .map(|&c| row.get(c).and_then(|s| s.trim().parse::<f64>().ok()))
+            .collect();
+        let ones: Vec<usize> = (0..7).filter(|&k| vals[k] == Some(1.0)).collect();
+        let valid = vals
+            .iter()
+            .all(|v| matches!(v, Some(x) if *x == 0.0 || *x == 1.0))
+            && ones.len() == 1;
+        if !valid {
+            problems.push(format!(
+                "{}: row {line}: labels of {id} are not one-hot 0/1 over {} ({})",
+                gt.display(),
+                CLASSES.join(","),
+                cols.iter()
+                    .map(|&c| row.get(c).map_or("", |s| s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            continue;
+        }
+        let Some(img) = images.get(&id) else {
+            problems.push(format!(
+                "{}: row {line}: image {id} is listed but no file {id}.jpg was found under {}",
+                gt.display(),
+                root.display()
+            ));
+            continue;
+        };
+        let (lesion, meta) = match lesions.get(&id) {
+            Some((l, m)) if !l.is_empty() => (l.clone(), m.clone()),
+            _ => {
+                if let Some(g) = &groupings {
+                    problems.push(format!(
+                        "{}: image {id} has no lesion id; treated as its own lesion",
+                        g.display()
+                    ));
+                }
+                (id.clone(), BTreeMap::new())
+            }
+        };
+        samples.push(Sample {
+            id,
+            path: img.clone(),
+            label: Some(ones[0]),
+            lesion,
+            meta,
+        });
+    }
+    notes.extend(unlisted(images, &seen, gt));
+    Ok(Dataset {
+        root: root.into(),
+        layout: Layout::Isic2018,
+        labels_file: Some(gt.into()),
+        samples,
+        problems,
+        notes,
+        has_lesions: groupings.is_some(),
+    })
+}

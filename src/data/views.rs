@@ -1,0 +1,197 @@
+//! Views: the images the classifier actually sees after augmentation and oversampling. Each view
+//! is (sample, transform) with a stable name (`<image id>` + suffix) so its features can be
+//! cached and found again.
+//!
+//! - `mirror`: every image also horizontally flipped (`_hflip`).
+//! - `oversample` (the seed's scheme): DF and VASC get 4 random central crops (`_crop<k>`, about
+//!   the central 500x350 of a 600x450 image with +-20 px jitter, scaled for other sizes) plus
+//!   the mirror of each (`_crop<k>_hflip`); AKIEC gets a vertical flip (`_vflip`) and its mirror
+//!   (`_vflip_hflip`). Crops are real crops, drawn from an RNG seeded by (seed, image id, k), so
+//!   a view's pixels never depend on which other images are in the set.
+
+use crate::data::dataset::Dataset;
+use crate::data::image::Rgb;
+use crate::rng::Rng;
+
+/// A crop in fractions of the image size, so it applies to any resolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropFrac {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transform {
+    pub crop: Option<CropFrac>,
+    pub hflip: bool,
+    pub vflip: bool,
+}
+
+impl Transform {
+    pub const IDENTITY: Transform = Transform {
+        crop: None,
+        hflip: false,
+        vflip: false,
+    };
+    fn mirrored(self) -> Transform {
+        Transform {
+            hflip: true,
+            ..self
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub sample: usize,
+    pub transform: Transform,
+    /// `<image id>[_crop<k>][_vflip][_hflip]`
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewConfig {
+    pub mirror: bool,
+    pub oversample: bool,
+    /// Random central crops per image of a crop class.
+    pub crops: usize,
+    /// Classes that get crops (default DF = 5, VASC = 6).
+    pub crop_classes: Vec<usize>,
+    /// Classes that get a vertical flip (default AKIEC = 3).
+    pub vflip_classes: Vec<usize>,
+}
+
+impl Default for ViewConfig {
+    fn default() -> Self {
+        ViewConfig {
+            mirror: false,
+            oversample: false,
+            crops: 4,
+            crop_classes: vec![5, 6],
+            vflip_classes: vec![3],
+        }
+    }
+}
+
+/// FNV-1a of the id: a stable per-image seed component.
+fn id_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The k-th random central crop: about the central 500x350 of 600x450 (w 5/6, h 7/9 of the
+/// image), centre jittered by up to 20/600 of the width and 20/450 of the height.
+pub fn random_crop(seed: u64, id: &str, k: usize) -> CropFrac {
+    let mut rng = Rng::new(seed ^ id_hash(id) ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let (w, h) = (500.0 / 600.0, 350.0 / 450.0);
+    let dx = rng.uniform(-20.0, 20.0) / 600.0;
+    let dy = rng.uniform(-20.0, 20.0) / 450.0;
+    CropFrac {
+        x: (1.0 - w) / 2.0 + dx,
+        y: (1.0 - h) / 2.0 + dy,
+        w,
+        h,
+    }
+}
+
+/// The views of the samples `indices` (in order), under `cfg`.
+pub fn make_views(ds: &Dataset, indices: &[usize], cfg: &ViewConfig, seed: u64) -> Vec<View> {
+    let mut out = Vec::new();
+    for &i in indices {
+        let s = &ds.samples[i];
+        let mut base = vec![(Transform::IDENTITY, String::new())];
+        if cfg.oversample {
+            let label = s.label.unwrap_or(usize::MAX);
+            if cfg.crop_classes.contains(&label) {
+                for k in 0..cfg.crops {
+                    let t = Transform {
+                        crop: Some(random_crop(seed, &s.id, k)),
+                        ..Transform::IDENTITY
+                    };
+                    base.push((t, format!("_crop{}", k + 1)));
+                }
+            }
+            if cfg.vflip_classes.contains(&label) {
+                base.push((
+                    Transform {
+                        vflip: true,
+                        ..Transform::IDENTITY
+                    },
+                    "_vflip".into(),
+                ));
+            }
+        }
+        // The seed mirrored every image (--mirror) and, when oversampling, every added view too.
+        let oversampled = base.len() > 1;
+        for (t, suffix) in base {
+            let is_extra = !suffix.is_empty();
+            out.push(View {
+                sample: i,
+                transform: t,
+                name: format!("{}{suffix}", s.id),
+            });
+            if cfg.mirror || (is_extra && oversampled) {
+                out.push(View {
+                    sample: i,
+                    transform: t.mirrored(),
+                    name: format!("{}{suffix}_hflip", s.id),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The seed's protocol: views of ALL images are made first, then split at random by view, so
+/// copies of one image (and other images of its lesion) can sit on both sides. Returns
+/// (train views, val views). Kept only to reproduce the seed's leaked numbers side by side.
+pub fn seed_protocol_split(
+    views: Vec<View>,
+    val_fraction: f64,
+    seed: u64,
+) -> (Vec<View>, Vec<View>) {
+    let mut order: Vec<usize> = (0..views.len()).collect();
+    Rng::new(seed).shuffle(&mut order);
+    let n_val = (val_fraction * views.len() as f64).round() as usize;
+    let mut is_val = vec![false; views.len()];
+    for &i in &order[..n_val.min(views.len())] {
+        is_val[i] = true;
+    }
+    let (mut tr, mut va) = (Vec::new(), Vec::new());
+    for (v, val) in views.into_iter().zip(is_val) {
+        if val { va.push(v) } else { tr.push(v) }
+    }
+    (tr, va)
+}
+
+/// Applies a view's transform to a decoded image (crop, then flips).
+pub fn apply(img: &Rgb, t: &Transform) -> Rgb {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let (x0, y0, cw, ch) = match t.crop {
+        Some(c) => {
+            let cw = ((c.w * w as f64).round() as usize).clamp(1, w);
+            let ch = ((c.h * h as f64).round() as usize).clamp(1, h);
+            let x0 = ((c.x * w as f64).round().max(0.0) as usize).min(w - cw);
+            let y0 = ((c.y * h as f64).round().max(0.0) as usize).min(h - ch);
+            (x0, y0, cw, ch)
+        }
+        None => (0, 0, w, h),
+    };
+    let mut px = Vec::with_capacity(cw * ch * 3);
+    for r in 0..ch {
+        let sy = if t.vflip { y0 + ch - 1 - r } else { y0 + r };
+        for c in 0..cw {
+            let sx = if t.hflip { x0 + cw - 1 - c } else { x0 + c };
+            let at = (sy * w + sx) * 3;
+            px.extend_from_slice(&img.pixels[at..at + 3]);
+        }
+    }
+    Rgb {
+        width: cw as u32,
+        height: ch as u32,
+        pixels: px,
+    }
+}

@@ -1,0 +1,80 @@
+//! The run folder's report.md (and the validation predictions and truth as ISIC CSVs, so the
+//! numbers can be re-scored with `skinengine eval` or the official scorer).
+
+use crate::CLASSES;
+use crate::error::Result;
+use crate::io::atomic::write_atomic;
+use crate::metrics::{evaluate_probs, write_predictions_csv};
+use crate::train::{TrainConfig, TrainResult};
+use std::fmt::Write as _;
+
+pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
+    let out = &cfg.out;
+    write_predictions_csv(&out.join("val_pred.csv"), &r.val_ids, &r.val_probs)?;
+    let mut truth = String::from("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n");
+    for (id, &l) in r.val_ids.iter().zip(&r.val_labels) {
+        let row: Vec<&str> = (0..7).map(|c| if c == l { "1.0" } else { "0.0" }).collect();
+        let _ = writeln!(truth, "{id},{}", row.join(","));
+    }
+    write_atomic(&out.join("val_truth.csv"), truth.as_bytes())?;
+
+    let rep = evaluate_probs(&r.val_labels, &r.val_probs)?;
+    let mut s = String::from("# skinengine training report\n\n");
+    let _ = writeln!(s, "Configuration: `{}`\n", cfg.to_json());
+    let _ = writeln!(
+        s,
+        "Best epoch: **{}** of {} — validation bmca **{:.4}** (official metric, mean recall), mean precision {:.4} (the seed's \"MCA\"), accuracy {:.4}, {} validation views.\n",
+        r.best_epoch,
+        r.history.len(),
+        rep.bmca,
+        rep.mean_precision,
+        rep.accuracy,
+        r.val_ids.len()
+    );
+    if !r.skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "Skipped {} unreadable images (listed in the training log).\n",
+            r.skipped.len()
+        );
+    }
+    s += "## Per epoch\n\n| epoch | train loss | val loss | train bmca | train mean prec. | val bmca | val mean prec. |\n|---|---|---|---|---|---|---|\n";
+    for h in &r.history {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            h.epoch,
+            h.train_loss,
+            h.val_loss,
+            h.train_bmca,
+            h.train_mean_precision,
+            h.val_bmca,
+            h.val_mean_precision
+        );
+    }
+    s += "\n## Validation confusion matrix (best epoch; rows truth, columns prediction)\n\n| truth \\ pred | ";
+    s += &CLASSES.join(" | ");
+    s += " | tied |\n|---|";
+    s += &"---|".repeat(8);
+    s += "\n";
+    for (t, row) in rep.confusion.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "| **{}** | {} | {} |",
+            CLASSES[t],
+            cells.join(" | "),
+            rep.undecided[t]
+        );
+    }
+    s += "\n## Validation per class (threshold 0.5 where thresholded)\n\n| class | sensitivity | specificity | PPV | NPV | F1 | AUC | AP |\n|---|---|---|---|---|---|---|---|\n";
+    for (c, m) in rep.per_class.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            CLASSES[c], m.sensitivity, m.specificity, m.ppv, m.npv, m.f1, m.auc, m.ap
+        );
+    }
+    s += "\nFiles: `config.json`, `split.csv`, `metrics.json`, `model.safetensors`, `checkpoint.safetensors`, `val_pred.csv`, `val_truth.csv` (re-score with `skinengine eval --truth val_truth.csv --pred val_pred.csv`).\n";
+    write_atomic(&out.join("report.md"), s.as_bytes())
+}
