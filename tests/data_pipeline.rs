@@ -396,3 +396,28 @@ fn class_weights_and_colour_constancy() {
     shades_of_gray(&mut grey, 6.0);
     assert_eq!(grey.pixels, vec![90, 90, 90]);
 }
+
+#[test]
+fn synth_output_loads_in_both_layouts() {
+    use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
+    for layout in [SynthLayout::Ham10000, SynthLayout::Isic2018] {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = SynthConfig { n: 40, layout, width: 64, height: 48, seed: 9, ..SynthConfig::default() };
+        let summary = write_synth(d.path(), &cfg).unwrap();
+        let ds = load(d.path()).unwrap();
+        let want = match layout {
+            SynthLayout::Ham10000 => Layout::Ham10000,
+            SynthLayout::Isic2018 => Layout::Isic2018,
+        };
+        assert_eq!(ds.layout, want);
+        assert!(ds.problems.is_empty(), "{:?}", ds.problems);
+        assert!(ds.has_lesions);
+        assert_eq!(ds.samples.len(), 40);
+        assert_eq!(ds.counts(), summary.class_images);
+        assert_eq!(ds.lesion_count(), summary.lesions);
+        // The default split keeps lesions whole on synth data too.
+        let sp = split(&ds, SplitKind::Lesion, 0.25, 1).unwrap();
+        let tr: HashSet<&str> = sp.train.iter().map(|&i| ds.samples[i].lesion.as_str()).collect();
+        assert!(sp.val.iter().all(|&i| !tr.contains(ds.samples[i].lesion.as_str())));
+    }
+}

@@ -263,3 +263,18 @@ fn crop_window_follows_torchvision() {
     let (l3, t3, w3, _) = crop_window(256, 256, 224);
     assert_eq!((l3, t3, w3), (16.0, 16.0, 224.0));
 }
+
+#[test]
+fn cmyk_jpeg_is_converted_to_rgb() {
+    // tests/fixtures/cmyk.jpg (tools/make_cmyk_fixture.py): pixel (0, 0) is C=0 M=0 Y=40 K=10 of
+    // 255, i.e. RGB = 255 * (1 - c)(1 - k): (245, 245, 207). JPEG loss allows a few levels.
+    let img = load_rgb(Path::new("tests/fixtures/cmyk.jpg")).unwrap();
+    assert_eq!((img.width, img.height), (48, 32));
+    for (got, want) in img.pixels[..3].iter().zip([245u8, 245, 207]) {
+        assert!(got.abs_diff(want) <= 4, "{:?}", &img.pixels[..3]);
+    }
+    // Cyan grows to the right: red falls across the first row.
+    let red_last = img.pixels[(47) * 3];
+    assert!(red_last < 40, "red at x=47: {red_last}");
+    assert_eq!(preprocess(Path::new("tests/fixtures/cmyk.jpg"), ResizeMode::Crop).unwrap().shape(), &[3, 224, 224]);
+}
