@@ -402,7 +402,14 @@ fn synth_output_loads_in_both_layouts() {
     use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
     for layout in [SynthLayout::Ham10000, SynthLayout::Isic2018] {
         let d = tempfile::tempdir().unwrap();
-        let cfg = SynthConfig { n: 40, layout, width: 64, height: 48, seed: 9, ..SynthConfig::default() };
+        let cfg = SynthConfig {
+            n: 40,
+            layout,
+            width: 64,
+            height: 48,
+            seed: 9,
+            ..SynthConfig::default()
+        };
         let summary = write_synth(d.path(), &cfg).unwrap();
         let ds = load(d.path()).unwrap();
         let want = match layout {
@@ -417,7 +424,15 @@ fn synth_output_loads_in_both_layouts() {
         assert_eq!(ds.lesion_count(), summary.lesions);
         // The default split keeps lesions whole on synth data too.
         let sp = split(&ds, SplitKind::Lesion, 0.25, 1).unwrap();
-        let tr: HashSet<&str> = sp.train.iter().map(|&i| ds.samples[i].lesion.as_str()).collect();
-        assert!(sp.val.iter().all(|&i| !tr.contains(ds.samples[i].lesion.as_str())));
+        let tr: HashSet<&str> = sp
+            .train
+            .iter()
+            .map(|&i| ds.samples[i].lesion.as_str())
+            .collect();
+        assert!(
+            sp.val
+                .iter()
+                .all(|&i| !tr.contains(ds.samples[i].lesion.as_str()))
+        );
     }
 }

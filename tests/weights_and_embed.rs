@@ -276,5 +276,10 @@ fn cmyk_jpeg_is_converted_to_rgb() {
     // Cyan grows to the right: red falls across the first row.
     let red_last = img.pixels[(47) * 3];
     assert!(red_last < 40, "red at x=47: {red_last}");
-    assert_eq!(preprocess(Path::new("tests/fixtures/cmyk.jpg"), ResizeMode::Crop).unwrap().shape(), &[3, 224, 224]);
+    assert_eq!(
+        preprocess(Path::new("tests/fixtures/cmyk.jpg"), ResizeMode::Crop)
+            .unwrap()
+            .shape(),
+        &[3, 224, 224]
+    );
 }
