@@ -20,6 +20,8 @@ fn config(data: &Path, out: &Path) -> TrainConfig {
         out: out.into(),
         protocol: Protocol::Honest,
         split_file: None,
+        val_data: None,
+        test_data: None,
         val_fraction: 0.25,
         head: vec![16, 12],
         batchnorm: true,
@@ -146,4 +148,54 @@ fn walk_find(dir: &Path, id: &str) -> std::path::PathBuf {
         }
     }
     dir.join("missing")
+}
+
+#[test]
+fn official_validation_and_test_sets() {
+    use skinengine::data::synth::SynthLayout;
+    let d = tempfile::tempdir().unwrap();
+    let small = |seed, layout| SynthConfig {
+        n: 14,
+        width: 64,
+        height: 48,
+        seed,
+        layout,
+        ..SynthConfig::default()
+    };
+    let (data, val, test) = (
+        d.path().join("data"),
+        d.path().join("val"),
+        d.path().join("test"),
+    );
+    write_synth(&data, &small(1, SynthLayout::Ham10000)).unwrap();
+    write_synth(&val, &small(2, SynthLayout::Isic2018)).unwrap();
+    write_synth(&test, &small(3, SynthLayout::Isic2018)).unwrap();
+    let out = d.path().join("run");
+    let mut cfg = config(&data, &out);
+    cfg.epochs = 2;
+    cfg.val_data = Some(val.clone());
+    cfg.test_data = Some(test.clone());
+    let r = train(&CpuBackend, &cfg).unwrap();
+    // Validation is exactly the official set (no augmentation), test is scored once.
+    let val_ids = skinengine::data::dataset::load(&val)
+        .unwrap()
+        .samples
+        .into_iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>();
+    assert_eq!(r.val_ids, val_ids);
+    assert_eq!(r.test.as_ref().unwrap().ids.len(), 14);
+    assert!(
+        std::fs::read_to_string(out.join("report.md"))
+            .unwrap()
+            .contains("Official test set")
+    );
+    assert!(out.join("test_pred.csv").exists());
+    let split = std::fs::read_to_string(out.join("split.csv")).unwrap();
+    assert_eq!(split.lines().filter(|l| l.contains(",train,")).count(), 14);
+    assert!(!split.contains(",val,"));
+    // --val-data replaces the split; combining it with the seed protocol is refused.
+    cfg.protocol = Protocol::Seed;
+    let msg = train(&CpuBackend, &cfg).err().unwrap().to_string();
+    assert!(msg.contains("--val-data"), "{msg}");
 }

@@ -69,6 +69,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         device: args.device,
         protocol: Protocol::Honest,
         split_file: None,
+        val_data: None,
+        test_data: None,
         val_fraction: 0.2,
         head: vec![120, 84],
         batchnorm: true,

@@ -33,6 +33,13 @@ pub struct TrainArgs {
     /// Reuse a split.csv instead of drawing one.
     #[arg(long)]
     pub split_file: Option<PathBuf>,
+    /// Official validation set (e.g. ISIC2018_Task3_Validation_*): validate on it instead of
+    /// splitting --data (all of --data trains).
+    #[arg(long)]
+    pub val_data: Option<PathBuf>,
+    /// Official test set: scored once with the best model (test_pred.csv, report).
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
     /// Hidden layer widths of the head.
@@ -88,6 +95,8 @@ impl TrainArgs {
             out: self.out.clone(),
             protocol: self.protocol,
             split_file: self.split_file.clone(),
+            val_data: self.val_data.clone(),
+            test_data: self.test_data.clone(),
             val_fraction: self.val_fraction,
             head: self.head.clone(),
             batchnorm: self.batchnorm,

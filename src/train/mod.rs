@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub out: PathBuf,
     pub protocol: Protocol,
     pub split_file: Option<PathBuf>,
+    /// An official validation set (same layouts): validates on it instead of splitting `data`.
+    pub val_data: Option<PathBuf>,
+    /// An official test set: scored once with the best model at the end.
+    pub test_data: Option<PathBuf>,
     pub val_fraction: f64,
     pub head: Vec<usize>,
     pub batchnorm: bool,
@@ -73,6 +77,8 @@ impl TrainConfig {
             "weights": self.weights.as_ref().map(|p| p.display().to_string()),
             "protocol": format!("{:?}", self.protocol).to_lowercase(),
             "val_fraction": self.val_fraction,
+            "val_data": self.val_data.as_ref().map(|p| p.display().to_string()),
+            "test_data": self.test_data.as_ref().map(|p| p.display().to_string()),
             "head": self.head,
             "batchnorm": self.batchnorm,
             "mirror": self.views.mirror,
@@ -122,6 +128,13 @@ impl EpochMetrics {
     }
 }
 
+/// Predictions of the best model on a labelled set.
+pub struct Scored {
+    pub ids: Vec<String>,
+    pub labels: Vec<usize>,
+    pub probs: Vec<[f32; 7]>,
+}
+
 /// The outcome of `train`.
 pub struct TrainResult {
     pub history: Vec<EpochMetrics>,
@@ -131,6 +144,8 @@ pub struct TrainResult {
     pub val_labels: Vec<usize>,
     /// Softmax outputs of the best model on the validation views.
     pub val_probs: Vec<[f32; 7]>,
+    /// The best model on the official test set, when one was given.
+    pub test: Option<Scored>,
     pub skipped: Vec<String>,
 }
 
@@ -335,7 +350,34 @@ pub fn backbone(weights: Option<&Path>) -> Result<(BTreeMap<String, Tensor>, (St
 }
 
 /// Views and labels of both sides, per protocol (and writes split.csv).
-fn make_sides(cfg: &TrainConfig, ds: &Dataset) -> Result<(Vec<View>, Vec<View>)> {
+fn make_sides(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    val_ds: Option<&Dataset>,
+) -> Result<(Vec<View>, Vec<View>)> {
+    if let Some(vd) = val_ds {
+        if cfg.protocol == Protocol::Seed || cfg.split_file.is_some() {
+            return Err(invalid(
+                "train",
+                "--val-data replaces the split: it cannot be combined with --protocol seed or --split-file",
+            ));
+        }
+        // All of `data` trains; the official validation set validates (no augmentation).
+        let all: Vec<usize> = (0..ds.samples.len()).collect();
+        write_split(
+            &cfg.out.join("split.csv"),
+            ds,
+            &crate::data::split::Split {
+                train: all.clone(),
+                val: vec![],
+            },
+        )?;
+        let vall: Vec<usize> = (0..vd.samples.len()).collect();
+        return Ok((
+            make_views(ds, &all, &cfg.views, cfg.seed),
+            make_views(vd, &vall, &ViewConfig::default(), cfg.seed),
+        ));
+    }
     match cfg.protocol {
         Protocol::Honest => {
             let sp = match &cfg.split_file {
@@ -372,23 +414,20 @@ fn make_sides(cfg: &TrainConfig, ds: &Dataset) -> Result<(Vec<View>, Vec<View>)>
     }
 }
 
-pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
-    if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(invalid("train", "--epochs and --batch-size must be >= 1"));
-    }
-    std::fs::create_dir_all(&cfg.out)
-        .map_err(|e| file_err(&cfg.out, format!("cannot create: {e}")))?;
-    let ds = load(&cfg.data)?;
+/// Loads a labelled data set; with `strict`, any problem is an error listing all of them,
+/// otherwise bad rows are skipped with a warning.
+fn load_labelled(path: &Path, strict: bool) -> Result<Dataset> {
+    let ds = load(path)?;
     if ds.samples.iter().any(|s| s.label.is_none()) {
         return Err(file_err(
-            &cfg.data,
+            path,
             "training needs labels (HAM10000 metadata or ISIC ground truth)",
         ));
     }
     if !ds.problems.is_empty() {
-        if cfg.strict {
+        if strict {
             return Err(file_err(
-                &cfg.data,
+                path,
                 format!(
                     "{} problems in the data set (--strict):\n  - {}",
                     ds.problems.len(),
@@ -397,17 +436,40 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
             ));
         }
         eprintln!(
-            "warning: {} data set problems; affected rows are skipped (see `skinengine inspect`)",
+            "warning: {}: {} data set problems; affected rows are skipped (see `skinengine inspect`)",
+            path.display(),
             ds.problems.len()
         );
     }
+    Ok(ds)
+}
+
+/// Standardised features, labels and view names of one side (train, val or test).
+struct Side {
+    x: Tensor,
+    labels: Vec<usize>,
+    names: Vec<String>,
+    skipped: Vec<String>,
+}
+
+pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
+    if cfg.epochs == 0 || cfg.batch_size == 0 {
+        return Err(invalid("train", "--epochs and --batch-size must be >= 1"));
+    }
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| file_err(&cfg.out, format!("cannot create: {e}")))?;
+    let ds = load_labelled(&cfg.data, cfg.strict)?;
     write_atomic(
         &cfg.out.join("config.json"),
         serde_json::to_string_pretty(&cfg.to_json())
             .expect("json")
             .as_bytes(),
     )?;
-    let (train_views, val_views) = make_sides(cfg, &ds)?;
+    let val_ds = match &cfg.val_data {
+        Some(p) => Some(load_labelled(p, cfg.strict)?),
+        None => None,
+    };
+    let (train_views, val_views) = make_sides(cfg, &ds, val_ds.as_ref())?;
 
     let (sd, backbone_id) = backbone(cfg.weights.as_deref())?;
     if cfg.weights.is_none() {
@@ -418,50 +480,54 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     let model = ResNet50::from_state_dict(b, &sd)?;
     let cache_dir = cfg.out.join("cache");
     let cache = features::cache_path(&cache_dir, &backbone_id.1, &cfg.preprocess);
-    let mut all_views = train_views.clone();
-    all_views.extend(val_views.iter().cloned());
-    let vf = features::view_features(
-        b,
-        &model,
-        &ds,
-        &all_views,
-        &cfg.preprocess,
-        Some(&cache),
-        16,
-        cfg.strict,
-    )?;
-    if !vf.skipped.is_empty() {
-        eprintln!(
-            "skipped {} unreadable images:\n  {}",
-            vf.skipped.len(),
-            vf.skipped.join("\n  ")
-        );
-    }
-    let n_train_views = train_views.len();
-    let (mut tr_rows, mut va_rows) = (Vec::new(), Vec::new());
-    for (row, &vi) in vf.kept.iter().enumerate() {
-        if vi < n_train_views {
-            tr_rows.push(row)
-        } else {
-            va_rows.push(row)
+    let side = |ds: &Dataset, views: &[View]| -> Result<Side> {
+        let vf = features::view_features(
+            b,
+            &model,
+            ds,
+            views,
+            &cfg.preprocess,
+            Some(&cache),
+            16,
+            cfg.strict,
+        )?;
+        if !vf.skipped.is_empty() {
+            eprintln!(
+                "skipped {} unreadable images:\n  {}",
+                vf.skipped.len(),
+                vf.skipped.join("\n  ")
+            );
         }
-    }
-    if tr_rows.is_empty() || va_rows.is_empty() {
+        let labels = vf
+            .kept
+            .iter()
+            .map(|&v| ds.samples[views[v].sample].label.unwrap_or(0))
+            .collect();
+        let names = vf.kept.iter().map(|&v| views[v].name.clone()).collect();
+        Ok(Side {
+            x: vf.features,
+            labels,
+            names,
+            skipped: vf.skipped,
+        })
+    };
+    let tr = side(&ds, &train_views)?;
+    let va = match &val_ds {
+        Some(vd) => side(vd, &val_views)?,
+        None => side(&ds, &val_views)?,
+    };
+    if tr.labels.is_empty() || va.labels.is_empty() {
         return Err(file_err(
             &cfg.data,
             "after skipping unreadable images, the training or validation set is empty",
         ));
     }
-    let label_of = |row: usize| {
-        ds.samples[all_views[vf.kept[row]].sample]
-            .label
-            .expect("labelled")
-    };
-    let norm = FeatureNorm::fit(&rows_of(&vf.features, &tr_rows));
-    let x_train = norm.apply(rows_of(&vf.features, &tr_rows));
-    let x_val = norm.apply(rows_of(&vf.features, &va_rows));
-    let y_train: Vec<usize> = tr_rows.iter().map(|&r| label_of(r)).collect();
-    let y_val: Vec<usize> = va_rows.iter().map(|&r| label_of(r)).collect();
+    let norm = FeatureNorm::fit(&tr.x);
+    let x_train = norm.apply(tr.x);
+    let x_val = norm.apply(va.x);
+    let (y_train, y_val) = (tr.labels, va.labels);
+    let mut skipped = tr.skipped;
+    skipped.extend(va.skipped);
     let weights = cfg.class_weights.compute(&y_train)?;
 
     let mut head = Head::new(b, FEATURES, &cfg.head, cfg.batchnorm, cfg.seed)?;
@@ -561,18 +627,33 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     let mp = cfg.out.join(MODEL);
     best_head.load_named(b, &st::read(&mp)?.tensors, &mp)?;
     let (_, val_probs) = predict(b, &best_head, &x_val, &y_val, &weights, cfg.reduction)?;
-    let val_ids = va_rows
-        .iter()
-        .map(|&r| all_views[vf.kept[r]].name.clone())
-        .collect();
+    // The official test set, if given: scored once with the best model.
+    let test = match &cfg.test_data {
+        Some(p) => {
+            let td = load_labelled(p, cfg.strict)?;
+            let all: Vec<usize> = (0..td.samples.len()).collect();
+            let tv = make_views(&td, &all, &ViewConfig::default(), cfg.seed);
+            let t = side(&td, &tv)?;
+            let xt = norm.apply(t.x);
+            let (_, probs) = predict(b, &best_head, &xt, &t.labels, &weights, cfg.reduction)?;
+            skipped.extend(t.skipped);
+            Some(Scored {
+                ids: t.names,
+                labels: t.labels,
+                probs,
+            })
+        }
+        None => None,
+    };
     let result = TrainResult {
         history,
         best_epoch: best.0,
         model_path: mp,
-        val_ids,
+        val_ids: va.names,
         val_labels: y_val,
         val_probs,
-        skipped: vf.skipped,
+        test,
+        skipped,
     };
     report::write(cfg, &result)?;
     Ok(result)

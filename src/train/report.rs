@@ -75,6 +75,18 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
             CLASSES[c], m.sensitivity, m.specificity, m.ppv, m.npv, m.f1, m.auc, m.ap
         );
     }
+    if let Some(t) = &r.test {
+        write_predictions_csv(&out.join("test_pred.csv"), &t.ids, &t.probs)?;
+        let tr = evaluate_probs(&t.labels, &t.probs)?;
+        let _ = writeln!(
+            s,
+            "\n## Official test set (best model)\n\n{} images: bmca **{:.4}**, mean precision {:.4}, accuracy {:.4} (predictions in `test_pred.csv`).",
+            t.ids.len(),
+            tr.bmca,
+            tr.mean_precision,
+            tr.accuracy
+        );
+    }
     s += "\nFiles: `config.json`, `split.csv`, `metrics.json`, `model.safetensors`, `checkpoint.safetensors`, `val_pred.csv`, `val_truth.csv` (re-score with `skinengine eval --truth val_truth.csv --pred val_pred.csv`).\n";
     write_atomic(&out.join("report.md"), s.as_bytes())
 }
