@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 // would page-fault its output in again.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use skinengine::cli::{bench, demo, embed, eval, inspect, synth, train};
+use skinengine::cli::{ablate, bench, demo, embed, eval, inspect, synth, train};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,8 @@ enum Command {
     Infer(train::InferArgs),
     /// Score a prediction CSV against ground truth with the official ISIC 2018 metrics.
     Eval(eval::EvalArgs),
+    /// The seed's five cumulative configurations as one table beside its reported numbers.
+    Ablate(ablate::AblateArgs),
     /// Write a synthetic dermoscopy data set in the HAM10000 or ISIC 2018 layout.
     Synth(synth::SynthArgs),
     /// ResNet50 features (2048-d, global average pool) for images, as a safetensors file.
@@ -52,6 +54,7 @@ fn main() {
         Command::Infer(a) => train::run_infer(a),
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Doctor => {
             print!("{}", skinengine::doctor::report());

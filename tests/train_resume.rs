@@ -45,6 +45,7 @@ fn config(data: &Path, out: &Path) -> TrainConfig {
         strict: true,
         resume: false,
         stop_after: None,
+        cache_dir: None,
     }
 }
 

@@ -88,6 +88,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         resume: false,
         strict: false,
         threads: args.threads,
+        cache: None,
     };
     let t1 = Instant::now();
     run_train(&train)?;

@@ -1,5 +1,6 @@
 //! Command implementations behind `src/main.rs` (argument structs live with their command).
 
+pub mod ablate;
 pub mod bench;
 pub mod demo;
 pub mod embed;

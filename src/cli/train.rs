@@ -85,6 +85,9 @@ pub struct TrainArgs {
     pub strict: bool,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Feature cache folder (default RUN/cache); share one between runs on the same data.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -122,6 +125,7 @@ impl TrainArgs {
             strict: self.strict,
             resume: self.resume,
             stop_after: None,
+            cache_dir: self.cache.clone(),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub resume: bool,
     /// Stop after this many epochs of this invocation (tests use it to simulate a kill).
     pub stop_after: Option<usize>,
+    /// Feature cache folder (default RUN/cache); runs sharing one reuse each other's features.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -478,7 +480,10 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         );
     }
     let model = ResNet50::from_state_dict(b, &sd)?;
-    let cache_dir = cfg.out.join("cache");
+    let cache_dir = cfg
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| cfg.out.join("cache"));
     let cache = features::cache_path(&cache_dir, &backbone_id.1, &cfg.preprocess);
     let side = |ds: &Dataset, views: &[View]| -> Result<Side> {
         let vf = features::view_features(
