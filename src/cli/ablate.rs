@@ -4,7 +4,6 @@
 
 use super::Device;
 use super::train::{TrainArgs, run_train};
-use crate::data::image::ResizeMode;
 use crate::data::weights::ClassWeights;
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
@@ -69,21 +68,16 @@ pub fn run(args: &AblateArgs) -> Result<()> {
     for (k, &(name, bn, mirror, weighted, oversample, seed_tr, seed_va)) in ROWS.iter().enumerate()
     {
         eprintln!("[ablate] {}/5: {name}", k + 1);
+        let out = args.out.join(format!(
+            "{}_{}",
+            k + 1,
+            name.trim_start_matches("+ ").replace(' ', "_")
+        ));
         let t = TrainArgs {
-            data: args.data.clone(),
             weights: args.weights.clone(),
-            out: args.out.join(format!(
-                "{}_{}",
-                k + 1,
-                name.trim_start_matches("+ ").replace(' ', "_")
-            )),
             device: args.device,
             protocol: args.protocol,
-            split_file: None,
-            val_data: None,
-            test_data: None,
             val_fraction: args.val_fraction,
-            head: vec![120, 84],
             batchnorm: bn,
             mirror,
             oversample,
@@ -98,17 +92,12 @@ pub fn run(args: &AblateArgs) -> Result<()> {
             } else {
                 Reduction::Normalized
             },
-            color_constancy: false,
-            resize: ResizeMode::Squash,
             epochs: args.epochs,
             batch_size: 32,
-            lr: 1e-3,
-            weight_decay: 0.0,
             seed: args.seed,
-            resume: false,
-            strict: false,
             threads: args.threads,
             cache: Some(args.out.join("cache")),
+            ..TrainArgs::new(args.data.clone(), out)
         };
         let r = run_train(&t)?;
         let best = r

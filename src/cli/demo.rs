@@ -4,12 +4,9 @@
 use super::Device;
 use super::train::{InferArgs, TrainArgs, run_infer, run_train};
 use crate::data::dataset::load;
-use crate::data::image::ResizeMode;
 use crate::data::synth::{SynthConfig, SynthLayout, write_synth};
 use crate::data::weights::ClassWeights;
 use crate::error::{Result, file_err};
-use crate::ops::loss::Reduction;
-use crate::train::Protocol;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -63,32 +60,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     let run_dir = args.out.join("run");
     let train = TrainArgs {
-        data: data.clone(),
         weights: args.weights.clone(),
-        out: run_dir.clone(),
         device: args.device,
-        protocol: Protocol::Honest,
-        split_file: None,
-        val_data: None,
-        test_data: None,
         val_fraction: 0.2,
-        head: vec![120, 84],
         batchnorm: true,
         mirror: true,
-        oversample: false,
         class_weights: ClassWeights::Inverse,
-        loss_reduction: Reduction::Normalized,
-        color_constancy: false,
-        resize: ResizeMode::Squash,
         epochs: args.epochs,
         batch_size: 32,
-        lr: 1e-3,
-        weight_decay: 0.0,
         seed: args.seed,
-        resume: false,
-        strict: false,
         threads: args.threads,
-        cache: None,
+        ..TrainArgs::new(data.clone(), run_dir.clone())
     };
     let t1 = Instant::now();
     run_train(&train)?;

@@ -91,6 +91,21 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The command line's defaults for `data` and `out`: callers (demo, ablate) change only
+    /// what they mean to.
+    pub fn new(data: PathBuf, out: PathBuf) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            t: TrainArgs,
+        }
+        let (d, o) = (data.display().to_string(), out.display().to_string());
+        Wrap::try_parse_from(["train", "--data", d.as_str(), "--out", o.as_str()])
+            .expect("TrainArgs defaults parse")
+            .t
+    }
+
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
             data: self.data.clone(),
