@@ -9,6 +9,7 @@
 
 pub mod features;
 pub mod head;
+pub mod plots;
 pub mod report;
 
 use crate::backend::Backend;

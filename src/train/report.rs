@@ -52,6 +52,14 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
             h.val_mean_precision
         );
     }
+    // Figures (PNG); the tables below carry the same numbers.
+    if crate::train::plots::font().is_some() {
+        crate::train::plots::curves_png(&out.join("curves.png"), &r.history)?;
+        crate::train::plots::confusion_png(&out.join("confusion.png"), &rep.confusion)?;
+        s += "\n![loss and metric curves](curves.png)\n\n![validation confusion matrix](confusion.png)\n";
+    } else {
+        s += "\n(Figures skipped: no TrueType font found; set SKINENGINE_FONT to a .ttf file.)\n";
+    }
     s += "\n## Validation confusion matrix (best epoch; rows truth, columns prediction)\n\n| truth \\ pred | ";
     s += &CLASSES.join(" | ");
     s += " | tied |\n|---|";
