@@ -156,6 +156,7 @@ fn bad_rows_are_listed_with_file_and_row() {
     csv += "HAM_9999999,ISIC_9999999,mel,histo,40.0,male,back,rosendahl\n"; // no image file
     csv += "HAM_9999998,ISIC_0024306,nv,histo,40.0,male,back,rosendahl\n"; // duplicate id
     csv += "HAM_9999997,ISIC_0024307,melanoma,histo,40.0,male,back,rosendahl\n"; // dup + label
+    csv += "HAM_9999996,,nv,histo,40.0,male,back,rosendahl\n"; // no image id
     jpg(&d.path().join("extra/ISIC_7777777.jpg"), 5);
     std::fs::write(&meta, csv).unwrap();
     let ds = load(d.path()).unwrap();
@@ -166,7 +167,8 @@ fn bad_rows_are_listed_with_file_and_row() {
         "{all}"
     );
     assert!(all.contains("duplicate image id ISIC_0024306"), "{all}");
-    assert_eq!(ds.problems.len(), 3, "{all}");
+    assert!(all.contains("empty image id"), "{all}");
+    assert_eq!(ds.problems.len(), 4, "{all}");
     assert!(
         ds.notes
             .iter()

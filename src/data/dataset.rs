@@ -249,6 +249,49 @@ pub fn load(root: &Path) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// Image ids seen so far in a labels CSV, with their row numbers.
+#[derive(Default)]
+struct RowIds(HashMap<String, usize>);
+
+impl RowIds {
+    /// Whether row `line` of `path` with image `id` may be used: not empty, not a duplicate
+    /// (both are recorded as problems naming the file and row).
+    fn accept(&mut self, path: &Path, line: usize, id: &str, problems: &mut Vec<String>) -> bool {
+        if id.is_empty() {
+            problems.push(format!("{}: row {line}: empty image id", path.display()));
+            return false;
+        }
+        if let Some(prev) = self.0.insert(id.to_string(), line) {
+            problems.push(format!(
+                "{}: row {line}: duplicate image id {id} (first on row {prev}); row ignored",
+                path.display()
+            ));
+            return false;
+        }
+        true
+    }
+}
+
+/// The file of image `id` named on row `line` of `labels`, or a problem saying it is missing.
+fn image_for<'a>(
+    images: &'a BTreeMap<String, PathBuf>,
+    root: &Path,
+    labels: &Path,
+    line: usize,
+    id: &str,
+    problems: &mut Vec<String>,
+) -> Option<&'a PathBuf> {
+    let img = images.get(id);
+    if img.is_none() {
+        problems.push(format!(
+            "{}: row {line}: image {id} is listed but no file {id}.jpg was found under {}",
+            labels.display(),
+            root.display()
+        ));
+    }
+    img
+}
+
 /// Reports image files that no CSV row names (they are ignored, which may be a mistake).
 fn unlisted(
     images: &BTreeMap<String, PathBuf>,
@@ -280,20 +323,12 @@ fn read_ham(
         column(&header, "dx", path)?,
     );
     let mut samples = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut rows_seen = RowIds::default();
     for (i, row) in rows.iter().enumerate() {
         let line = i + 2;
         let get = |c: usize| row.get(c).map_or("", |s| s.trim());
         let id = clean_id(get(c_image));
-        if id.is_empty() {
-            problems.push(format!("{}: row {line}: empty image_id", path.display()));
-            continue;
-        }
-        if let Some(prev) = seen.insert(id.clone(), line) {
-            problems.push(format!(
-                "{}: row {line}: duplicate image id {id} (first on row {prev}); row ignored",
-                path.display()
-            ));
+        if !rows_seen.accept(path, line, &id, &mut problems) {
             continue;
         }
         let Some(label) = class_index(get(c_dx)) else {
@@ -304,12 +339,7 @@ fn read_ham(
             ));
             continue;
         };
-        let Some(img) = images.get(&id) else {
-            problems.push(format!(
-                "{}: row {line}: image {id} is listed but no file {id}.jpg was found under {}",
-                path.display(),
-                root.display()
-            ));
+        let Some(img) = image_for(images, root, path, line, &id, &mut problems) else {
             continue;
         };
         let lesion = get(c_lesion);
@@ -332,7 +362,7 @@ fn read_ham(
         });
     }
     let mut notes = Vec::new();
-    notes.extend(unlisted(images, &seen, path));
+    notes.extend(unlisted(images, &rows_seen.0, path));
     Ok(Dataset {
         root: root.into(),
         layout: Layout::Ham10000,
@@ -397,19 +427,11 @@ fn read_isic(
         ));
     }
     let mut samples = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut rows_seen = RowIds::default();
     for (i, row) in rows.iter().enumerate() {
         let line = i + 2;
         let id = clean_id(row.get(c_image).map_or("", |s| s.as_str()));
-        if id.is_empty() {
-            problems.push(format!("{}: row {line}: empty image id", gt.display()));
-            continue;
-        }
-        if let Some(prev) = seen.insert(id.clone(), line) {
-            problems.push(format!(
-                "{}: row {line}: duplicate image id {id} (first on row {prev}); row ignored",
-                gt.display()
-            ));
+        if !rows_seen.accept(gt, line, &id, &mut problems) {
             continue;
         }
         let vals: Vec<Option<f64>> = cols
@@ -433,12 +455,7 @@ fn read_isic(
             ));
             continue;
         }
-        let Some(img) = images.get(&id) else {
-            problems.push(format!(
-                "{}: row {line}: image {id} is listed but no file {id}.jpg was found under {}",
-                gt.display(),
-                root.display()
-            ));
+        let Some(img) = image_for(images, root, gt, line, &id, &mut problems) else {
             continue;
         };
         let (lesion, meta) = match lesions.get(&id) {
@@ -461,7 +478,7 @@ fn read_isic(
             meta,
         });
     }
-    notes.extend(unlisted(images, &seen, gt));
+    notes.extend(unlisted(images, &rows_seen.0, gt));
     Ok(Dataset {
         root: root.into(),
         layout: Layout::Isic2018,
