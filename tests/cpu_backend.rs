@@ -9,35 +9,11 @@
 
 mod common;
 
+use common::{abs, within_bound};
 use skinengine::backend::Backend;
 use skinengine::ops::conv2d::{Conv2dParams, geometry};
 use skinengine::ops::pool::Pool2dParams;
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
-
-const U: f64 = 1.0 / (1u64 << 24) as f64;
-
-fn abs(t: &Tensor) -> Tensor {
-    Tensor::from_fn(t.shape(), |i| t.data()[i].abs())
-}
-
-/// Checks `got` against `want` with the summation bound for `k` terms (`absref` from |inputs|).
-fn within_bound(what: &str, got: &Tensor, want: &Tensor, absref: &Tensor, k: usize) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let gamma = 1.01 * k as f64 * U;
-    for i in 0..got.len() {
-        let (g, w, a) = (
-            got.data()[i] as f64,
-            want.data()[i] as f64,
-            absref.data()[i] as f64,
-        );
-        let tol = gamma * a + U * w.abs() + 1e-30;
-        assert!(
-            (g - w).abs() <= tol,
-            "{what}: element {i}: cpu {g} vs reference {w}, |diff| {:e} > bound {tol:e}",
-            (g - w).abs()
-        );
-    }
-}
 
 fn conv_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
     vec![

@@ -6,6 +6,7 @@
 //! are the same on every backend.
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::Result;

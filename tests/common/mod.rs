@@ -92,3 +92,29 @@ pub fn assert_close<T: skinengine::Real>(
         );
     }
 }
+
+/// f32 unit roundoff.
+pub const U: f64 = 1.0 / (1u64 << 24) as f64;
+
+pub fn abs(t: &Tensor) -> Tensor {
+    Tensor::from_fn(t.shape(), |i| t.data()[i].abs())
+}
+
+/// Checks `got` against `want` with the summation bound for `k` terms (`absref` from |inputs|).
+pub fn within_bound(what: &str, got: &Tensor, want: &Tensor, absref: &Tensor, k: usize) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let gamma = 1.01 * k as f64 * U;
+    for i in 0..got.len() {
+        let (g, w, a) = (
+            got.data()[i] as f64,
+            want.data()[i] as f64,
+            absref.data()[i] as f64,
+        );
+        let tol = gamma * a + U * w.abs() + 1e-30;
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}: element {i}: got {g} vs reference {w}, |diff| {:e} > bound {tol:e}",
+            (g - w).abs()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //!   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //!   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid};

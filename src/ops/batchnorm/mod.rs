@@ -5,6 +5,7 @@
 //! PyTorch's way: r <- (1 - momentum) r + momentum * s, with the unbiased variance for r_var.
 //! Inference mode normalises with the running stats. y = gamma (x - mean) / sqrt(var + eps) + beta.
 
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

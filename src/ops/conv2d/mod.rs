@@ -3,6 +3,7 @@
 //! HO = (H + 2 PH - KH) / SH + 1 (floor), likewise WO.
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

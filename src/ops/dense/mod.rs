@@ -2,6 +2,7 @@
 //! x [N, I], W [O, I], b [O] -> y [N, O].
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, shape_err};

@@ -2,6 +2,7 @@
 //! nothing in ResNet50 or the head needs it, and an accidental broadcast hides bugs).
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, shape_err};

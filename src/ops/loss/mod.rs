@@ -7,6 +7,7 @@
 //!   (`reduce_mean(ce) * reduce_mean(weights)`, SPEC section 2): every sample's gradient is scaled
 //!   by the same batch-level factor, so the weights barely re-balance classes.
 
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

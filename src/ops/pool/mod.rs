@@ -2,6 +2,7 @@
 //! pooling [N, C, H, W] -> [N, C]. ResNet50's stem uses max-pool 3x3, stride 2, padding 1.
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid, shape_err};

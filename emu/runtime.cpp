@@ -1,0 +1,237 @@
+// The emulator's launcher and block scheduler (see cuda_emu.h for the model).
+//
+// emu_launch() checks a launch the way the driver would (kernel exists, argument types match,
+// block and grid sizes in range), then runs the grid: blocks are taken from a shared counter by
+// up to `threads` OS threads; each block's CUDA threads are fibers scheduled cooperatively.
+// A fiber gives up the CPU only at __syncthreads (released once every live thread of the block
+// is there) and at warp collectives (released once every live lane of its warp is there). If no
+// fiber can move, the kernel has deadlocked (a barrier in divergent code): that is an error.
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cuda_emu.h"
+
+thread_local dim3 emu_threadIdx;
+thread_local dim3 emu_blockIdx;
+thread_local dim3 emu_blockDim;
+thread_local dim3 emu_gridDim;
+
+extern "C" const emu::Kernel* emu_find_kernel(const char* name);
+
+namespace {
+
+constexpr size_t kStackBytes = 128 * 1024;
+constexpr size_t kGuardBytes = 4096;
+constexpr unsigned kMaxThreads = 1024;
+constexpr unsigned kMaxDynamicShared = 48 * 1024;
+
+enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, DONE };
+
+struct Fiber {
+    ucontext_t ctx;
+    char* stack = nullptr;  // mmap-ed region: guard page, then the stack
+    dim3 tid;
+    State state = DONE;
+};
+
+// One per OS thread that runs blocks; kept in a pool so fiber stacks are mapped once.
+struct Worker {
+    std::vector<Fiber> fibers;
+    ucontext_t sched;
+    unsigned current = 0;
+    std::vector<uint64_t> warp_slots;
+    std::vector<unsigned char> dyn_shared;
+    const emu::Kernel* kernel = nullptr;
+    void** args = nullptr;
+
+    ~Worker() {
+        for (auto& f : fibers)
+            if (f.stack) munmap(f.stack, kStackBytes + kGuardBytes);
+    }
+};
+
+thread_local Worker* tw = nullptr;
+
+std::mutex pool_mu;
+std::vector<Worker*> pool;
+
+Worker* take_worker() {
+    std::lock_guard<std::mutex> g(pool_mu);
+    if (pool.empty()) return new Worker();
+    Worker* w = pool.back();
+    pool.pop_back();
+    return w;
+}
+void give_worker(Worker* w) {
+    std::lock_guard<std::mutex> g(pool_mu);
+    pool.push_back(w);
+}
+
+void fiber_entry() {
+    Worker* w = tw;
+    w->kernel->run(w->args);
+    w->fibers[w->current].state = DONE;
+    // Returning resumes uc_link, the scheduler.
+}
+
+void yield(State s) {
+    Worker* w = tw;
+    Fiber& f = w->fibers[w->current];
+    f.state = s;
+    swapcontext(&f.ctx, &w->sched);
+}
+
+// Runs one block to completion; returns an error message, empty on success.
+std::string run_block(Worker* w, unsigned nthreads, dim3 block) {
+    if (w->fibers.size() < nthreads) w->fibers.resize(nthreads);
+    for (unsigned i = 0; i < nthreads; ++i) {
+        Fiber& f = w->fibers[i];
+        if (!f.stack) {
+            void* p = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) return "emulator: cannot map a fiber stack";
+            mprotect(p, kGuardBytes, PROT_NONE);  // overflow faults instead of corrupting
+            f.stack = static_cast<char*>(p);
+        }
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack + kGuardBytes;
+        f.ctx.uc_stack.ss_size = kStackBytes;
+        f.ctx.uc_link = &w->sched;
+        makecontext(&f.ctx, fiber_entry, 0);
+        f.tid.x = i % block.x;
+        f.tid.y = (i / block.x) % block.y;
+        f.tid.z = i / (block.x * block.y);
+        f.state = RUNNABLE;
+    }
+    const unsigned nwarps = (nthreads + 31) / 32;
+    for (;;) {
+        for (unsigned i = 0; i < nthreads; ++i) {
+            Fiber& f = w->fibers[i];
+            if (f.state != RUNNABLE) continue;
+            w->current = i;
+            emu_threadIdx = f.tid;
+            swapcontext(&w->sched, &f.ctx);
+        }
+        // Nobody is runnable: release whole warps waiting at a collective first ...
+        bool released = false;
+        for (unsigned wp = 0; wp < nwarps; ++wp) {
+            unsigned lo = wp * 32, hi = std::min(lo + 32, nthreads);
+            bool any = false, all = true;
+            for (unsigned i = lo; i < hi; ++i) {
+                State s = w->fibers[i].state;
+                any |= s == AT_WARP;
+                all &= s == AT_WARP || s == DONE;
+            }
+            if (any && all) {
+                for (unsigned i = lo; i < hi; ++i)
+                    if (w->fibers[i].state == AT_WARP) w->fibers[i].state = RUNNABLE;
+                released = true;
+            }
+        }
+        if (released) continue;
+        // ... then the block barrier, once every live thread has reached it.
+        unsigned done = 0, barrier = 0;
+        for (unsigned i = 0; i < nthreads; ++i) {
+            done += w->fibers[i].state == DONE;
+            barrier += w->fibers[i].state == AT_BARRIER;
+        }
+        if (done == nthreads) return {};
+        if (barrier + done == nthreads) {
+            for (unsigned i = 0; i < nthreads; ++i)
+                if (w->fibers[i].state == AT_BARRIER) w->fibers[i].state = RUNNABLE;
+            continue;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "kernel %s deadlocked in block (%u,%u,%u): %u threads at __syncthreads, %u "
+                 "finished, the rest at a warp collective their warp never completes",
+                 w->kernel->name, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z, barrier, done);
+        return msg;
+    }
+}
+
+}  // namespace
+
+extern "C" void emu_syncthreads() { yield(AT_BARRIER); }
+extern "C" void emu_warp_sync() { yield(AT_WARP); }
+extern "C" void* emu_dynamic_shared() { return tw->dyn_shared.data(); }
+extern "C" uint64_t* emu_warp_slots() {
+    Worker* w = tw;
+    return w->warp_slots.data() + (w->current / 32) * 32;
+}
+
+// Launches `name` over grid x block; `args[i]` points at the i-th argument's value, as for
+// cuLaunchKernel. Returns 0, or 1 with a message in `err`.
+extern "C" int emu_launch(const char* name, const char* sig, const unsigned* grid,
+                          const unsigned* block, unsigned dyn_shared, void** args, unsigned threads,
+                          char* err, size_t err_len) {
+    auto fail = [&](const std::string& m) {
+        snprintf(err, err_len, "%s", m.c_str());
+        return 1;
+    };
+    const emu::Kernel* k = emu_find_kernel(name);
+    if (!k) return fail(std::string("no kernel named ") + name + " in the emulator build");
+    if (std::string(k->sig) != sig)
+        return fail(std::string("kernel ") + name + " takes arguments '" + k->sig +
+                    "' but the launch passes '" + sig + "'");
+    dim3 g{grid[0], grid[1], grid[2]}, b{block[0], block[1], block[2]};
+    unsigned long long nthreads = 1ull * b.x * b.y * b.z;
+    if (nthreads == 0 || nthreads > kMaxThreads || b.z > 64)
+        return fail(std::string("kernel ") + name + ": invalid block size " +
+                    std::to_string(b.x) + "x" + std::to_string(b.y) + "x" + std::to_string(b.z));
+    if (g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535)
+        return fail(std::string("kernel ") + name + ": invalid grid size " + std::to_string(g.x) +
+                    "x" + std::to_string(g.y) + "x" + std::to_string(g.z));
+    if (dyn_shared > kMaxDynamicShared)
+        return fail(std::string("kernel ") + name + ": " + std::to_string(dyn_shared) +
+                    " bytes of dynamic shared memory, more than the 48 KiB default limit");
+
+    const unsigned long long nblocks = 1ull * g.x * g.y * g.z;
+    unsigned nworkers = std::max(1u, std::min<unsigned>(threads, unsigned(std::min(nblocks, 1024ull))));
+    std::atomic<unsigned long long> next{0};
+    std::mutex err_mu;
+    std::string first_err;
+
+    auto work = [&]() {
+        Worker* w = take_worker();
+        Worker* saved = tw;
+        tw = w;
+        w->kernel = k;
+        w->args = args;
+        w->warp_slots.assign(((nthreads + 31) / 32) * 32, 0);
+        // Shared memory starts as garbage on the GPU; poison it (NaN bytes) so a kernel that
+        // reads before writing shows up in tests instead of reading zeros.
+        w->dyn_shared.assign(std::max(1u, dyn_shared), 0xff);
+        emu_blockDim = b;
+        emu_gridDim = g;
+        for (;;) {
+            unsigned long long i = next.fetch_add(1);
+            if (i >= nblocks) break;
+            emu_blockIdx.x = unsigned(i % g.x);
+            emu_blockIdx.y = unsigned((i / g.x) % g.y);
+            emu_blockIdx.z = unsigned(i / (1ull * g.x * g.y));
+            std::string e = run_block(w, unsigned(nthreads), b);
+            if (!e.empty()) {
+                std::lock_guard<std::mutex> lk(err_mu);
+                if (first_err.empty()) first_err = e;
+                next.store(nblocks);
+                break;
+            }
+        }
+        tw = saved;
+        give_worker(w);
+    };
+    std::vector<std::thread> extra;
+    for (unsigned t = 1; t < nworkers; ++t) extra.emplace_back(work);
+    work();
+    for (auto& t : extra) t.join();
+    if (!first_err.empty()) return fail(first_err);
+    return 0;
+}

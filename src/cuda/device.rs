@@ -1,0 +1,321 @@
+//! One device interface over two drivers: the GPU (cudarc + NVRTC) and the CPU emulator that runs
+//! the same `kernels/*.cu`. Everything above this file (the CUDA backend's launch code) is shared
+//! by both, so a test under emulation exercises the same grid sizes, arguments and buffers the GPU
+//! gets.
+//!
+//! Memory: device buffers are raw allocations owned by [`DevBuf`]; dropping one returns it to a
+//! per-size free list, so a forward pass that needs the same sizes every batch allocates only on
+//! the first one (no allocation on the hot path; [`Device::alloc_stats`] counts).
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::kernels::KERNELS;
+
+/// What a driver must provide: raw memory, copies, launches. Pointers are device addresses
+/// (host addresses for the emulator).
+pub(crate) trait Driver: Send + Sync {
+    fn describe(&self) -> String;
+    fn alloc(&self, bytes: usize) -> Result<u64>;
+    fn free(&self, ptr: u64, bytes: usize);
+    fn write(&self, dst: u64, src: &[u8]) -> Result<()>;
+    fn read(&self, src: u64, dst: &mut [u8]) -> Result<()>;
+    fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<()>;
+    /// `params[i]` points at argument i's value, as for cuLaunchKernel.
+    fn launch(&self, kernel: usize, dims: &Dims, params: &mut [*mut c_void]) -> Result<()>;
+    fn synchronize(&self) -> Result<()>;
+}
+
+/// Element type of a buffer; kernels take `float*` or `int*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    F32,
+    I32,
+}
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+}
+
+impl Dims {
+    /// A 1-d launch covering `n` items with `threads` per block.
+    pub fn linear(n: usize, threads: u32) -> Dims {
+        let blocks = n.div_ceil(threads as usize).max(1);
+        Dims {
+            grid: [blocks as u32, 1, 1],
+            block: [threads, 1, 1],
+            shared_bytes: 0,
+        }
+    }
+    pub fn new(grid: [u32; 3], block: [u32; 3]) -> Dims {
+        Dims {
+            grid,
+            block,
+            shared_bytes: 0,
+        }
+    }
+}
+
+/// One kernel argument. Buffers are checked for element type against the kernel's signature.
+#[derive(Clone, Copy)]
+pub enum Arg<'a> {
+    Buf(&'a DevBuf),
+    F32(f32),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+}
+
+impl Arg<'_> {
+    fn code(&self) -> char {
+        match self {
+            Arg::Buf(b) => match b.elem {
+                Elem::F32 => 'F',
+                Elem::I32 => 'I',
+            },
+            Arg::F32(_) => 'f',
+            Arg::I32(_) => 'i',
+            Arg::U32(_) => 'u',
+            Arg::I64(_) => 'l',
+        }
+    }
+    /// The value as the 8 bytes cuLaunchKernel reads its first 4 or 8 from (little endian).
+    fn slot(&self) -> u64 {
+        match *self {
+            Arg::Buf(b) => b.ptr,
+            Arg::F32(v) => v.to_bits() as u64,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::U32(v) => v as u64,
+            Arg::I64(v) => v as u64,
+        }
+    }
+}
+
+/// Buffers allocated from the driver vs. served from the free list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocStats {
+    pub driver_allocs: u64,
+    pub reused: u64,
+}
+
+pub struct Device {
+    driver: Box<dyn Driver>,
+    backend: &'static str,
+    free: Mutex<HashMap<usize, Vec<u64>>>,
+    driver_allocs: AtomicU64,
+    reused: AtomicU64,
+    /// Synchronise after every launch (SKINENGINE_CUDA_SYNC=1): a failing kernel is then
+    /// reported at its own launch rather than at the next copy back.
+    sync_each: bool,
+}
+
+impl Device {
+    pub(crate) fn new(driver: Box<dyn Driver>, backend: &'static str) -> Arc<Device> {
+        Arc::new(Device {
+            driver,
+            backend,
+            free: Mutex::new(HashMap::new()),
+            driver_allocs: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            sync_each: std::env::var("SKINENGINE_CUDA_SYNC").is_ok_and(|v| v == "1"),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        self.driver.describe()
+    }
+
+    pub fn err(&self, detail: impl Into<String>) -> Error {
+        Error::Backend {
+            backend: self.backend,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn alloc_stats(&self) -> AllocStats {
+        AllocStats {
+            driver_allocs: self.driver_allocs.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A buffer of `len` elements; contents undefined (poisoned with NaN under emulation).
+    pub fn alloc(self: &Arc<Self>, len: usize, elem: Elem) -> Result<DevBuf> {
+        // Round to 256 bytes (the driver's own alignment) so near sizes share free lists, and
+        // never allocate zero bytes.
+        let bytes = (len.max(1) * 4).div_ceil(256) * 256;
+        let cached = self.free.lock().unwrap().get_mut(&bytes).and_then(Vec::pop);
+        let ptr = match cached {
+            Some(p) => {
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                p
+            }
+            None => {
+                self.driver_allocs.fetch_add(1, Ordering::Relaxed);
+                match self.driver.alloc(bytes) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        // Out of memory: give every cached buffer back and try once more.
+                        self.trim();
+                        self.driver.alloc(bytes)?
+                    }
+                }
+            }
+        };
+        Ok(DevBuf {
+            ptr,
+            bytes,
+            len,
+            elem,
+            dev: self.clone(),
+        })
+    }
+
+    /// Returns every cached free buffer to the driver.
+    pub fn trim(&self) {
+        let mut free = self.free.lock().unwrap();
+        for (bytes, ptrs) in free.drain() {
+            for p in ptrs {
+                self.driver.free(p, bytes);
+            }
+        }
+    }
+
+    pub fn upload_f32(self: &Arc<Self>, data: &[f32]) -> Result<DevBuf> {
+        let b = self.alloc(data.len(), Elem::F32)?;
+        self.driver.write(b.ptr, bytemuck::cast_slice(data))?;
+        Ok(b)
+    }
+
+    pub fn upload_i32(self: &Arc<Self>, data: &[i32]) -> Result<DevBuf> {
+        let b = self.alloc(data.len(), Elem::I32)?;
+        self.driver.write(b.ptr, bytemuck::cast_slice(data))?;
+        Ok(b)
+    }
+
+    pub fn download_f32(&self, b: &DevBuf) -> Result<Vec<f32>> {
+        if b.elem != Elem::F32 {
+            return Err(self.err("download_f32 of an int buffer"));
+        }
+        let mut out = vec![0f32; b.len];
+        self.driver
+            .read(b.ptr, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    pub fn download_i32(&self, b: &DevBuf) -> Result<Vec<i32>> {
+        if b.elem != Elem::I32 {
+            return Err(self.err("download_i32 of a float buffer"));
+        }
+        let mut out = vec![0i32; b.len];
+        self.driver
+            .read(b.ptr, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    /// A new buffer holding a copy of `b`.
+    pub fn duplicate(self: &Arc<Self>, b: &DevBuf) -> Result<DevBuf> {
+        let out = self.alloc(b.len, b.elem)?;
+        self.driver.copy(out.ptr, b.ptr, b.len * 4)?;
+        Ok(out)
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.driver.synchronize()
+    }
+
+    /// Launches kernel `name` after checking the arguments against the signature parsed from its
+    /// source: a wrong count or type is an error here, never a corrupt launch.
+    pub fn launch(&self, name: &str, dims: Dims, args: &[Arg]) -> Result<()> {
+        let idx = kernel_index(name).ok_or_else(|| self.err(format!("no kernel named {name}")))?;
+        let (file, _, sig) = KERNELS[idx];
+        let passed: String = args.iter().map(Arg::code).collect();
+        if passed != sig {
+            return Err(self.err(format!(
+                "launch of {name} ({file}) passes arguments '{passed}' but the kernel takes '{sig}'"
+            )));
+        }
+        let threads: u64 = dims.block.iter().map(|&v| v as u64).product();
+        if threads == 0 || threads > 1024 || dims.grid.contains(&0) {
+            return Err(self.err(format!(
+                "launch of {name}: invalid grid {:?} / block {:?}",
+                dims.grid, dims.block
+            )));
+        }
+        let mut slots: Vec<u64> = args.iter().map(Arg::slot).collect();
+        let mut params: Vec<*mut c_void> = slots
+            .iter_mut()
+            .map(|s| s as *mut u64 as *mut c_void)
+            .collect();
+        self.driver.launch(idx, &dims, &mut params)?;
+        if self.sync_each {
+            self.driver
+                .synchronize()
+                .map_err(|e| self.err(format!("after {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn release(&self, ptr: u64, bytes: usize) {
+        self.free
+            .lock()
+            .unwrap()
+            .entry(bytes)
+            .or_default()
+            .push(ptr);
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.trim();
+    }
+}
+
+/// Index of a kernel in [`KERNELS`], by name.
+pub fn kernel_index(name: &str) -> Option<usize> {
+    KERNELS.iter().position(|k| k.1 == name)
+}
+
+/// Device memory owned by the program; returned to the device's free list when dropped.
+pub struct DevBuf {
+    ptr: u64,
+    bytes: usize,
+    len: usize,
+    elem: Elem,
+    dev: Arc<Device>,
+}
+
+impl DevBuf {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn elem(&self) -> Elem {
+        self.elem
+    }
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+}
+
+impl Drop for DevBuf {
+    fn drop(&mut self) {
+        self.dev.release(self.ptr, self.bytes);
+    }
+}
+
+impl std::fmt::Debug for DevBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DevBuf({:?} x {})", self.elem, self.len)
+    }
+}

@@ -1,0 +1,69 @@
+//! The CUDA backend's tensor: a shape and a device buffer.
+//!
+//! Clones share the buffer (cheap, like passing a reference); an op that updates a tensor in place
+//! (Adam, running statistics) first takes a private copy if the buffer is shared, so a clone never
+//! changes behind its owner's back — the same value semantics as the host `Tensor`.
+
+use std::sync::Arc;
+
+use super::device::{DevBuf, Device, Elem};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct CudaTensor {
+    shape: Vec<usize>,
+    buf: Arc<DevBuf>,
+}
+
+impl CudaTensor {
+    /// An uninitialised float tensor of `shape` on `dev`.
+    pub fn alloc(dev: &Arc<Device>, shape: &[usize]) -> Result<CudaTensor> {
+        let len = shape.iter().product();
+        Ok(CudaTensor {
+            shape: shape.to_vec(),
+            buf: Arc::new(dev.alloc(len, Elem::F32)?),
+        })
+    }
+    pub fn upload(dev: &Arc<Device>, t: &Tensor) -> Result<CudaTensor> {
+        Ok(CudaTensor {
+            shape: t.shape().to_vec(),
+            buf: Arc::new(dev.upload_f32(t.data())?),
+        })
+    }
+    pub fn download(&self) -> Result<Tensor> {
+        let data = self.buf.device().download_f32(&self.buf)?;
+        Tensor::new(&self.shape, data)
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+    pub fn buf(&self) -> &DevBuf {
+        &self.buf
+    }
+    pub fn device(&self) -> &Arc<Device> {
+        self.buf.device()
+    }
+    /// The buffer, made private to this tensor first if a clone shares it.
+    pub fn buf_mut(&mut self) -> Result<&DevBuf> {
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let copy = self.buf.device().duplicate(&self.buf)?;
+            self.buf = Arc::new(copy);
+        }
+        Ok(&self.buf)
+    }
+    /// The same data under another shape with as many elements.
+    pub fn reshaped(&self, shape: &[usize]) -> CudaTensor {
+        debug_assert_eq!(shape.iter().product::<usize>(), self.len());
+        CudaTensor {
+            shape: shape.to_vec(),
+            buf: self.buf.clone(),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Every CUDA kernel, run by the CPU emulator (the `kernels/*.cu` sources compiled as C++, driven
+//! by the CUDA backend's own launch code), against the reference ops. The checks live in
+//! `tests/cuda/`; `tests/cuda_gpu.rs` runs the same checks on a real GPU.
+#![cfg(target_os = "linux")]
+
+mod common;
+mod cuda;
+
+use skinengine::backend::cuda::CudaBackend;
+
+fn emu() -> CudaBackend {
+    CudaBackend::emulator(0)
+}
+
+#[test]
+fn selftest_kernels() {
+    cuda::selftest::all(&emu());
+}
+
+#[test]
+fn elementwise() {
+    cuda::elementwise::all(&emu());
+}
