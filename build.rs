@@ -79,6 +79,8 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
         .opt_level(2)
         .warnings(false)
         .flag("-Wno-unknown-pragmas")
+        // Kernels read float arrays through float4 pointers, as CUDA code does.
+        .flag("-fno-strict-aliasing")
         .include("emu")
         .file("emu/runtime.cpp");
     let mut registry = String::from("#include \"cuda_emu.h\"\n#include <cstring>\n");

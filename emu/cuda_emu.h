@@ -25,7 +25,7 @@
 #define __noinline__
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 // Static shared memory: one copy per OS thread = per block in flight. build.rs rewrites
 // `extern __shared__ T name[];` (dynamic shared memory) into a pointer from emu_dynamic_shared().
 #define __shared__ static thread_local

@@ -181,17 +181,7 @@ impl<T: Real> Tensor<T> {
 
     /// Errors unless `self` has exactly `shape`.
     pub fn expect_shape(&self, op: &'static str, what: &str, shape: &[usize]) -> Result<()> {
-        if self.shape != shape {
-            return Err(shape_err(
-                op,
-                format!(
-                    "{what} must have shape {}, got {}",
-                    ShapeFmt(shape),
-                    ShapeFmt(&self.shape)
-                ),
-            ));
-        }
-        Ok(())
+        expect_shape(op, what, &self.shape, shape)
     }
 
     /// Errors unless every element is finite; names `what` and the first bad index.
@@ -220,4 +210,20 @@ impl<T: Real> Tensor<T> {
             .map(|(a, b)| (a.to_f64() - b.to_f64()).abs())
             .fold(0.0, f64::max))
     }
+}
+
+/// Errors unless `got == want`, naming the op, the operand and both shapes. Shared by every
+/// backend's tensor type so messages are the same everywhere.
+pub fn expect_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<()> {
+    if got != want {
+        return Err(shape_err(
+            op,
+            format!(
+                "{what} must have shape {}, got {}",
+                ShapeFmt(want),
+                ShapeFmt(got)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -67,19 +67,33 @@ impl Dims {
 #[derive(Clone, Copy)]
 pub enum Arg<'a> {
     Buf(&'a DevBuf),
+    /// A pointer `offset` elements into a buffer (one image of a batch, say).
+    At(&'a DevBuf, usize),
+    /// A null pointer of the given element type (an absent optional input).
+    Null(Elem),
     F32(f32),
     I32(i32),
     U32(u32),
     I64(i64),
 }
 
-impl Arg<'_> {
+impl<'a> Arg<'a> {
+    /// An optional float buffer: the buffer, or a null pointer.
+    pub fn opt(b: Option<&'a DevBuf>) -> Arg<'a> {
+        b.map_or(Arg::Null(Elem::F32), Arg::Buf)
+    }
     fn code(&self) -> char {
         match self {
             Arg::Buf(b) => match b.elem {
                 Elem::F32 => 'F',
                 Elem::I32 => 'I',
             },
+            Arg::At(b, _) => match b.elem {
+                Elem::F32 => 'F',
+                Elem::I32 => 'I',
+            },
+            Arg::Null(Elem::F32) => 'F',
+            Arg::Null(Elem::I32) => 'I',
             Arg::F32(_) => 'f',
             Arg::I32(_) => 'i',
             Arg::U32(_) => 'u',
@@ -90,6 +104,8 @@ impl Arg<'_> {
     fn slot(&self) -> u64 {
         match *self {
             Arg::Buf(b) => b.ptr,
+            Arg::At(b, off) => b.ptr + 4 * off as u64,
+            Arg::Null(_) => 0,
             Arg::F32(v) => v.to_bits() as u64,
             Arg::I32(v) => v as u32 as u64,
             Arg::U32(v) => v as u64,
@@ -247,6 +263,15 @@ impl Device {
             return Err(self.err(format!(
                 "launch of {name}: invalid grid {:?} / block {:?}",
                 dims.grid, dims.block
+            )));
+        }
+        if let Some(Arg::At(b, off)) = args
+            .iter()
+            .find(|a| matches!(a, Arg::At(b, off) if *off > b.len))
+        {
+            return Err(self.err(format!(
+                "launch of {name}: offset {off} past the end of a {}-element buffer",
+                b.len
             )));
         }
         let mut slots: Vec<u64> = args.iter().map(Arg::slot).collect();

@@ -58,6 +58,10 @@ impl CudaTensor {
         }
         Ok(&self.buf)
     }
+    /// Errors unless the shape is `shape` (same message as the host tensor's).
+    pub fn expect_shape(&self, op: &'static str, what: &str, shape: &[usize]) -> Result<()> {
+        crate::tensor::expect_shape(op, what, &self.shape, shape)
+    }
     /// The same data under another shape with as many elements.
     pub fn reshaped(&self, shape: &[usize]) -> CudaTensor {
         debug_assert_eq!(shape.iter().product::<usize>(), self.len());

@@ -1,0 +1,344 @@
+// Convolution forward as an implicit GEMM, with the inference epilogue fused:
+//   y[n, o, p] = relu?( sum_k W[o, k] * X(k, (n, p)) + bias[o] + residual[n, o, p] )
+// GEMM view: M = O (output channels), N = batch * OH * OW (output pixels), K = C * KH * KW.
+// A = the weights, row-major [O, K] as PyTorch stores them; B = the im2col matrix, never
+// materialised: each tile of it is gathered from x straight into shared memory.
+//
+// Tiling (siboehm-style): a block computes a BM x BN tile of y with 256 threads, each thread a
+// TM x TN register tile; K advances BK = 8 at a time through double-buffered shared memory (the
+// next tile's global loads are issued before the current tile's FMAs, so their latency hides
+// behind arithmetic). A is stored transposed (As[k][m]) so both operands are read as float4
+// broadcasts along m and n. Pointwise convolutions (1x1, stride 1, no padding: most of
+// ResNet50) read B rows as plain contiguous runs of x, with float4 loads when a run of 4
+// pixels cannot straddle two images.
+//
+// Also here: the bias gradient (per-channel sum of dy), and im2col / col2im used by the
+// backward passes together with the strided GEMM in gemm.cu.
+
+#define CONV_BK 8
+#define CONV_THREADS 256
+
+// Everything a thread needs to gather B values of one output-pixel column.
+struct ColInfo {
+    int valid;  // column inside N
+    int xbase;  // offset of image n in x
+    int ih0;    // oh * SH - PH
+    int iw0;    // ow * SW - PW
+    int p;      // oh * OW + ow
+};
+
+__device__ __forceinline__ ColInfo col_info(int col, int ncols, int C, int H, int W, int OH,
+                                            int OW, int SH, int SW, int PH, int PW) {
+    ColInfo ci;
+    ci.valid = col < ncols;
+    int c = ci.valid ? col : 0;
+    int P = OH * OW;
+    int n = c / P;
+    int p = c - n * P;
+    int oh = p / OW;
+    int ow = p - oh * OW;
+    ci.xbase = n * C * H * W;
+    ci.ih0 = oh * SH - PH;
+    ci.iw0 = ow * SW - PW;
+    ci.p = p;
+    return ci;
+}
+
+template <int BM, int BN, int TM, int TN, bool POINTWISE>
+__device__ __forceinline__ void conv_forward_tile(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
+    const float* __restrict__ residual, float* __restrict__ y, int N, int C, int H, int W, int O,
+    int KH, int KW, int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    static_assert((BM / TM) * (BN / TN) == CONV_THREADS, "one register tile per thread");
+    __shared__ __align__(16) float As[2][CONV_BK][BM];
+    __shared__ __align__(16) float Bs[2][CONV_BK][BN];
+
+    const int tid = threadIdx.x;
+    const int K = C * KH * KW;
+    const int P = OH * OW;
+    const int ncols = N * P;
+    const int m0 = blockIdx.y * BM;
+    const int n0 = blockIdx.x * BN;
+    const int KHW = KH * KW;
+
+    // ---- A loads: BM x BK values per tile, (BM * BK) / 256 per thread, rows of 4 k's.
+    constexpr int A_PER = BM * CONV_BK / CONV_THREADS;  // 4 (BM=128) or 2 (BM=64)
+    const bool a_vec = (K & 3) == 0;
+    // ---- B loads: BK x BN values per tile, (BK * BN) / 256 per thread.
+    constexpr int B_PER = CONV_BK * BN / CONV_THREADS;  // 4 for BN = 128
+    // Scalar gather: thread owns column b_col and rows b_row0 + j * (256 / BN).
+    const int b_col = tid % BN;
+    const int b_row0 = tid / BN;
+    constexpr int B_ROW_STEP = CONV_THREADS / BN;
+    ColInfo ci = col_info(n0 + b_col, ncols, C, H, W, OH, OW, SH, SW, PH, PW);
+    // Vector path (pointwise, P % 4 == 0): thread owns row tid / (BN/4), 4 columns.
+    const bool b_vec = POINTWISE && (P & 3) == 0;
+    const int bv_row = tid / (BN / 4);
+    const int bv_col = (tid % (BN / 4)) * 4;
+    ColInfo civ = col_info(n0 + bv_col, ncols, C, H, W, OH, OW, SH, SW, PH, PW);
+
+    float a_reg[A_PER];
+    float b_reg[B_PER];
+
+    auto load_a = [&](int k0) {
+        if (a_vec) {
+            // A_PER consecutive k's of one row: row = tid / (BK / A_PER) ...
+            const int row = tid / (CONV_BK / A_PER);
+            const int kk = (tid % (CONV_BK / A_PER)) * A_PER;
+            const int m = m0 + row;
+            const int k = k0 + kk;
+#pragma unroll
+            for (int i = 0; i < A_PER; ++i) a_reg[i] = 0.f;
+            if (m < O) {
+                if (A_PER == 4 && k + 3 < K) {
+                    float4 v = *reinterpret_cast<const float4*>(w + (size_t)m * K + k);
+                    a_reg[0] = v.x;
+                    a_reg[1] = v.y;
+                    a_reg[2] = v.z;
+                    a_reg[3] = v.w;
+                } else {
+#pragma unroll
+                    for (int i = 0; i < A_PER; ++i)
+                        if (k + i < K) a_reg[i] = __ldg(w + (size_t)m * K + k + i);
+                }
+            }
+        } else {
+            const int row = tid / (CONV_BK / A_PER);
+            const int kk = (tid % (CONV_BK / A_PER)) * A_PER;
+            const int m = m0 + row;
+#pragma unroll
+            for (int i = 0; i < A_PER; ++i) {
+                const int k = k0 + kk + i;
+                a_reg[i] = (m < O && k < K) ? __ldg(w + (size_t)m * K + k) : 0.f;
+            }
+        }
+    };
+    auto store_a = [&](int buf) {
+        const int row = tid / (CONV_BK / A_PER);
+        const int kk = (tid % (CONV_BK / A_PER)) * A_PER;
+#pragma unroll
+        for (int i = 0; i < A_PER; ++i) As[buf][kk + i][row] = a_reg[i];
+    };
+    auto load_b = [&](int k0) {
+        if (b_vec) {
+            const int k = k0 + bv_row;
+            if (k < K && civ.valid) {
+                // 4 pixels of one image (P % 4 == 0 and bv_col % 4 == 0 keep them together).
+                const float* src = x + civ.xbase + (size_t)k * P + civ.p;
+                float4 v = *reinterpret_cast<const float4*>(src);
+                b_reg[0] = v.x;
+                b_reg[1] = v.y;
+                b_reg[2] = v.z;
+                b_reg[3] = v.w;
+                // Columns past N (only in the last tile) are multiplied but never stored.
+            } else {
+#pragma unroll
+                for (int i = 0; i < 4; ++i) b_reg[i] = 0.f;
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < B_PER; ++j) {
+                const int k = k0 + b_row0 + j * B_ROW_STEP;
+                float v = 0.f;
+                if (k < K && ci.valid) {
+                    if (POINTWISE) {
+                        v = __ldg(x + ci.xbase + (size_t)k * P + ci.p);
+                    } else {
+                        const int c = k / KHW;
+                        const int r = k - c * KHW;
+                        const int kh = r / KW;
+                        const int kw = r - kh * KW;
+                        const int ih = ci.ih0 + kh;
+                        const int iw = ci.iw0 + kw;
+                        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                            v = __ldg(x + ci.xbase + ((size_t)c * H + ih) * W + iw);
+                    }
+                }
+                b_reg[j] = v;
+            }
+        }
+    };
+    auto store_b = [&](int buf) {
+        if (b_vec) {
+            *reinterpret_cast<float4*>(&Bs[buf][bv_row][bv_col]) =
+                make_float4(b_reg[0], b_reg[1], b_reg[2], b_reg[3]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < B_PER; ++j) Bs[buf][b_row0 + j * B_ROW_STEP][b_col] = b_reg[j];
+        }
+    };
+
+    // Thread's register tile: rows ty*TM.., columns tx*TN.. of the block tile.
+    const int tx = tid % (BN / TN);
+    const int ty = tid / (BN / TN);
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
+
+    const int ktiles = (K + CONV_BK - 1) / CONV_BK;
+    load_a(0);
+    load_b(0);
+    store_a(0);
+    store_b(0);
+    __syncthreads();
+    for (int t = 0; t < ktiles; ++t) {
+        const int cur = t & 1;
+        if (t + 1 < ktiles) {  // issue next tile's global loads before this tile's math
+            load_a((t + 1) * CONV_BK);
+            load_b((t + 1) * CONV_BK);
+        }
+#pragma unroll
+        for (int kk = 0; kk < CONV_BK; ++kk) {
+            float a[TM], b[TN];
+#pragma unroll
+            for (int i = 0; i < TM; i += 4) {
+                float4 v = *reinterpret_cast<const float4*>(&As[cur][kk][ty * TM + i]);
+                a[i] = v.x;
+                a[i + 1] = v.y;
+                a[i + 2] = v.z;
+                a[i + 3] = v.w;
+            }
+#pragma unroll
+            for (int j = 0; j < TN; j += 4) {
+                float4 v = *reinterpret_cast<const float4*>(&Bs[cur][kk][tx * TN + j]);
+                b[j] = v.x;
+                b[j + 1] = v.y;
+                b[j + 2] = v.z;
+                b[j + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; ++i)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        if (t + 1 < ktiles) {
+            // The other buffer was last read in iteration t-1, before that iteration's
+            // closing barrier, so it can be overwritten now.
+            store_a(cur ^ 1);
+            store_b(cur ^ 1);
+        }
+        __syncthreads();
+    }
+
+    // Epilogue: bias, residual, ReLU, store. Columns map to (n, p); y is [N, O, P].
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        const int col = n0 + tx * TN + j;
+        if (col >= ncols) continue;
+        const int n = col / P;
+        const int p = col - n * P;
+#pragma unroll
+        for (int i = 0; i < TM; ++i) {
+            const int m = m0 + ty * TM + i;
+            if (m >= O) continue;
+            const size_t off = ((size_t)n * O + m) * P + p;
+            float v = acc[i][j];
+            if (bias) v += __ldg(bias + m);
+            if (residual) v += __ldg(residual + off);
+            if (relu) v = fmaxf(v, 0.f);
+            y[off] = v;
+        }
+    }
+}
+
+#define CONV_ARGS x, w, bias, residual, y, N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW, relu
+
+// 128 x 128 tiles, 8 x 8 per thread: the default.
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_forward_128(const float* __restrict__ x, const float* __restrict__ w,
+                       const float* __restrict__ bias, const float* __restrict__ residual,
+                       float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
+                       int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv_forward_tile<128, 128, 8, 8, false>(CONV_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_forward_pw_128(const float* __restrict__ x, const float* __restrict__ w,
+                          const float* __restrict__ bias, const float* __restrict__ residual,
+                          float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
+                          int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv_forward_tile<128, 128, 8, 8, true>(CONV_ARGS);
+}
+// 64 x 128 tiles, 4 x 8 per thread: for O = 64 layers, where 128-row tiles would idle half.
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_forward_64(const float* __restrict__ x, const float* __restrict__ w,
+                      const float* __restrict__ bias, const float* __restrict__ residual,
+                      float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
+                      int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv_forward_tile<64, 128, 4, 8, false>(CONV_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_forward_pw_64(const float* __restrict__ x, const float* __restrict__ w,
+                         const float* __restrict__ bias, const float* __restrict__ residual,
+                         float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
+                         int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv_forward_tile<64, 128, 4, 8, true>(CONV_ARGS);
+}
+
+// db[o] = sum over n, p of dy[n, o, p]: one block per channel, tree reduction (deterministic).
+extern "C" __global__ void conv2d_bias_grad(const float* __restrict__ dy, float* __restrict__ db,
+                                            int N, int O, int P) {
+    __shared__ float part[256];
+    const int o = blockIdx.x;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < N * P; i += blockDim.x) {
+        const int n = i / P;
+        const int p = i - n * P;
+        s += dy[((size_t)n * O + o) * P + p];
+    }
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int h = blockDim.x / 2; h > 0; h >>= 1) {
+        if (threadIdx.x < h) part[threadIdx.x] += part[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) db[o] = part[0];
+}
+
+// col[(c, kh, kw), p] for one image (x points at it): the explicit im2col for the weight gradient.
+extern "C" __global__ void conv2d_im2col(const float* __restrict__ x, float* __restrict__ col,
+                                         int C, int H, int W, int KH, int KW, int OH, int OW,
+                                         int SH, int SW, int PH, int PW) {
+    const int P = OH * OW;
+    const int total = C * KH * KW * P;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        const int p = i % P;
+        const int k = i / P;
+        const int kw = k % KW;
+        const int kh = (k / KW) % KH;
+        const int c = k / (KW * KH);
+        const int oh = p / OW, ow = p % OW;
+        const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
+        col[i] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[((size_t)c * H + ih) * W + iw] : 0.f;
+    }
+}
+
+// dx[c, h, w] = sum of dcol[(c, kh, kw), (oh, ow)] over the output pixels whose window covers
+// (h, w) through tap (kh, kw): a gather, one thread per dx element, no atomics.
+extern "C" __global__ void conv2d_col2im(const float* __restrict__ dcol, float* __restrict__ dx,
+                                         int C, int H, int W, int KH, int KW, int OH, int OW,
+                                         int SH, int SW, int PH, int PW) {
+    const int total = C * H * W;
+    const int P = OH * OW;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        const int w = i % W;
+        const int h = (i / W) % H;
+        const int c = i / (W * H);
+        float s = 0.f;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int th = h + PH - kh;  // = oh * SH
+            if (th < 0 || th % SH) continue;
+            const int oh = th / SH;
+            if (oh >= OH) continue;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int tw = w + PW - kw;
+                if (tw < 0 || tw % SW) continue;
+                const int ow = tw / SW;
+                if (ow >= OW) continue;
+                s += dcol[((size_t)(c * KH + kh) * KW + kw) * P + oh * OW + ow];
+            }
+        }
+        dx[i] = s;
+    }
+}
