@@ -62,22 +62,119 @@ pub fn report() -> String {
         "cuda driver library: {}",
         cuda.unwrap_or_else(|| "not found (no NVIDIA driver on this machine)".into())
     );
-    let nvrtc = probe_library(&[
-        "libnvrtc.so.13",
-        "libnvrtc.so.12",
-        "libnvrtc.so",
-        "nvrtc64_120_0.dll",
-    ]);
+    if crate::cuda::gpu::driver_available() {
+        match crate::cuda::gpu::probe() {
+            Ok(g) => {
+                let _ = writeln!(
+                    s,
+                    "gpu: {} (compute capability {}.{}, {:.1} GiB), driver supports CUDA {}.{}",
+                    g.name,
+                    g.compute_capability.0,
+                    g.compute_capability.1,
+                    g.total_mem as f64 / (1u64 << 30) as f64,
+                    g.driver_version / 1000,
+                    (g.driver_version % 1000) / 10
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(s, "gpu: none usable ({e})");
+            }
+        }
+    }
+    match crate::cuda::nvrtc::version() {
+        Ok((ma, mi)) => {
+            let archs = crate::cuda::nvrtc::supported_archs()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| format!("sm_{v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "nvrtc: {ma}.{mi} (targets: {archs})");
+        }
+        Err(e) => {
+            let _ = writeln!(s, "nvrtc: {e}");
+        }
+    }
     let _ = writeln!(
         s,
-        "nvrtc library: {}",
-        nvrtc.unwrap_or_else(|| "not found (install nvidia-cuda-nvrtc or the CUDA toolkit)".into())
+        "kernels: {} in {} files (kernels/*.cu); CPU emulator: {}",
+        crate::kernels::KERNELS.len(),
+        crate::cuda::nvrtc::kernel_files().len(),
+        if cfg!(skinengine_emu) {
+            "built in"
+        } else {
+            "not built (Linux only)"
+        }
     );
-    let _ = writeln!(
-        s,
-        "kernel sources embedded: {}",
-        crate::kernels::KERNEL_SOURCES.len()
-    );
-    let _ = writeln!(s, "backends: cpu, reference");
+    let cuda_line = if crate::cuda::gpu::driver_available() && crate::cuda::nvrtc::available() {
+        "cuda"
+    } else {
+        "cuda (unavailable here)"
+    };
+    let _ = writeln!(s, "backends: cpu, reference, {cuda_line}, cuda-emulator");
     s
+}
+
+/// `doctor --compile-kernels`: every kernel file through NVRTC for each architecture, one line
+/// per kernel; optionally PTX for the lowest architecture into `ptx_dir` (for ptxas reports).
+/// Returns whether everything compiled.
+pub fn compile_kernels(archs: &[u32], ptx_dir: Option<&std::path::Path>) -> crate::Result<bool> {
+    use crate::cuda::nvrtc::{self, Target};
+    let (ma, mi) = nvrtc::version()?;
+    println!("NVRTC {ma}.{mi}");
+    let mut ok = true;
+    for &arch in archs {
+        for file in nvrtc::kernel_files() {
+            let t = std::time::Instant::now();
+            let r = nvrtc::compile(file, arch, Target::Cubin);
+            let secs = t.elapsed().as_secs_f64();
+            let kernels: Vec<&str> = crate::kernels::KERNELS
+                .iter()
+                .filter(|k| k.0 == file)
+                .map(|k| k.1)
+                .collect();
+            match r {
+                Ok(cubin) => {
+                    for k in &kernels {
+                        println!(
+                            "ok    sm_{arch}  {file:<16} {k:<28} (file: {} KiB cubin, {secs:.1} s)",
+                            cubin.len().div_ceil(1024)
+                        );
+                    }
+                }
+                Err(e) => {
+                    ok = false;
+                    for k in &kernels {
+                        println!("FAIL  sm_{arch}  {file:<16} {k}");
+                    }
+                    println!("{e}");
+                }
+            }
+        }
+    }
+    if let Some(dir) = ptx_dir {
+        let arch = *archs.iter().min().unwrap_or(&80);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::error::file_err(dir, format!("cannot create: {e}")))?;
+        for file in nvrtc::kernel_files() {
+            match nvrtc::compile(file, arch, Target::Ptx) {
+                Ok(ptx) => {
+                    let path = dir.join(file.replace(".cu", ".ptx"));
+                    std::fs::write(&path, ptx)
+                        .map_err(|e| crate::error::file_err(&path, format!("cannot write: {e}")))?;
+                }
+                Err(e) => {
+                    ok = false;
+                    println!("FAIL  compute_{arch} PTX {file}\n{e}");
+                }
+            }
+        }
+        println!(
+            "PTX for compute_{arch} written to {} (one file per kernel file)",
+            dir.display()
+        );
+    }
+    Ok(ok)
 }

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 // would page-fault its output in again.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use skinengine::cli::{ablate, bench, demo, embed, eval, inspect, synth, train};
+use skinengine::cli::{ablate, bench, bench_kernels, demo, embed, eval, inspect, synth, train};
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +40,53 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// ResNet50 forward throughput (images/s, GFLOP/s) on the chosen device.
     Bench(bench::BenchArgs),
-    /// Show the hardware and libraries found (CPU features, CUDA driver, NVRTC).
-    Doctor,
+    /// Each ResNet50 convolution and dense layer timed alone, with its GEMM size (m, n, k).
+    BenchKernels(bench_kernels::BenchKernelsArgs),
+    /// Show the hardware and libraries found (CPU features, GPU, CUDA driver, NVRTC).
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// Compile every kernel with the NVRTC on the library path; one line per kernel, exit
+    /// status 1 if any fails.
+    #[arg(long)]
+    compile_kernels: bool,
+    /// Target architecture(s) for --compile-kernels, e.g. sm_90 (repeatable; default: this
+    /// machine's GPU, else sm_80 and sm_90).
+    #[arg(long, value_parser = parse_arch)]
+    arch: Vec<u32>,
+    /// With --compile-kernels: also write PTX (for the lowest --arch) here, for ptxas reports.
+    #[arg(long)]
+    ptx_dir: Option<std::path::PathBuf>,
+}
+
+fn parse_arch(s: &str) -> Result<u32, String> {
+    let digits = s.trim_start_matches("sm_").trim_start_matches("compute_");
+    digits
+        .parse::<u32>()
+        .ok()
+        .filter(|v| (30..=200).contains(v))
+        .ok_or_else(|| format!("expected an architecture like sm_90, got {s:?}"))
+}
+
+fn doctor(a: &DoctorArgs) -> skinengine::Result<()> {
+    print!("{}", skinengine::doctor::report());
+    if !a.compile_kernels {
+        return Ok(());
+    }
+    let archs = if !a.arch.is_empty() {
+        a.arch.clone()
+    } else if let Ok(g) = skinengine::cuda::gpu::probe() {
+        vec![(g.compute_capability.0 * 10 + g.compute_capability.1) as u32]
+    } else {
+        vec![80, 90]
+    };
+    if !skinengine::doctor::compile_kernels(&archs, a.ptx_dir.as_deref())? {
+        eprintln!("error: some kernels failed to compile");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn main() {
@@ -56,10 +101,8 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
-        Command::Doctor => {
-            print!("{}", skinengine::doctor::report());
-            Ok(())
-        }
+        Command::BenchKernels(a) => bench_kernels::run(a),
+        Command::Doctor(a) => doctor(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

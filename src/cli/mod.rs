@@ -2,6 +2,7 @@
 
 pub mod ablate;
 pub mod bench;
+pub mod bench_kernels;
 pub mod demo;
 pub mod embed;
 pub mod eval;
@@ -9,40 +10,64 @@ pub mod inspect;
 pub mod synth;
 pub mod train;
 
-use crate::error::{Error, Result};
+#[cfg(not(skinengine_emu))]
+use crate::error::Error;
+use crate::error::Result;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Device {
-    /// CUDA when usable, else the CPU.
+    /// CUDA when a GPU, its driver and NVRTC are usable, else the CPU (with a note saying why).
     #[default]
     Auto,
     /// The fast multithreaded CPU backend.
     Cpu,
     /// NVIDIA GPU through NVRTC-compiled kernels.
     Cuda,
+    /// The CUDA kernels run by the CPU emulator (slow; for checking the CUDA path without a GPU).
+    CudaEmulator,
     /// The plain-loop f64-accumulating reference backend (slow; for checking).
     Reference,
 }
 
 /// A backend that can actually run here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Resolved {
     Cpu,
     Reference,
+    Cuda(crate::backend::cuda::CudaBackend),
 }
 
 impl Device {
     pub fn resolve(self) -> Result<Resolved> {
         match self {
-            // The CUDA backend is not part of this build yet, so auto means the CPU.
-            Device::Auto | Device::Cpu => Ok(Resolved::Cpu),
+            Device::Cpu => Ok(Resolved::Cpu),
             Device::Reference => Ok(Resolved::Reference),
-            Device::Cuda => Err(Error::Backend {
-                backend: "cuda",
-                detail: "the CUDA backend is not available in this build yet; use --device cpu (or auto)".into(),
-            }),
+            Device::Cuda => Ok(Resolved::Cuda(crate::backend::cuda::CudaBackend::gpu()?)),
+            Device::CudaEmulator => emulator(),
+            Device::Auto => match crate::backend::cuda::CudaBackend::gpu() {
+                Ok(b) => Ok(Resolved::Cuda(b)),
+                Err(e) => {
+                    eprintln!("note: using the CPU ({e})");
+                    Ok(Resolved::Cpu)
+                }
+            },
         }
     }
+}
+
+#[cfg(skinengine_emu)]
+fn emulator() -> Result<Resolved> {
+    Ok(Resolved::Cuda(crate::backend::cuda::CudaBackend::emulator(
+        rayon::current_num_threads(),
+    )))
+}
+
+#[cfg(not(skinengine_emu))]
+fn emulator() -> Result<Resolved> {
+    Err(Error::Backend {
+        backend: "cuda-emulator",
+        detail: "the CUDA emulator is built on Linux only".into(),
+    })
 }
 
 /// Sets the size of the global thread pool (0 = one per logical core). Call before any work.
@@ -60,7 +85,11 @@ pub fn set_threads(n: usize) {
 #[macro_export]
 macro_rules! with_backend {
     ($resolved:expr, |$b:ident| $body:expr) => {
-        match $resolved {
+        match &$resolved {
+            $crate::cli::Resolved::Cuda(c) => {
+                let $b = c;
+                $body
+            }
             $crate::cli::Resolved::Cpu => {
                 let $b = &$crate::CpuBackend;
                 $body

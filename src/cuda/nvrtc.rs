@@ -42,7 +42,11 @@ fn ensure_available() -> Result<()> {
         Err(err(format!(
             "no NVRTC library found (looked for {}); install the CUDA toolkit or \
              `pip install nvidia-cuda-nvrtc` and put its lib folder on LD_LIBRARY_PATH",
-            cudarc::get_lib_name_candidates("nvrtc").join(", ")
+            cudarc::get_lib_name_candidates("nvrtc")
+                .into_iter()
+                .filter(|n| n.contains(".so."))
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
@@ -117,8 +121,15 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
                 )))
             }
             Ok(()) => match target {
+                // PTX text without NVRTC's terminating NUL (the loader adds one back).
                 Target::Ptx => result::get_ptx(prog)
-                    .map(|p| p.iter().map(|&c| c as u8).collect())
+                    .map(|p| {
+                        let mut v: Vec<u8> = p.iter().map(|&c| c as u8).collect();
+                        while v.last() == Some(&0) {
+                            v.pop();
+                        }
+                        v
+                    })
                     .map_err(|e| err(format!("kernels/{file}: nvrtcGetPTX: {e:?}"))),
                 Target::Cubin => {
                     let mut size = 0usize;

@@ -1,19 +1,56 @@
-//! Adam on the CUDA backend (`kernels/adam.cu`).
+//! Adam on the CUDA backend (`kernels/adam.cu`): one element-wise kernel updating param, m and v
+//! in place. Checks are the reference's (`validate`, then the same shape messages). The scalar
+//! factors (lr*wd, 1 - b_i, lr / (1 - b1^t), 1 / sqrt(1 - b2^t)) are computed here in f64 exactly
+//! as the reference's bias corrections, and passed rounded to float.
 
 use std::sync::Arc;
 
 use super::AdamConfig;
-use crate::cuda::{CudaTensor, Device};
+use crate::cuda::{Arg, CudaTensor, Device};
 use crate::error::Result;
+use crate::ops::elementwise::cuda::elementwise_dims;
 
 pub fn step(
     dev: &Arc<Device>,
-    _param: &mut CudaTensor,
-    _grad: &CudaTensor,
-    _m: &mut CudaTensor,
-    _v: &mut CudaTensor,
-    _cfg: &AdamConfig,
-    _step: u64,
+    param: &mut CudaTensor,
+    grad: &CudaTensor,
+    m: &mut CudaTensor,
+    v: &mut CudaTensor,
+    cfg: &AdamConfig,
+    step: u64,
 ) -> Result<()> {
-    Err(dev.err("adam: in progress"))
+    const OP: &str = "adam";
+    cfg.validate(step)?;
+    let shape = param.shape().to_vec();
+    grad.expect_shape(OP, "gradient", &shape)?;
+    m.expect_shape(OP, "first moment", &shape)?;
+    v.expect_shape(OP, "second moment", &shape)?;
+    let len = param.len();
+    let n = i32::try_from(len).map_err(|_| {
+        dev.err(format!(
+            "adam: {len} elements exceed the kernel's int range"
+        ))
+    })?;
+    let bc1 = 1.0 - cfg.beta1.powf(step as f64);
+    let bc2 = 1.0 - cfg.beta2.powf(step as f64);
+    let scalars = [
+        cfg.lr * cfg.weight_decay,
+        cfg.beta1,
+        1.0 - cfg.beta1,
+        cfg.beta2,
+        1.0 - cfg.beta2,
+        cfg.lr / bc1,
+        1.0 / bc2.sqrt(),
+        cfg.eps,
+    ];
+    let (p_buf, m_buf, v_buf) = (param.buf_mut()?, m.buf_mut()?, v.buf_mut()?);
+    let mut args = vec![
+        Arg::Buf(p_buf),
+        Arg::Buf(grad.buf()),
+        Arg::Buf(m_buf),
+        Arg::Buf(v_buf),
+        Arg::I32(n),
+    ];
+    args.extend(scalars.iter().map(|&s| Arg::F32(s as f32)));
+    dev.launch("adam_step", elementwise_dims(len), &args)
 }

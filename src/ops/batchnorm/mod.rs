@@ -69,3 +69,16 @@ pub fn check_train_batch(op: &'static str, d: &BnDims) -> Result<()> {
     }
     Ok(())
 }
+
+/// The running update needs a count it can unbias (>= 2) and a momentum in [0, 1].
+pub fn check_update(op: &'static str, count: usize, momentum: f64) -> Result<()> {
+    if count < 2 || !(0.0..=1.0).contains(&momentum) {
+        return Err(invalid(
+            op,
+            format!(
+                "need count >= 2 and momentum in [0, 1], got count {count}, momentum {momentum}"
+            ),
+        ));
+    }
+    Ok(())
+}

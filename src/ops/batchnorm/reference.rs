@@ -1,7 +1,7 @@
 //! Reference batch norm: two-pass statistics in f64.
 
-use super::{BnDims, check_param, check_train_batch, dims};
-use crate::error::{Result, invalid};
+use super::{BnDims, check_param, check_train_batch, check_update, dims};
+use crate::error::Result;
 use crate::real::Real;
 use crate::tensor::Tensor;
 
@@ -186,14 +186,7 @@ pub fn update_running<T: Real>(
     ] {
         check_param(OP, what, p.shape(), &rshape, c)?;
     }
-    if count < 2 || !(0.0..=1.0).contains(&momentum) {
-        return Err(invalid(
-            OP,
-            format!(
-                "need count >= 2 and momentum in [0, 1], got count {count}, momentum {momentum}"
-            ),
-        ));
-    }
+    check_update(OP, count, momentum)?;
     let unbias = count as f64 / (count as f64 - 1.0);
     for ci in 0..c {
         let rm = &mut running_mean.data_mut()[ci];

@@ -28,10 +28,14 @@ const TILE_N: usize = 128;
 
 fn check_i32(g: &ConvGeom) -> Result<()> {
     // Kernels index with 32-bit ints inside one tensor (offsets are 64-bit).
-    let biggest = [g.n * g.c * g.h * g.w, g.n * g.o * g.ho * g.wo, g.o * g.c * g.kh * g.kw]
-        .into_iter()
-        .max()
-        .unwrap();
+    let biggest = [
+        g.n * g.c * g.h * g.w,
+        g.n * g.o * g.ho * g.wo,
+        g.o * g.c * g.kh * g.kw,
+    ]
+    .into_iter()
+    .max()
+    .unwrap();
     if biggest > i32::MAX as usize {
         return Err(shape_err(
             "conv2d",

@@ -54,7 +54,10 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let dims = Dims::new([n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1], [256, 1, 1]);
+    let dims = Dims::new(
+        [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+        [256, 1, 1],
+    );
     dev.launch(
         "gemm_strided",
         dims,

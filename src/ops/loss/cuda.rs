@@ -1,20 +1,78 @@
-//! Softmax and weighted cross-entropy on the CUDA backend (`kernels/loss.cu`).
+//! Softmax and weighted cross-entropy on the CUDA backend (`kernels/loss.cu`). Argument checks
+//! are the reference's ([`check`]), so errors are identical; labels are validated on the host
+//! before they are converted to i32 and uploaded.
 
 use std::sync::Arc;
 
-use super::Reduction;
-use crate::cuda::{CudaTensor, Device};
-use crate::error::Result;
+use super::{Reduction, check};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem};
+use crate::error::{Result, shape_err};
+use crate::ops::elementwise::cuda::elementwise_dims;
+use crate::tensor::ShapeFmt;
 
-pub fn softmax(dev: &Arc<Device>, _logits: &CudaTensor) -> Result<CudaTensor> {
-    Err(dev.err("loss: in progress"))
+/// Threads of the single cross-entropy block (a multiple of 32; the kernel reduces per warp).
+const CE_THREADS: u32 = 256;
+
+fn int(dev: &Device, v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v)
+        .map_err(|_| dev.err(format!("loss: {what} {v} exceeds the kernels' int range")))
 }
+
+pub fn softmax(dev: &Arc<Device>, logits: &CudaTensor) -> Result<CudaTensor> {
+    let &[n, k] = logits.shape() else {
+        return Err(shape_err(
+            "softmax",
+            format!("logits must be 2-d, got {}", ShapeFmt(logits.shape())),
+        ));
+    };
+    let (ni, ki) = (int(dev, n, "rows")?, int(dev, k, "classes")?);
+    let y = CudaTensor::alloc(dev, logits.shape())?;
+    dev.launch(
+        "softmax_forward",
+        elementwise_dims(n),
+        &[
+            Arg::Buf(logits.buf()),
+            Arg::Buf(y.buf()),
+            Arg::I32(ni),
+            Arg::I32(ki),
+        ],
+    )?;
+    Ok(y)
+}
+
 pub fn weighted_cross_entropy(
     dev: &Arc<Device>,
-    _logits: &CudaTensor,
-    _labels: &[usize],
-    _class_weights: &[f32],
-    _reduction: Reduction,
+    logits: &CudaTensor,
+    labels: &[usize],
+    class_weights: &[f32],
+    reduction: Reduction,
 ) -> Result<(f64, CudaTensor)> {
-    Err(dev.err("loss: in progress"))
+    let (n, k) = check(logits.shape(), labels, class_weights)?;
+    let (ni, ki) = (int(dev, n, "rows")?, int(dev, k, "classes")?);
+    // check() put every label below k, which fits in i32.
+    let labels_i32: Vec<i32> = labels.iter().map(|&y| y as i32).collect();
+    let labels_d = dev.upload_i32(&labels_i32)?;
+    let weights_d = dev.upload_f32(class_weights)?;
+    let grad = CudaTensor::alloc(dev, logits.shape())?;
+    let loss = dev.alloc(1, Elem::F32)?;
+    let seed = match reduction {
+        Reduction::Normalized => 0,
+        Reduction::Seed => 1,
+    };
+    dev.launch(
+        "cross_entropy_weighted",
+        Dims::new([1, 1, 1], [CE_THREADS, 1, 1]),
+        &[
+            Arg::Buf(logits.buf()),
+            Arg::Buf(&labels_d),
+            Arg::Buf(&weights_d),
+            Arg::Buf(grad.buf()),
+            Arg::Buf(&loss),
+            Arg::I32(ni),
+            Arg::I32(ki),
+            Arg::I32(seed),
+        ],
+    )?;
+    let l = dev.download_f32(&loss)?[0] as f64;
+    Ok((l, grad))
 }

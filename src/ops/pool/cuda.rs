@@ -1,29 +1,139 @@
-//! Pooling on the CUDA backend (`kernels/pool.cu`).
+//! Pooling on the CUDA backend (`kernels/pool.cu`). Shape checks are the reference's
+//! (`Pool2dParams::output_shape` and the same messages), so errors are identical.
 
 use std::sync::Arc;
 
 use super::Pool2dParams;
-use crate::cuda::{CudaTensor, Device};
-use crate::error::Result;
+use crate::cuda::{Arg, CudaTensor, Device, Dims};
+use crate::error::{Result, shape_err};
+use crate::ops::elementwise::cuda::elementwise_dims;
+use crate::tensor::ShapeFmt;
 
-pub fn maxpool2d(dev: &Arc<Device>, _x: &CudaTensor, _p: &Pool2dParams) -> Result<CudaTensor> {
-    Err(dev.err("pool: in progress"))
+/// Warps (planes) per block of the global-average-pool forward.
+const GAP_WARPS: u32 = 8;
+
+/// `v` as a kernel int, or an error naming what is too large.
+fn int(dev: &Device, v: usize, what: &str) -> Result<i32> {
+    i32::try_from(v)
+        .map_err(|_| dev.err(format!("pool: {what} {v} exceeds the kernels' int range")))
 }
+
+/// The int arguments shared by both max-pool kernels: planes, h, w, ho, wo, kernel, stride,
+/// padding. Checks the per-plane sizes fit in int (offsets into the tensor are 64-bit).
+fn maxpool_args(
+    dev: &Device,
+    x_shape: &[usize],
+    out: &[usize; 4],
+    p: &Pool2dParams,
+) -> Result<[i32; 11]> {
+    let (h, w) = (x_shape[2], x_shape[3]);
+    let [n, c, ho, wo] = *out;
+    int(dev, h * w, "plane size")?;
+    int(dev, ho * wo, "output plane size")?;
+    let ((kh, kw), (sh, sw), (ph, pw)) = (p.kernel, p.stride, p.padding);
+    let mut a = [0i32; 11];
+    for (slot, (v, what)) in a.iter_mut().zip([
+        (n * c, "planes"),
+        (h, "height"),
+        (w, "width"),
+        (ho, "output height"),
+        (wo, "output width"),
+        (kh, "kernel height"),
+        (kw, "kernel width"),
+        (sh, "stride"),
+        (sw, "stride"),
+        (ph, "padding"),
+        (pw, "padding"),
+    ]) {
+        *slot = int(dev, v, what)?;
+    }
+    Ok(a)
+}
+
+pub fn maxpool2d(dev: &Arc<Device>, x: &CudaTensor, p: &Pool2dParams) -> Result<CudaTensor> {
+    let out = p.output_shape(x.shape())?;
+    let a = maxpool_args(dev, x.shape(), &out, p)?;
+    let y = CudaTensor::alloc(dev, &out)?;
+    let mut args = vec![Arg::Buf(x.buf()), Arg::Buf(y.buf())];
+    args.extend(a.iter().map(|&v| Arg::I32(v)));
+    dev.launch("maxpool2d_forward", elementwise_dims(y.len()), &args)?;
+    Ok(y)
+}
+
 pub fn maxpool2d_backward(
     dev: &Arc<Device>,
-    _dy: &CudaTensor,
-    _x: &CudaTensor,
-    _p: &Pool2dParams,
+    dy: &CudaTensor,
+    x: &CudaTensor,
+    p: &Pool2dParams,
 ) -> Result<CudaTensor> {
-    Err(dev.err("pool: in progress"))
+    let out = p.output_shape(x.shape())?;
+    dy.expect_shape("maxpool2d_backward", "output gradient", &out)?;
+    let a = maxpool_args(dev, x.shape(), &out, p)?;
+    let dx = CudaTensor::alloc(dev, x.shape())?;
+    let mut args = vec![Arg::Buf(dy.buf()), Arg::Buf(x.buf()), Arg::Buf(dx.buf())];
+    args.extend(a.iter().map(|&v| Arg::I32(v)));
+    dev.launch("maxpool2d_backward", elementwise_dims(dx.len()), &args)?;
+    Ok(dx)
 }
-pub fn global_avg_pool(dev: &Arc<Device>, _x: &CudaTensor) -> Result<CudaTensor> {
-    Err(dev.err("pool: in progress"))
+
+pub fn global_avg_pool(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
+    let &[n, c, h, w] = x.shape() else {
+        return Err(shape_err(
+            "global_avg_pool",
+            format!(
+                "input must be 4-d [N, C, H, W], got {}",
+                ShapeFmt(x.shape())
+            ),
+        ));
+    };
+    if h * w == 0 {
+        return Err(shape_err(
+            "global_avg_pool",
+            format!("input {} has an empty plane", ShapeFmt(x.shape())),
+        ));
+    }
+    let planes = int(dev, n * c, "planes")?;
+    let hw = int(dev, h * w, "plane size")?;
+    let y = CudaTensor::alloc(dev, &[n, c])?;
+    let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
+    dev.launch(
+        "global_avg_pool_forward",
+        Dims::new([blocks, 1, 1], [32 * GAP_WARPS, 1, 1]),
+        &[
+            Arg::Buf(x.buf()),
+            Arg::Buf(y.buf()),
+            Arg::I32(planes),
+            Arg::I32(hw),
+        ],
+    )?;
+    Ok(y)
 }
+
 pub fn global_avg_pool_backward(
     dev: &Arc<Device>,
-    _dy: &CudaTensor,
-    _x_shape: &[usize],
+    dy: &CudaTensor,
+    x_shape: &[usize],
 ) -> Result<CudaTensor> {
-    Err(dev.err("pool: in progress"))
+    const OP: &str = "global_avg_pool_backward";
+    let &[n, c, h, w] = x_shape else {
+        return Err(shape_err(
+            OP,
+            format!("input shape must be 4-d, got {}", ShapeFmt(x_shape)),
+        ));
+    };
+    dy.expect_shape(OP, "output gradient", &[n, c])?;
+    let planes = int(dev, n * c, "planes")?;
+    let hw = int(dev, h * w, "plane size")?;
+    let dx = CudaTensor::alloc(dev, x_shape)?;
+    dev.launch(
+        "global_avg_pool_backward",
+        elementwise_dims(dx.len()),
+        &[
+            Arg::Buf(dy.buf()),
+            Arg::Buf(dx.buf()),
+            Arg::I32(planes),
+            Arg::I32(hw),
+        ],
+    )?;
+    Ok(dx)
 }
