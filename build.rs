@@ -211,7 +211,7 @@ fn param_code(file: &str, kernel: &str, p: &str) -> char {
         .filter(|w| !w.is_empty() && *w != "const" && *w != "__restrict__")
         .collect();
     let ty = words[..words.len().saturating_sub(1)].join(" ");
-    let code = match (p.contains('*'), ty.as_str()) {
+    match (p.contains('*'), ty.as_str()) {
         (true, "float") => 'F',
         (true, "int") => 'I',
         (false, "float") => 'f',
@@ -219,8 +219,7 @@ fn param_code(file: &str, kernel: &str, p: &str) -> char {
         (false, "unsigned" | "unsigned int") => 'u',
         (false, "long long" | "int64_t") => 'l',
         _ => panic!("{file}: kernel {kernel}: unsupported parameter type in `{p}`"),
-    };
-    code
+    }
 }
 
 fn strip_comments(src: &str) -> String {

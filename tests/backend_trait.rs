@@ -118,3 +118,19 @@ fn cpu_backend_trains_a_head() {
         );
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn cuda_backend_in_emulator_trains_a_head() {
+    // Every kernel of the head (dense, BN, ReLU, CE, Adam) through the CUDA backend's launches,
+    // run by the CPU emulator; same tolerance as the CPU backend above.
+    let be = skinengine::backend::cuda::CudaBackend::emulator(0);
+    let cuda = train_head(&be);
+    let reference = train_head(&ReferenceBackend);
+    for (step, (c, r)) in cuda.iter().zip(&reference).enumerate() {
+        assert!(
+            (c - r).abs() <= 1e-3 * r.abs(),
+            "step {step}: cuda loss {c} vs reference {r}"
+        );
+    }
+}

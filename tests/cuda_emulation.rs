@@ -21,3 +21,38 @@ fn selftest_kernels() {
 fn elementwise() {
     cuda::elementwise::all(&emu());
 }
+
+#[test]
+fn conv2d() {
+    cuda::conv::conv(&emu());
+}
+
+#[test]
+fn dense() {
+    cuda::conv::dense(&emu());
+}
+
+#[test]
+fn batchnorm() {
+    cuda::batchnorm::all(&emu());
+}
+
+#[test]
+fn pool() {
+    cuda::pool::all(&emu());
+}
+
+#[test]
+fn loss() {
+    cuda::loss::all(&emu());
+}
+
+#[test]
+fn adam() {
+    cuda::adam::all(&emu());
+}
+
+#[test]
+fn resnet50_parity() {
+    cuda::model::resnet50_matches_torchvision(&emu());
+}

@@ -21,3 +21,45 @@ fn selftest_kernels() {
 fn elementwise() {
     cuda::elementwise::all(&gpu());
 }
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn conv2d() {
+    cuda::conv::conv(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn dense() {
+    cuda::conv::dense(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn batchnorm() {
+    cuda::batchnorm::all(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn pool() {
+    cuda::pool::all(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn loss() {
+    cuda::loss::all(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn adam() {
+    cuda::adam::all(&gpu());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn resnet50_parity() {
+    cuda::model::resnet50_matches_torchvision(&gpu());
+}

@@ -54,7 +54,9 @@ pub fn conv(be: &CudaBackend) {
 
         let want = r.conv2d(&x, &w, None, &p).unwrap();
         let absref = r.conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
-        let got = be.download(&be.conv2d(&xd, &wd, None, &p).unwrap()).unwrap();
+        let got = be
+            .download(&be.conv2d(&xd, &wd, None, &p).unwrap())
+            .unwrap();
         within_bound(&format!("conv fwd {tag}"), &got, &want, &absref, k);
 
         // Fused: relu(conv + b + residual); relu is 1-Lipschitz, so the bound carries over.
@@ -120,7 +122,10 @@ pub fn conv(be: &CudaBackend) {
         .conv2d(&x, &w, None, &Conv2dParams::square(1, 1))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("[1, 3, 8, 8]") && e.contains("[4, 5, 3, 3]"), "{e}");
+    assert!(
+        e.contains("[1, 3, 8, 8]") && e.contains("[4, 5, 3, 3]"),
+        "{e}"
+    );
 }
 
 pub fn dense(be: &CudaBackend) {
@@ -139,7 +144,8 @@ pub fn dense(be: &CudaBackend) {
         let absref = r.dense(&abs(&x), &abs(&w), Some(&abs(&b))).unwrap();
         within_bound(
             &format!("dense {tag}"),
-            &be.download(&be.dense(&xd, &wd, Some(&bd)).unwrap()).unwrap(),
+            &be.download(&be.dense(&xd, &wd, Some(&bd)).unwrap())
+                .unwrap(),
             &r.dense(&x, &w, Some(&b)).unwrap(),
             &absref,
             i + 1,

@@ -3,5 +3,11 @@
 //! machine with a GPU). Each check takes the backend, so both run the identical launches.
 #![allow(dead_code)]
 
+pub mod adam;
+pub mod batchnorm;
+pub mod conv;
 pub mod elementwise;
+pub mod loss;
+pub mod model;
+pub mod pool;
 pub mod selftest;

@@ -71,7 +71,7 @@ pub fn warp_ops(be: &CudaBackend) {
 pub fn atomic_sum(be: &CudaBackend) {
     let dev = be.device();
     let mut rng = Rng::new(6);
-    let n = 10_000;
+    let n: usize = 10_000;
     let x: Vec<f32> = (0..n).map(|_| rng.uniform(0.0, 1.0) as f32).collect();
     let xb = dev.upload_f32(&x).unwrap();
     let tb = dev.upload_f32(&[0.0]).unwrap();

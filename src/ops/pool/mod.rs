@@ -47,6 +47,13 @@ impl Pool2dParams {
                 format!("padding {ph}x{pw} must be at most half of kernel {kh}x{kw}"),
             ));
         }
+        // An empty plane would leave windows holding only padding (nothing to take a max of).
+        if h == 0 || w == 0 {
+            return Err(shape_err(
+                OP,
+                format!("input {} has an empty plane", ShapeFmt(x)),
+            ));
+        }
         if h + 2 * ph < kh || w + 2 * pw < kw {
             return Err(shape_err(
                 OP,
