@@ -81,6 +81,11 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
         .flag("-Wno-unknown-pragmas")
         // Kernels read float arrays through float4 pointers, as CUDA code does.
         .flag("-fno-strict-aliasing")
+        // Faults the GPU raises but x86 forgives: misaligned vector loads (float4 must be
+        // 16-byte aligned) and indexing past a static (shared-memory) array. Abort with a
+        // message instead of running on.
+        .flag("-fsanitize=alignment,bounds")
+        .flag("-fno-sanitize-recover=all")
         .include("emu")
         .file("emu/runtime.cpp");
     let mut registry = String::from("#include \"cuda_emu.h\"\n#include <cstring>\n");
@@ -127,6 +132,8 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
     build.file(&reg_path);
     build.flag("-include").flag(header.to_str().unwrap());
     build.compile("skinengine_emu");
+    // The sanitizer runtime for the checks above (part of gcc).
+    println!("cargo:rustc-link-lib=ubsan");
 }
 
 /// `extern __shared__ [__align__(n)] T name[];` (dynamic shared memory, sized at launch) has no

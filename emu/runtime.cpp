@@ -6,6 +6,9 @@
 // A fiber gives up the CPU only at __syncthreads (released once every live thread of the block
 // is there) and at warp collectives (released once every live lane of its warp is there). If no
 // fiber can move, the kernel has deadlocked (a barrier in divergent code): that is an error.
+// Odd-numbered blocks run their threads in reverse order (see run_block), and build.rs compiles
+// with -fsanitize=alignment,bounds so a misaligned vector access (a fault on the GPU, silent on
+// x86) or an out-of-range static array index (shared memory overrun) aborts the test.
 #include <sys/mman.h>
 #include <ucontext.h>
 
@@ -88,8 +91,11 @@ void yield(State s) {
     swapcontext(&f.ctx, &w->sched);
 }
 
-// Runs one block to completion; returns an error message, empty on success.
-std::string run_block(Worker* w, unsigned nthreads, dim3 block) {
+// Runs one block to completion; returns an error message, empty on success. `reverse` runs the
+// fibers from the last thread to the first: blocks alternate orders, so a kernel that reads
+// shared memory another thread writes without a barrier between them gets stale data in one
+// order or the other, and fails its tests instead of passing by luck of the schedule.
+std::string run_block(Worker* w, unsigned nthreads, dim3 block, bool reverse) {
     if (w->fibers.size() < nthreads) w->fibers.resize(nthreads);
     for (unsigned i = 0; i < nthreads; ++i) {
         Fiber& f = w->fibers[i];
@@ -112,7 +118,8 @@ std::string run_block(Worker* w, unsigned nthreads, dim3 block) {
     }
     const unsigned nwarps = (nthreads + 31) / 32;
     for (;;) {
-        for (unsigned i = 0; i < nthreads; ++i) {
+        for (unsigned k = 0; k < nthreads; ++k) {
+            const unsigned i = reverse ? nthreads - 1 - k : k;
             Fiber& f = w->fibers[i];
             if (f.state != RUNNABLE) continue;
             w->current = i;
@@ -194,6 +201,10 @@ extern "C" int emu_launch(const char* name, const char* sig, const unsigned* gri
                     " bytes of dynamic shared memory, more than the 48 KiB default limit");
 
     const unsigned long long nblocks = 1ull * g.x * g.y * g.z;
+    // Alternates which blocks run in reverse from one launch to the next, so single-block
+    // kernels get both orders too.
+    static std::atomic<unsigned> launches{0};
+    const unsigned parity = launches.fetch_add(1);
     unsigned nworkers = std::max(1u, std::min<unsigned>(threads, unsigned(std::min(nblocks, 1024ull))));
     std::atomic<unsigned long long> next{0};
     std::mutex err_mu;
@@ -217,7 +228,7 @@ extern "C" int emu_launch(const char* name, const char* sig, const unsigned* gri
             emu_blockIdx.x = unsigned(i % g.x);
             emu_blockIdx.y = unsigned((i / g.x) % g.y);
             emu_blockIdx.z = unsigned(i / (1ull * g.x * g.y));
-            std::string e = run_block(w, unsigned(nthreads), b);
+            std::string e = run_block(w, unsigned(nthreads), b, ((i + parity) & 1) != 0);
             if (!e.empty()) {
                 std::lock_guard<std::mutex> lk(err_mu);
                 if (first_err.empty()) first_err = e;

@@ -47,7 +47,9 @@ impl Device {
             Device::Auto => match crate::backend::cuda::CudaBackend::gpu() {
                 Ok(b) => Ok(Resolved::Cuda(b)),
                 Err(e) => {
-                    eprintln!("note: using the CPU ({e})");
+                    // Once per process: demo and ablate resolve the device several times.
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| eprintln!("note: using the CPU ({e})"));
                     Ok(Resolved::Cpu)
                 }
             },

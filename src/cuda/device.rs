@@ -27,6 +27,9 @@ pub(crate) trait Driver: Send + Sync {
     /// `params[i]` points at argument i's value, as for cuLaunchKernel.
     fn launch(&self, kernel: usize, dims: &Dims, params: &mut [*mut c_void]) -> Result<()>;
     fn synchronize(&self) -> Result<()>;
+    /// Called when a freed buffer is handed out again. The emulator poisons it (NaN) so a kernel
+    /// that leaves part of its output unwritten cannot pass on a previous result.
+    fn on_reuse(&self, _ptr: u64, _bytes: usize) {}
 }
 
 /// Element type of a buffer; kernels take `float*` or `int*`.
@@ -171,6 +174,7 @@ impl Device {
         let ptr = match cached {
             Some(p) => {
                 self.reused.fetch_add(1, Ordering::Relaxed);
+                self.driver.on_reuse(p, bytes);
                 p
             }
             None => {

@@ -107,6 +107,10 @@ impl Driver for EmuDriver {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    fn on_reuse(&self, ptr: u64, bytes: usize) {
+        // SAFETY: a live allocation of `bytes` bytes owned by the free list until now.
+        unsafe { std::ptr::write_bytes(ptr as *mut u8, 0xff, bytes) };
+    }
 }
 
 /// A device that runs kernels in the emulator with `threads` OS threads (0 = all cores).
