@@ -81,11 +81,7 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
         .flag("-Wno-unknown-pragmas")
         // Kernels read float arrays through float4 pointers, as CUDA code does.
         .flag("-fno-strict-aliasing")
-        // Faults the GPU raises but x86 forgives: misaligned vector loads (float4 must be
-        // 16-byte aligned) and indexing past a static (shared-memory) array. Abort with a
-        // message instead of running on.
-        .flag("-fsanitize=alignment,bounds")
-        .flag("-fno-sanitize-recover=all")
+
         .include("emu")
         .file("emu/runtime.cpp");
     let mut registry = String::from("#include \"cuda_emu.h\"\n#include <cstring>\n");
@@ -131,9 +127,17 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
     std::fs::write(&reg_path, registry).unwrap();
     build.file(&reg_path);
     build.flag("-include").flag(header.to_str().unwrap());
+    // Faults the GPU raises but x86 forgives: misaligned vector loads (float4 must be 16-byte
+    // aligned) and indexing past a static (shared-memory) array abort with a message instead of
+    // running on. Debug-profile builds only (what `cargo test` uses): release binaries must not
+    // need gcc's sanitizer runtime on machines that lack it.
+    if std::env::var("PROFILE").as_deref() == Ok("debug") {
+        build
+            .flag("-fsanitize=alignment,bounds")
+            .flag("-fno-sanitize-recover=all");
+        println!("cargo:rustc-link-lib=ubsan");
+    }
     build.compile("skinengine_emu");
-    // The sanitizer runtime for the checks above (part of gcc).
-    println!("cargo:rustc-link-lib=ubsan");
 }
 
 /// `extern __shared__ [__align__(n)] T name[];` (dynamic shared memory, sized at launch) has no
