@@ -245,15 +245,16 @@ __device__ __forceinline__ void conv_forward_tile(
 
 #define CONV_ARGS x, w, bias, residual, y, N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW, relu
 
-// 128 x 128 tiles, 8 x 8 per thread: the default.
-extern "C" __global__ void __launch_bounds__(256)
+// 128 x 128 tiles, 8 x 8 per thread: the default. (256, 2): at most 128 registers, so two
+// blocks fit on an SM; the tile needs ~127 and would otherwise sit on that cliff.
+extern "C" __global__ void __launch_bounds__(256, 2)
     conv2d_forward_128(const float* __restrict__ x, const float* __restrict__ w,
                        const float* __restrict__ bias, const float* __restrict__ residual,
                        float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
                        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     conv_forward_tile<128, 128, 8, 8, false>(CONV_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(256, 2)
     conv2d_forward_pw_128(const float* __restrict__ x, const float* __restrict__ w,
                           const float* __restrict__ bias, const float* __restrict__ residual,
                           float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,

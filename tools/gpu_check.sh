@@ -184,6 +184,12 @@ step_env() {
   envkv cuda_driver_api "${cudav:-unknown}"
   echo "card=$card driver=$driver memory=$mem cuda=$cudav"
 
+  # A shared library the carried binaries need but this machine lacks fails every later step:
+  # say which, up front.
+  if ldd "$BIN" "$TESTS" 2>&1 | grep 'not found'; then
+    echo "carried binaries need libraries this machine lacks (above)"
+  fi
+
   for lib in libnvrtc.so.13 libnvrtc.so.12 libnvrtc.so; do
     cands=$(lib_dirs "$lib")
     echo "folders with $lib: $(echo "$cands" | xargs)"
