@@ -81,7 +81,6 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
         .flag("-Wno-unknown-pragmas")
         // Kernels read float arrays through float4 pointers, as CUDA code does.
         .flag("-fno-strict-aliasing")
-
         .include("emu")
         .file("emu/runtime.cpp");
     let mut registry = String::from("#include \"cuda_emu.h\"\n#include <cstring>\n");

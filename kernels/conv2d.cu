@@ -12,6 +12,11 @@
 // ResNet50) read B rows as plain contiguous runs of x, with float4 loads when a run of 4
 // pixels cannot straddle two images.
 //
+// Layers whose output tiles are too few to fill the GPU (small maps at small batches) split K
+// over gridDim.z; each split writes raw sums to a slab and conv2d_splitk_reduce adds them in a
+// fixed order and applies the epilogue. General (non-pointwise) convolutions read a host-made
+// table k -> (tap offset, kh, kw), so the im2col gather does no integer division.
+//
 // Also here: the bias gradient (per-channel sum of dy), and im2col / col2im used by the
 // backward passes together with the strided GEMM in gemm.cu.
 
@@ -46,9 +51,10 @@ __device__ __forceinline__ ColInfo col_info(int col, int ncols, int C, int H, in
 
 template <int BM, int BN, int TM, int TN, bool POINTWISE>
 __device__ __forceinline__ void conv_forward_tile(
-    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias,
-    const float* __restrict__ residual, float* __restrict__ y, int N, int C, int H, int W, int O,
-    int KH, int KW, int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
+    const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
+    float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
+    int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     static_assert((BM / TM) * (BN / TN) == CONV_THREADS, "one register tile per thread");
     __shared__ __align__(16) float As[2][CONV_BK][BM];
     __shared__ __align__(16) float Bs[2][CONV_BK][BN];
@@ -59,7 +65,10 @@ __device__ __forceinline__ void conv_forward_tile(
     const int ncols = N * P;
     const int m0 = blockIdx.y * BM;
     const int n0 = blockIdx.x * BN;
-    const int KHW = KH * KW;
+    // Split K: block z sums k in [k_begin, k_end) (kchunk is a multiple of BK) and, with
+    // `partial`, stores its raw sums there for conv2d_splitk_reduce to add up and finish.
+    const int k_begin = blockIdx.z * kchunk;
+    const int k_end = min(K, k_begin + kchunk);
 
     // ---- A loads: BM x BK values per tile, (BM * BK) / 256 per thread, rows of 4 k's.
     constexpr int A_PER = BM * CONV_BK / CONV_THREADS;  // 4 (BM=128) or 2 (BM=64)
@@ -144,14 +153,13 @@ __device__ __forceinline__ void conv_forward_tile(
                     if (POINTWISE) {
                         v = __ldg(x + ci.xbase + (size_t)k * P + ci.p);
                     } else {
-                        const int c = k / KHW;
-                        const int r = k - c * KHW;
-                        const int kh = r / KW;
-                        const int kw = r - kh * KW;
-                        const int ih = ci.ih0 + kh;
-                        const int iw = ci.iw0 + kw;
+                        // k -> (offset of tap (c, kh, kw) in an image, kh << 16 | kw) from the
+                        // host-made table: no integer division in the inner loop.
+                        const int2 t = __ldg(reinterpret_cast<const int2*>(ktab) + k);
+                        const int ih = ci.ih0 + (t.y >> 16);
+                        const int iw = ci.iw0 + (t.y & 0xffff);
                         if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                            v = __ldg(x + ci.xbase + ((size_t)c * H + ih) * W + iw);
+                            v = __ldg(x + ci.xbase + (ci.ih0 * W + ci.iw0) + t.x);
                     }
                 }
                 b_reg[j] = v;
@@ -177,17 +185,17 @@ __device__ __forceinline__ void conv_forward_tile(
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
 
-    const int ktiles = (K + CONV_BK - 1) / CONV_BK;
-    load_a(0);
-    load_b(0);
+    const int ktiles = (k_end - k_begin + CONV_BK - 1) / CONV_BK;
+    load_a(k_begin);
+    load_b(k_begin);
     store_a(0);
     store_b(0);
     __syncthreads();
     for (int t = 0; t < ktiles; ++t) {
         const int cur = t & 1;
         if (t + 1 < ktiles) {  // issue next tile's global loads before this tile's math
-            load_a((t + 1) * CONV_BK);
-            load_b((t + 1) * CONV_BK);
+            load_a(k_begin + (t + 1) * CONV_BK);
+            load_b(k_begin + (t + 1) * CONV_BK);
         }
 #pragma unroll
         for (int kk = 0; kk < CONV_BK; ++kk) {
@@ -222,7 +230,51 @@ __device__ __forceinline__ void conv_forward_tile(
         __syncthreads();
     }
 
-    // Epilogue: bias, residual, ReLU, store. Columns map to (n, p); y is [N, O, P].
+    // Epilogue: bias, residual, ReLU, store (or raw sums to this split's partial slab).
+    // Columns map to (n, p); y is [N, O, P]. When P % 4 == 0 a thread's 8 columns are two
+    // aligned runs of 4 pixels of one image each: stored (and residuals read) as float4.
+    float* out = partial ? partial + (size_t)blockIdx.z * ((size_t)ncols * O) : y;
+    const bool epi = partial == nullptr;
+    if ((P & 3) == 0) {
+#pragma unroll
+        for (int j = 0; j < TN; j += 4) {
+            const int col = n0 + tx * TN + j;
+            if (col >= ncols) continue;
+            const int n = col / P;
+            const int p = col - n * P;
+#pragma unroll
+            for (int i = 0; i < TM; ++i) {
+                const int m = m0 + ty * TM + i;
+                if (m >= O) continue;
+                const size_t off = ((size_t)n * O + m) * P + p;
+                float4 v = make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
+                if (epi) {
+                    if (bias) {
+                        const float b = __ldg(bias + m);
+                        v.x += b;
+                        v.y += b;
+                        v.z += b;
+                        v.w += b;
+                    }
+                    if (residual) {
+                        const float4 r = *reinterpret_cast<const float4*>(residual + off);
+                        v.x += r.x;
+                        v.y += r.y;
+                        v.z += r.z;
+                        v.w += r.w;
+                    }
+                    if (relu) {
+                        v.x = fmaxf(v.x, 0.f);
+                        v.y = fmaxf(v.y, 0.f);
+                        v.z = fmaxf(v.z, 0.f);
+                        v.w = fmaxf(v.w, 0.f);
+                    }
+                }
+                *reinterpret_cast<float4*>(out + off) = v;
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
         const int col = n0 + tx * TN + j;
@@ -235,46 +287,75 @@ __device__ __forceinline__ void conv_forward_tile(
             if (m >= O) continue;
             const size_t off = ((size_t)n * O + m) * P + p;
             float v = acc[i][j];
-            if (bias) v += __ldg(bias + m);
-            if (residual) v += __ldg(residual + off);
-            if (relu) v = fmaxf(v, 0.f);
-            y[off] = v;
+            if (epi) {
+                if (bias) v += __ldg(bias + m);
+                if (residual) v += __ldg(residual + off);
+                if (relu) v = fmaxf(v, 0.f);
+            }
+            out[off] = v;
         }
     }
 }
 
-#define CONV_ARGS x, w, bias, residual, y, N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW, relu
+// Every forward kernel takes the same arguments: x, w, the k table (null for pointwise),
+// bias / residual (null when absent), y, the split-K slab (null without split), kchunk, then
+// the geometry and the ReLU flag.
+#define CONV_ARGS                                                                            \
+    x, w, ktab, bias, residual, y, partial, kchunk, N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, \
+        PW, relu
 
 // 128 x 128 tiles, 8 x 8 per thread: the default. (256, 2): at most 128 registers, so two
 // blocks fit on an SM; the tile needs ~127 and would otherwise sit on that cliff.
 extern "C" __global__ void __launch_bounds__(256, 2)
-    conv2d_forward_128(const float* __restrict__ x, const float* __restrict__ w,
-                       const float* __restrict__ bias, const float* __restrict__ residual,
-                       float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
-                       int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv2d_forward_128(
+        const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
+        const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
+        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
+        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     conv_forward_tile<128, 128, 8, 8, false>(CONV_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256, 2)
-    conv2d_forward_pw_128(const float* __restrict__ x, const float* __restrict__ w,
-                          const float* __restrict__ bias, const float* __restrict__ residual,
-                          float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
-                          int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv2d_forward_pw_128(
+        const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
+        const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
+        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
+        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     conv_forward_tile<128, 128, 8, 8, true>(CONV_ARGS);
 }
 // 64 x 128 tiles, 4 x 8 per thread: for O = 64 layers, where 128-row tiles would idle half.
 extern "C" __global__ void __launch_bounds__(256)
-    conv2d_forward_64(const float* __restrict__ x, const float* __restrict__ w,
-                      const float* __restrict__ bias, const float* __restrict__ residual,
-                      float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
-                      int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv2d_forward_64(
+        const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
+        const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
+        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
+        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     conv_forward_tile<64, 128, 4, 8, false>(CONV_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256)
-    conv2d_forward_pw_64(const float* __restrict__ x, const float* __restrict__ w,
-                         const float* __restrict__ bias, const float* __restrict__ residual,
-                         float* __restrict__ y, int N, int C, int H, int W, int O, int KH, int KW,
-                         int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+    conv2d_forward_pw_64(
+        const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
+        const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
+        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
+        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
     conv_forward_tile<64, 128, 4, 8, true>(CONV_ARGS);
+}
+
+// y = relu?(sum over the splits of partial[z] + bias + residual), the splits added in order
+// (deterministic). partial is [splits][N, O, P]; total = N * O * P.
+extern "C" __global__ void conv2d_splitk_reduce(const float* __restrict__ partial,
+                                                const float* __restrict__ bias,
+                                                const float* __restrict__ residual,
+                                                float* __restrict__ y, long long total, int splits,
+                                                int O, int P, int relu) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        float v = partial[i];
+        for (int z = 1; z < splits; ++z) v += partial[z * total + i];
+        if (bias) v += __ldg(bias + (int)((i / P) % O));
+        if (residual) v += __ldg(residual + i);
+        if (relu) v = fmaxf(v, 0.f);
+        y[i] = v;
+    }
 }
 
 // db[o] = sum over n, p of dy[n, o, p]: one block per channel, tree reduction (deterministic).

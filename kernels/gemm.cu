@@ -4,6 +4,9 @@
 // row-major matrix is a choice of strides, not a copy. beta == 0 never reads C (it may hold
 // garbage); bias may be null.
 //
+// Grids of fewer blocks than the GPU has SMs (a batch of 32 through 2048 -> 1000: 16 blocks)
+// split K over gridDim.z into a partial-sum slab, finished by gemm_splitk_reduce.
+//
 // Tiling: 64 x 64 block tile, 256 threads with 4 x 4 register tiles, BK = 16, double-buffered
 // shared memory with the next tile's loads issued before the current tile's FMAs. Loads are
 // scalar (strides are arbitrary); each operand's tile is walked along its unit-stride direction
@@ -17,13 +20,18 @@
 
 extern "C" __global__ void __launch_bounds__(256)
     gemm_strided(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
-                 const float* __restrict__ bias, int M, int N, int K, int sam, int sak, int sbk,
-                 int sbn, int ldc, float alpha, float beta) {
+                 const float* __restrict__ bias, float* __restrict__ partial, int kchunk, int M,
+                 int N, int K, int sam, int sak, int sbk, int sbn, int ldc, float alpha,
+                 float beta) {
     __shared__ __align__(16) float As[2][GEMM_BK][GEMM_BM];
     __shared__ __align__(16) float Bs[2][GEMM_BK][GEMM_BN];
     const int tid = threadIdx.x;
     const int m0 = blockIdx.y * GEMM_BM;
     const int n0 = blockIdx.x * GEMM_BN;
+    // Split K (blockIdx.z): this block sums k in [k_begin, k_end); with `partial` it stores
+    // alpha * its sums there ([z][M][N]) for gemm_splitk_reduce to finish.
+    const int k_begin = blockIdx.z * kchunk;
+    const int k_end = min(K, k_begin + kchunk);
     // 64 x 16 = 1024 values per operand tile: 4 per thread.
     const bool a_k_fast = sak == 1;
     const bool b_n_fast = sbn == 1;
@@ -42,7 +50,7 @@ extern "C" __global__ void __launch_bounds__(256)
                 mm = i % GEMM_BM;
             }
             const int m = m0 + mm, k = k0 + kk;
-            a_reg[q] = (m < M && k < K) ? __ldg(A + (size_t)m * sam + (size_t)k * sak) : 0.f;
+            a_reg[q] = (m < M && k < k_end) ? __ldg(A + (size_t)m * sam + (size_t)k * sak) : 0.f;
             int nn;
             if (b_n_fast) {
                 kk = i / GEMM_BN;
@@ -52,7 +60,7 @@ extern "C" __global__ void __launch_bounds__(256)
                 kk = i % GEMM_BK;
             }
             const int n = n0 + nn, kb = k0 + kk;
-            b_reg[q] = (n < N && kb < K) ? __ldg(B + (size_t)kb * sbk + (size_t)n * sbn) : 0.f;
+            b_reg[q] = (n < N && kb < k_end) ? __ldg(B + (size_t)kb * sbk + (size_t)n * sbn) : 0.f;
         }
     };
     auto store = [&](int buf) {
@@ -78,13 +86,13 @@ extern "C" __global__ void __launch_bounds__(256)
 #pragma unroll
         for (int j = 0; j < GEMM_TN; ++j) acc[i][j] = 0.f;
 
-    const int ktiles = (K + GEMM_BK - 1) / GEMM_BK;
-    load(0);
+    const int ktiles = (max(k_end - k_begin, 0) + GEMM_BK - 1) / GEMM_BK;
+    load(k_begin);
     store(0);
     __syncthreads();
     for (int t = 0; t < ktiles; ++t) {
         const int cur = t & 1;
-        if (t + 1 < ktiles) load((t + 1) * GEMM_BK);
+        if (t + 1 < ktiles) load(k_begin + (t + 1) * GEMM_BK);
 #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk) {
             float4 a = *reinterpret_cast<const float4*>(&As[cur][kk][ty * GEMM_TM]);
@@ -108,12 +116,35 @@ extern "C" __global__ void __launch_bounds__(256)
         for (int j = 0; j < GEMM_TN; ++j) {
             const int n = n0 + tx * GEMM_TN + j;
             if (n >= N) continue;
+            if (partial) {
+                partial[((size_t)blockIdx.z * M + m) * N + n] = alpha * acc[i][j];
+                continue;
+            }
             float* c = C + (size_t)m * ldc + n;
             float v = alpha * acc[i][j];
             if (beta != 0.f) v += beta * *c;
             if (bias) v += __ldg(bias + n);
             *c = v;
         }
+    }
+}
+
+// C[m * ldc + n] = sum over the splits of partial[z][m][n] (in order: deterministic)
+// + beta * C + bias[n].
+extern "C" __global__ void gemm_splitk_reduce(const float* __restrict__ partial,
+                                              float* __restrict__ C,
+                                              const float* __restrict__ bias, int M, int N,
+                                              int ldc, int splits, float beta) {
+    const long long total = (long long)M * N;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)blockDim.x * gridDim.x) {
+        const int m = (int)(i / N), n = (int)(i % N);
+        float v = partial[i];
+        for (int z = 1; z < splits; ++z) v += partial[z * total + i];
+        float* c = C + (size_t)m * ldc + n;
+        if (beta != 0.f) v += beta * *c;
+        if (bias) v += __ldg(bias + n);
+        *c = v;
     }
 }
 

@@ -7,10 +7,26 @@ use crate::real::Real;
 use crate::rng::Rng;
 use std::fmt;
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Tensor<T = f32> {
     shape: Vec<usize>,
     data: Vec<T>,
+    /// Identifies these contents: fresh for every new tensor and on every mutable borrow of the
+    /// data, never reused, kept by clones (same contents). Lets the CPU backend cache work
+    /// derived from a tensor (packed convolution weights) without ever serving stale results.
+    version: u64,
+}
+
+/// Equality is shape and values; the version is bookkeeping.
+impl<T: PartialEq> PartialEq for Tensor<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
+}
+
+fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `[2, 3, 7, 5]`-style formatting used in every shape error.
@@ -58,6 +74,7 @@ impl<T: Real> Tensor<T> {
         Ok(Tensor {
             shape: shape.to_vec(),
             data,
+            version: next_version(),
         })
     }
 
@@ -69,6 +86,7 @@ impl<T: Real> Tensor<T> {
         Tensor {
             shape: shape.to_vec(),
             data: vec![v; shape.iter().product()],
+            version: next_version(),
         }
     }
 
@@ -78,6 +96,7 @@ impl<T: Real> Tensor<T> {
         Tensor {
             shape: shape.to_vec(),
             data: (0..n).map(&mut f).collect(),
+            version: next_version(),
         }
     }
 
@@ -120,7 +139,12 @@ impl<T: Real> Tensor<T> {
     pub fn data(&self) -> &[T] {
         &self.data
     }
+    /// The contents identifier (see the field); changes whenever the data may change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
     pub fn data_mut(&mut self) -> &mut [T] {
+        self.version = next_version();
         &mut self.data
     }
     pub fn into_data(self) -> Vec<T> {
@@ -143,6 +167,7 @@ impl<T: Real> Tensor<T> {
         Ok(Tensor {
             shape: shape.to_vec(),
             data: self.data,
+            version: next_version(),
         })
     }
 
@@ -151,6 +176,7 @@ impl<T: Real> Tensor<T> {
         Tensor {
             shape: self.shape.clone(),
             data: self.data.iter().map(|&v| U::from_f64(v.to_f64())).collect(),
+            version: next_version(),
         }
     }
 

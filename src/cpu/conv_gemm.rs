@@ -71,6 +71,11 @@ impl PackedA {
         PackedA { data, m, k }
     }
 
+    /// Memory held by the packed matrix.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+
     /// The panel of rows r0.. in the K block starting at k0.
     fn panel(&self, k0: usize, r0: usize) -> &[f32] {
         let mp = self.m.div_ceil(MR) * MR;

@@ -4,6 +4,7 @@
 pub mod conv_gemm;
 pub mod gemm;
 pub mod scratch;
+pub mod weight_cache;
 
 /// Threads the CPU backend uses (rayon's global pool).
 pub fn threads() -> usize {

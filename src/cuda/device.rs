@@ -130,6 +130,8 @@ pub struct Device {
     free: Mutex<HashMap<usize, Vec<u64>>>,
     driver_allocs: AtomicU64,
     reused: AtomicU64,
+    /// Read-only tables uploaded once and kept for the device's life: key -> (ptr, bytes, len).
+    consts: Mutex<HashMap<String, (u64, usize, usize)>>,
     /// Synchronise after every launch (SKINENGINE_CUDA_SYNC=1): a failing kernel is then
     /// reported at its own launch rather than at the next copy back.
     sync_each: bool,
@@ -143,6 +145,7 @@ impl Device {
             free: Mutex::new(HashMap::new()),
             driver_allocs: AtomicU64::new(0),
             reused: AtomicU64::new(0),
+            consts: Mutex::new(HashMap::new()),
             sync_each: std::env::var("SKINENGINE_CUDA_SYNC").is_ok_and(|v| v == "1"),
         })
     }
@@ -195,6 +198,37 @@ impl Device {
             len,
             elem,
             dev: self.clone(),
+            owned: true,
+        })
+    }
+
+    /// A read-only int table, made by `make` and uploaded the first time `key` is asked for,
+    /// then kept until the device goes: later calls cost no copy (a copy would also make the host
+    /// wait for the GPU). The handle does not own the memory.
+    pub fn constant_i32(
+        self: &Arc<Self>,
+        key: &str,
+        make: impl FnOnce() -> Vec<i32>,
+    ) -> Result<DevBuf> {
+        let mut consts = self.consts.lock().unwrap();
+        let (ptr, bytes, len) = match consts.get(key) {
+            Some(&e) => e,
+            None => {
+                let data = make();
+                let bytes = (data.len().max(1) * 4).div_ceil(256) * 256;
+                let ptr = self.driver.alloc(bytes)?;
+                self.driver.write(ptr, bytemuck::cast_slice(&data))?;
+                consts.insert(key.to_string(), (ptr, bytes, data.len()));
+                (ptr, bytes, data.len())
+            }
+        };
+        Ok(DevBuf {
+            ptr,
+            bytes,
+            len,
+            elem: Elem::I32,
+            dev: self.clone(),
+            owned: false,
         })
     }
 
@@ -305,6 +339,9 @@ impl Device {
 impl Drop for Device {
     fn drop(&mut self) {
         self.trim();
+        for (_, (ptr, bytes, _)) in self.consts.lock().unwrap().drain() {
+            self.driver.free(ptr, bytes);
+        }
     }
 }
 
@@ -320,6 +357,8 @@ pub struct DevBuf {
     len: usize,
     elem: Elem,
     dev: Arc<Device>,
+    /// False for handles to [`Device::constant_i32`] tables, which the device frees itself.
+    owned: bool,
 }
 
 impl DevBuf {
@@ -339,7 +378,9 @@ impl DevBuf {
 
 impl Drop for DevBuf {
     fn drop(&mut self) {
-        self.dev.release(self.ptr, self.bytes);
+        if self.owned {
+            self.dev.release(self.ptr, self.bytes);
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::common::{abs, within_bound};
 use skinengine::backend::Backend;
 use skinengine::backend::cuda::CudaBackend;
-use skinengine::ops::conv2d::{Conv2dParams, geometry};
+use skinengine::ops::conv2d::{self, Conv2dParams, geometry};
 use skinengine::{ReferenceBackend, Rng, Tensor};
 
 fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
@@ -29,6 +29,8 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
             },
         ),
         ([4, 5, 7, 7], [6, 5, 3, 3], Conv2dParams::square(3, 2)),
+        // 3x3 on an 8x8 map (P % 4 == 0: float4 epilogue on the general path), K = 288.
+        ([2, 32, 8, 8], [24, 32, 3, 3], Conv2dParams::square(1, 1)),
         // K = 360: 45 K tiles through the double buffer; O = 130 spans two 128-row tiles.
         ([1, 40, 9, 9], [130, 40, 3, 3], Conv2dParams::square(1, 1)),
     ]
@@ -73,6 +75,32 @@ pub fn conv(be: &CudaBackend) {
             .unwrap();
         within_bound(&format!("conv fused {tag}"), &got_f, &want_f, &abs_f, k);
         assert!(got_f.data().contains(&0.0) && got_f.data().iter().any(|&v| v > 0.0));
+        // The same with K split 1 (one pass) and 3 ways (partial sums + reduce kernel): test
+        // shapes are small, so the automatic choice above may take either path.
+        for splits in [1, 3] {
+            let got = be
+                .download(
+                    &conv2d::cuda::forward_split(
+                        be.device(),
+                        &xd,
+                        &wd,
+                        Some(&bd),
+                        Some(&rd),
+                        true,
+                        &p,
+                        Some(splits),
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
+            within_bound(
+                &format!("conv fused, {splits} K splits, {tag}"),
+                &got,
+                &want_f,
+                &abs_f,
+                k,
+            );
+        }
 
         let dy = Tensor::randn(&g.y_shape(), 1.0, &mut rng);
         let dyd = be.upload(&dy).unwrap();

@@ -159,9 +159,11 @@ unsafe impl Sync for SendPtr {}
 /// The AVX-512 path: images in parallel, or, for fewer images than threads, each image's output
 /// columns split across threads (in multiples of the micro-kernel width).
 fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
-    use crate::cpu::conv_gemm::{Epi, MR, NR, PackedA, TapTable, conv_image};
+    use crate::cpu::conv_gemm::{Epi, MR, NR, TapTable, conv_image};
     let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
-    let a = PackedA::pack(w.data(), g.o, g.c * g.kh * g.kw);
+    // Packed once per weight tensor and reused by every later call (the backbone is frozen).
+    let packed = crate::cpu::weight_cache::packed(w, g.o, g.c * g.kh * g.kw);
+    let a = &*packed;
     let taps = (!g.is_pointwise()).then(|| TapTable::new(g));
     let taps = taps.as_ref();
     // The kernel's first K block stores every element of Y, so Y starts uninitialised (no
@@ -181,7 +183,7 @@ fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
             let yi = base;
             // SAFETY: AVX-512F was detected; image ni's output [ni*yout, (ni+1)*yout) lies in
             // the allocation and is written by this task only.
-            unsafe { conv_image(xi, g, &a, taps, yi.0.add(ni * yout), epi(ni), 0..hw, 0..g.o) }
+            unsafe { conv_image(xi, g, a, taps, yi.0.add(ni * yout), epi(ni), 0..hw, 0..g.o) }
         });
     } else {
         // Fewer images than threads: split each image's output. Large maps split by columns
@@ -213,7 +215,7 @@ fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
                     conv_image(
                         xi,
                         g,
-                        &a,
+                        a,
                         taps,
                         yi.0.add(ni * yout),
                         epi(ni),

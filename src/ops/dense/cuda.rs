@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{DenseGrads, dims};
-use crate::cuda::{Arg, CudaTensor, DevBuf, Device, Dims};
+use crate::cuda::{Arg, CudaTensor, DevBuf, Device, Dims, Elem};
 use crate::error::Result;
 
 /// One operand of [`gemm`]: a buffer, an element offset into it and the (row, column) strides
@@ -54,10 +54,16 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let dims = Dims::new(
-        [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-        [256, 1, 1],
-    );
+    let (tiles_n, tiles_m) = (n.div_ceil(64), m.div_ceil(64));
+    let splits = gemm_splits(tiles_n * tiles_m, k);
+    let kchunk = k.div_ceil(16).div_ceil(splits) * 16;
+    let splits = k.div_ceil(kchunk.max(16)).max(1);
+    let partial = if splits > 1 {
+        Some(dev.alloc(splits * m * n, crate::cuda::Elem::F32)?)
+    } else {
+        None
+    };
+    let dims = Dims::new([tiles_n as u32, tiles_m as u32, splits as u32], [256, 1, 1]);
     dev.launch(
         "gemm_strided",
         dims,
@@ -66,6 +72,8 @@ pub fn gemm(
             Arg::At(b.buf, b.offset),
             Arg::At(c, c_off),
             Arg::opt(bias),
+            partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
+            Arg::I32(kchunk.max(16) as i32),
             Arg::I32(m as i32),
             Arg::I32(n as i32),
             Arg::I32(k as i32),
@@ -77,7 +85,34 @@ pub fn gemm(
             Arg::F32(alpha),
             Arg::F32(beta),
         ],
-    )
+    )?;
+    if let Some(part) = &partial {
+        dev.launch(
+            "gemm_splitk_reduce",
+            crate::ops::elementwise::cuda::elementwise_dims(m * n),
+            &[
+                Arg::Buf(part),
+                Arg::At(c, c_off),
+                Arg::opt(bias),
+                Arg::I32(m as i32),
+                Arg::I32(n as i32),
+                Arg::I32(n as i32),
+                Arg::I32(splits as i32),
+                Arg::F32(beta),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// K splits for a GEMM grid of `blocks` tiles: only grids of fewer blocks than the GPU has SMs
+/// (the conv kernels' rule), each split keeping at least 256 terms.
+fn gemm_splits(blocks: usize, k: usize) -> usize {
+    use crate::ops::conv2d::cuda::SMS;
+    if blocks >= SMS {
+        return 1;
+    }
+    (2 * SMS).div_ceil(blocks).min(k / 256).clamp(1, 32)
 }
 
 /// y = x W^T + b: x [N, I], W [O, I] (PyTorch's layout).
