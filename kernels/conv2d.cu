@@ -176,9 +176,14 @@ __device__ __forceinline__ void conv_forward_tile(
         }
     };
 
-    // Thread's register tile: rows ty*TM.., columns tx*TN.. of the block tile.
+    // Thread's register tile: rows ty*TM.. of the block tile, and two runs of 4 columns,
+    // tx*4.. and BN/2 + tx*4... Neighbouring threads read neighbouring 16-byte B vectors from
+    // shared memory (no bank conflicts) and store neighbouring 16-byte runs of y (coalesced).
+    static_assert(TN == 8, "two runs of 4 columns per thread");
     const int tx = tid % (BN / TN);
     const int ty = tid / (BN / TN);
+    // Block-tile column of register column j (j a multiple of 4).
+    auto bcol = [&](int j) { return (j >> 2) * (BN / 2) + tx * 4; };
     float acc[TM][TN];
 #pragma unroll
     for (int i = 0; i < TM; ++i)
@@ -210,7 +215,7 @@ __device__ __forceinline__ void conv_forward_tile(
             }
 #pragma unroll
             for (int j = 0; j < TN; j += 4) {
-                float4 v = *reinterpret_cast<const float4*>(&Bs[cur][kk][tx * TN + j]);
+                float4 v = *reinterpret_cast<const float4*>(&Bs[cur][kk][bcol(j)]);
                 b[j] = v.x;
                 b[j + 1] = v.y;
                 b[j + 2] = v.z;
@@ -238,7 +243,7 @@ __device__ __forceinline__ void conv_forward_tile(
     if ((P & 3) == 0) {
 #pragma unroll
         for (int j = 0; j < TN; j += 4) {
-            const int col = n0 + tx * TN + j;
+            const int col = n0 + bcol(j);
             if (col >= ncols) continue;
             const int n = col / P;
             const int p = col - n * P;
@@ -277,7 +282,7 @@ __device__ __forceinline__ void conv_forward_tile(
     }
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
-        const int col = n0 + tx * TN + j;
+        const int col = n0 + bcol(j & ~3) + (j & 3);
         if (col >= ncols) continue;
         const int n = col / P;
         const int p = col - n * P;
