@@ -124,18 +124,32 @@ impl GpuDriver {
         if let Some(m) = self.modules.lock().unwrap().get(file) {
             return Ok(*m);
         }
-        let image = match nvrtc::compile_cached(file, self.arch, Target::Cubin) {
-            Ok(b) => b,
+        let (image, what) = match nvrtc::compile_cached(file, self.arch, Target::Cubin) {
+            Ok(b) => (b, format!("CUBIN for sm_{}", self.arch)),
             Err(cubin_err) => {
-                let mut ptx =
-                    nvrtc::compile_cached(file, self.arch, Target::Ptx).map_err(|_| cubin_err)?;
+                // This NVRTC does not know the GPU (a newer GPU than the NVRTC): PTX for the
+                // newest architecture it knows that the GPU can run, finished by the driver.
+                let fallback = nvrtc::supported_archs()
+                    .ok()
+                    .and_then(|a| a.into_iter().filter(|&v| v as u32 <= self.arch).max())
+                    .ok_or(cubin_err)?;
+                let mut ptx = nvrtc::compile_cached(file, fallback as u32, Target::Ptx)?;
                 ptx.push(0);
-                ptx
+                (ptx, format!("PTX for compute_{fallback}"))
             }
         };
         // SAFETY: image is a complete CUBIN or NUL-terminated PTX; context bound.
-        let m = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }
-            .map_err(|e| err(format!("loading kernels/{file}: {e:?}")))?;
+        let m =
+            unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(|e| {
+                let nv = nvrtc::version().map_or("?".into(), |(a, b)| format!("{a}.{b}"));
+                err(format!(
+                    "loading kernels/{file} ({what}, NVRTC {nv}, driver CUDA {}.{}): {e:?}; \
+                     code from an NVRTC newer than the driver is refused: put the NVRTC that \
+                     matches the driver (the CUDA toolkit's) first on LD_LIBRARY_PATH",
+                    self.info.driver_version / 1000,
+                    (self.info.driver_version % 1000) / 10
+                ))
+            })?;
         self.modules.lock().unwrap().insert(file, Module(m));
         Ok(Module(m))
     }

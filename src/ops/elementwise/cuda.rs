@@ -10,6 +10,17 @@ use crate::error::Result;
 /// loop instead of launching millions of blocks.
 const THREADS: u32 = 256;
 
+/// Element counts the kernels' 32-bit indices (and grid-stride steps) can cover.
+fn check_len(op: &'static str, n: usize) -> Result<()> {
+    if n > (i32::MAX as usize) - (1 << 25) {
+        return Err(crate::error::shape_err(
+            op,
+            format!("{n} elements are too many for one launch"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn elementwise_dims(n: usize) -> Dims {
     let mut d = Dims::linear(n, THREADS);
     d.grid[0] = d.grid[0].min(65_535);
@@ -17,8 +28,9 @@ pub(crate) fn elementwise_dims(n: usize) -> Dims {
 }
 
 pub fn relu(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
-    let y = CudaTensor::alloc(dev, x.shape())?;
     let n = x.len();
+    check_len("relu", n)?;
+    let y = CudaTensor::alloc(dev, x.shape())?;
     dev.launch(
         "relu_forward",
         elementwise_dims(n),
@@ -29,6 +41,7 @@ pub fn relu(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
 
 pub fn relu_backward(dev: &Arc<Device>, dy: &CudaTensor, x: &CudaTensor) -> Result<CudaTensor> {
     check_same("relu_backward", dy.shape(), x.shape())?;
+    check_len("relu_backward", x.len())?;
     let dx = CudaTensor::alloc(dev, x.shape())?;
     let n = x.len();
     dev.launch(
@@ -46,6 +59,7 @@ pub fn relu_backward(dev: &Arc<Device>, dy: &CudaTensor, x: &CudaTensor) -> Resu
 
 pub fn add(dev: &Arc<Device>, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
     check_same("add", a.shape(), b.shape())?;
+    check_len("add", a.len())?;
     let y = CudaTensor::alloc(dev, a.shape())?;
     let n = a.len();
     dev.launch(
