@@ -9,7 +9,6 @@ use crate::error::{Result, file_err};
 use crate::model::resnet50::{FEATURES, ResNet50, load_state_dict};
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -74,8 +73,8 @@ pub fn embed_images<B: Backend>(
         ProgressStyle::with_template("{bar:30} {pos}/{len} images  {per_sec}  ETA {eta}")
             .expect("static template"),
     );
-    for chunk in images.chunks(batch.max(1)) {
-        let decoded: Vec<_> = chunk.par_iter().map(|(_, p)| preprocess(p, mode)).collect();
+    let decode = |(_, p): &(String, PathBuf)| preprocess(p, mode);
+    crate::data::prefetch::decode_ahead(images, batch, decode, |_, chunk, decoded| {
         let mut x = Vec::with_capacity(chunk.len() * 3 * s * s);
         let mut batch_ids = Vec::new();
         for ((id, path), r) in chunk.iter().zip(decoded) {
@@ -90,7 +89,7 @@ pub fn embed_images<B: Backend>(
         }
         bar.inc(chunk.len() as u64);
         if batch_ids.is_empty() {
-            continue;
+            return Ok(());
         }
         let x = Tensor::new(&[batch_ids.len(), 3, s, s], x)?;
         let out = model.forward(b, &b.upload(&x)?, want_logits)?;
@@ -101,7 +100,8 @@ pub fn embed_images<B: Backend>(
             logits.extend_from_slice(l.data());
         }
         ids.extend(batch_ids);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let n = ids.len();
     Ok(Embedded {

@@ -12,7 +12,6 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::tensor::Tensor;
 use crate::train::{LoadedModel, Protocol, TrainConfig, TrainResult, backbone, load_model, train};
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -236,16 +235,13 @@ pub fn infer_probs<B: Backend>(b: &B, args: &InferArgs) -> Result<Inferred> {
         vec![Transform::IDENTITY]
     };
     let (mut ids, mut probs, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in images.chunks(args.batch.max(1)) {
-        let decoded: Vec<Result<Vec<Tensor>>> = chunk
-            .par_iter()
-            .map(|(_, p)| {
-                transforms
-                    .iter()
-                    .map(|t| preprocess_view(p, t, &pp))
-                    .collect()
-            })
-            .collect();
+    let decode = |(_, p): &(String, std::path::PathBuf)| -> Result<Vec<Tensor>> {
+        transforms
+            .iter()
+            .map(|t| preprocess_view(p, t, &pp))
+            .collect()
+    };
+    crate::data::prefetch::decode_ahead(&images, args.batch, decode, |_, chunk, decoded| {
         let mut x = Vec::new();
         let mut ok = Vec::new();
         for ((id, _), r) in chunk.iter().zip(decoded) {
@@ -258,7 +254,7 @@ pub fn infer_probs<B: Backend>(b: &B, args: &InferArgs) -> Result<Inferred> {
             }
         }
         if ok.is_empty() {
-            continue;
+            return Ok(());
         }
         let nt = transforms.len();
         let xt = Tensor::new(&[ok.len() * nt, 3, 224, 224], x)?;
@@ -275,7 +271,8 @@ pub fn infer_probs<B: Backend>(b: &B, args: &InferArgs) -> Result<Inferred> {
             ids.push(id);
             probs.push(avg);
         }
-    }
+        Ok(())
+    })?;
     Ok(Inferred {
         ids,
         probs,

@@ -3,6 +3,7 @@
 pub mod dataset;
 pub mod files;
 pub mod image;
+pub mod prefetch;
 pub mod split;
 pub mod synth;
 pub mod views;

@@ -14,7 +14,6 @@ use crate::io::safetensors as st;
 use crate::model::resnet50::{FEATURES, ResNet50};
 use crate::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -121,13 +120,10 @@ pub fn view_features<B: Backend>(
             .expect("static template"),
         );
         let s = INPUT_SIZE as usize;
-        for (n_batch, chunk) in todo.chunks(batch.max(1)).enumerate() {
-            let decoded: Vec<Result<Tensor>> = chunk
-                .par_iter()
-                .map(|&i| {
-                    preprocess_view(&ds.samples[views[i].sample].path, &views[i].transform, pp)
-                })
-                .collect();
+        let decode = |&i: &usize| {
+            preprocess_view(&ds.samples[views[i].sample].path, &views[i].transform, pp)
+        };
+        crate::data::prefetch::decode_ahead(&todo, batch, decode, |n_batch, chunk, decoded| {
             let mut x = Vec::with_capacity(chunk.len() * 3 * s * s);
             let mut ok = Vec::new();
             for (&i, r) in chunk.iter().zip(decoded) {
@@ -156,7 +152,8 @@ pub fn view_features<B: Backend>(
             {
                 write_cache(p, &store)?;
             }
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         if let Some(p) = cache {
             write_cache(p, &store)?;
