@@ -345,6 +345,24 @@ impl Drop for Device {
     }
 }
 
+/// The largest count a kernel may take as an `int`. Grid-stride loops step up to 65535 blocks x
+/// 256 threads past their last index, and that must not overflow either.
+pub const MAX_KERNEL_INT: usize = i32::MAX as usize - 65_535 * 256;
+
+/// `v` as a kernel `int` argument, or a shape error naming the op and what is too large. Every
+/// op's launch code goes through this, so all kernels share one limit.
+pub fn int_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
+    if v > MAX_KERNEL_INT {
+        return Err(crate::error::shape_err(
+            op,
+            format!(
+                "{what} {v} is more than the CUDA kernels' 32-bit indices allow; split the batch"
+            ),
+        ));
+    }
+    Ok(v as i32)
+}
+
 /// Index of a kernel in [`KERNELS`], by name.
 pub fn kernel_index(name: &str) -> Option<usize> {
     KERNELS.iter().position(|k| k.1 == name)

@@ -15,5 +15,5 @@ pub mod gpu;
 pub mod nvrtc;
 pub mod tensor;
 
-pub use device::{Arg, DevBuf, Device, Dims, Elem};
+pub use device::{Arg, DevBuf, Device, Dims, Elem, int_arg};
 pub use tensor::CudaTensor;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::AdamConfig;
-use crate::cuda::{Arg, CudaTensor, Device};
+use crate::cuda::{Arg, CudaTensor, Device, int_arg};
 use crate::error::Result;
 use crate::ops::elementwise::cuda::elementwise_dims;
 
@@ -20,19 +20,8 @@ pub fn step(
     step: u64,
 ) -> Result<()> {
     const OP: &str = "adam";
-    cfg.validate(step)?;
-    let shape = param.shape().to_vec();
-    grad.expect_shape(OP, "gradient", &shape)?;
-    m.expect_shape(OP, "first moment", &shape)?;
-    v.expect_shape(OP, "second moment", &shape)?;
-    let len = param.len();
-    let n = i32::try_from(len).map_err(|_| {
-        dev.err(format!(
-            "adam: {len} elements exceed the kernel's int range"
-        ))
-    })?;
-    let bc1 = 1.0 - cfg.beta1.powf(step as f64);
-    let bc2 = 1.0 - cfg.beta2.powf(step as f64);
+    let (bc1, bc2) = cfg.check_step(step, param.shape(), grad.shape(), m.shape(), v.shape())?;
+    let n = int_arg(OP, "elements", param.len())?;
     let scalars = [
         cfg.lr * cfg.weight_decay,
         cfg.beta1,
@@ -52,5 +41,5 @@ pub fn step(
         Arg::I32(n),
     ];
     args.extend(scalars.iter().map(|&s| Arg::F32(s as f32)));
-    dev.launch("adam_step", elementwise_dims(len), &args)
+    dev.launch("adam_step", elementwise_dims(n as usize), &args)
 }

@@ -8,6 +8,7 @@ pub mod cuda;
 pub mod reference;
 
 use crate::error::{Result, invalid};
+use crate::tensor::expect_shape;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
@@ -46,5 +47,27 @@ impl AdamConfig {
             return Err(invalid("adam", "step counts from 1"));
         }
         Ok(())
+    }
+
+    /// Every check of one step (configuration, then the gradient and moments against the
+    /// parameter's shape, in this order on every backend), returning the bias corrections
+    /// (1 - beta1^step, 1 - beta2^step).
+    pub fn check_step(
+        &self,
+        step: u64,
+        param: &[usize],
+        grad: &[usize],
+        m: &[usize],
+        v: &[usize],
+    ) -> Result<(f64, f64)> {
+        const OP: &str = "adam";
+        self.validate(step)?;
+        expect_shape(OP, "gradient", grad, param)?;
+        expect_shape(OP, "first moment", m, param)?;
+        expect_shape(OP, "second moment", v, param)?;
+        Ok((
+            1.0 - self.beta1.powf(step as f64),
+            1.0 - self.beta2.powf(step as f64),
+        ))
     }
 }

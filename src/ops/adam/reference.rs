@@ -15,14 +15,7 @@ pub fn step<T: Real>(
     cfg: &AdamConfig,
     step: u64,
 ) -> Result<()> {
-    const OP: &str = "adam";
-    cfg.validate(step)?;
-    let shape = param.shape().to_vec();
-    grad.expect_shape(OP, "gradient", &shape)?;
-    m.expect_shape(OP, "first moment", &shape)?;
-    v.expect_shape(OP, "second moment", &shape)?;
-    let bc1 = 1.0 - cfg.beta1.powf(step as f64);
-    let bc2 = 1.0 - cfg.beta2.powf(step as f64);
+    let (bc1, bc2) = cfg.check_step(step, param.shape(), grad.shape(), m.shape(), v.shape())?;
     for i in 0..param.len() {
         let g = grad.data()[i].to_f64();
         let mut p = param.data()[i].to_f64();

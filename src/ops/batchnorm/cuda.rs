@@ -8,24 +8,13 @@ use std::sync::Arc;
 
 use super::{BnDims, check_param, check_train_batch, check_update, dims};
 use crate::backend::{BnBatchStats, BnParams};
-use crate::cuda::{Arg, CudaTensor, Device, Dims};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, int_arg};
 use crate::error::Result;
 
 /// Threads per block in every batch-norm kernel (a multiple of the warp size).
 const THREADS: u32 = 256;
 /// Values per thread the element-wise kernels aim for before adding blocks.
 const PER_THREAD: usize = 4;
-
-/// The kernels index with `int` (the flat offset itself is 64-bit).
-fn check_size(dev: &Device, op: &'static str, x: &CudaTensor) -> Result<()> {
-    if x.len() > i32::MAX as usize {
-        return Err(dev.err(format!(
-            "{op}: {} elements is more than the kernels index",
-            x.len()
-        )));
-    }
-    Ok(())
-}
 
 /// One block per channel.
 fn per_channel(d: BnDims) -> Dims {
@@ -100,7 +89,7 @@ pub fn inference(
     ] {
         check_param(OP, what, p.shape(), x.shape(), d.c)?;
     }
-    check_size(dev, OP, x)?;
+    int_arg(OP, "elements", x.len())?;
     normalise(
         dev,
         x,
@@ -123,7 +112,7 @@ pub fn train(
     check_param(OP, "gamma", bn.gamma.shape(), x.shape(), d.c)?;
     check_param(OP, "beta", bn.beta.shape(), x.shape(), d.c)?;
     check_train_batch(OP, &d)?;
-    check_size(dev, OP, x)?;
+    int_arg(OP, "elements", x.len())?;
     let mean = CudaTensor::alloc(dev, &[d.c])?;
     let var = CudaTensor::alloc(dev, &[d.c])?;
     if d.c > 0 {
@@ -164,7 +153,7 @@ fn backward_checks(
     if batch_stats {
         check_train_batch(OP, &d)?;
     }
-    check_size(x.device(), OP, x)?;
+    int_arg(OP, "elements", x.len())?;
     Ok(d)
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::{Conv2dParams, ConvGeom, check_bias, check_dy, geometry};
-use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem, int_arg};
 use crate::error::{Result, shape_err};
 use crate::ops::dense::cuda::{Mat, gemm};
 use crate::ops::elementwise::cuda::elementwise_dims;
@@ -36,13 +36,7 @@ fn check_i32(g: &ConvGeom) -> Result<()> {
     .into_iter()
     .max()
     .unwrap();
-    if biggest > i32::MAX as usize {
-        return Err(shape_err(
-            "conv2d",
-            format!("tensor of {biggest} elements is too large for one launch; split the batch"),
-        ));
-    }
-    Ok(())
+    int_arg("conv2d", "elements in one tensor", biggest).map(drop)
 }
 
 pub fn forward(

@@ -3,23 +3,12 @@
 use std::sync::Arc;
 
 use super::check_same;
-use crate::cuda::{Arg, CudaTensor, Device, Dims};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, int_arg};
 use crate::error::Result;
 
 /// Threads per block for the element-wise grid-stride loops; the grid is capped so huge tensors
 /// loop instead of launching millions of blocks.
 const THREADS: u32 = 256;
-
-/// Element counts the kernels' 32-bit indices (and grid-stride steps) can cover.
-fn check_len(op: &'static str, n: usize) -> Result<()> {
-    if n > (i32::MAX as usize) - (1 << 25) {
-        return Err(crate::error::shape_err(
-            op,
-            format!("{n} elements are too many for one launch"),
-        ));
-    }
-    Ok(())
-}
 
 pub(crate) fn elementwise_dims(n: usize) -> Dims {
     let mut d = Dims::linear(n, THREADS);
@@ -29,7 +18,7 @@ pub(crate) fn elementwise_dims(n: usize) -> Dims {
 
 pub fn relu(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
     let n = x.len();
-    check_len("relu", n)?;
+    int_arg("relu", "elements", n)?;
     let y = CudaTensor::alloc(dev, x.shape())?;
     dev.launch(
         "relu_forward",
@@ -41,7 +30,7 @@ pub fn relu(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
 
 pub fn relu_backward(dev: &Arc<Device>, dy: &CudaTensor, x: &CudaTensor) -> Result<CudaTensor> {
     check_same("relu_backward", dy.shape(), x.shape())?;
-    check_len("relu_backward", x.len())?;
+    int_arg("relu_backward", "elements", x.len())?;
     let dx = CudaTensor::alloc(dev, x.shape())?;
     let n = x.len();
     dev.launch(
@@ -59,7 +48,7 @@ pub fn relu_backward(dev: &Arc<Device>, dy: &CudaTensor, x: &CudaTensor) -> Resu
 
 pub fn add(dev: &Arc<Device>, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
     check_same("add", a.shape(), b.shape())?;
-    check_len("add", a.len())?;
+    int_arg("add", "elements", a.len())?;
     let y = CudaTensor::alloc(dev, a.shape())?;
     let n = a.len();
     dev.launch(

@@ -5,18 +5,13 @@
 use std::sync::Arc;
 
 use super::{Reduction, check};
-use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem, int_arg};
 use crate::error::{Result, shape_err};
 use crate::ops::elementwise::cuda::elementwise_dims;
 use crate::tensor::ShapeFmt;
 
 /// Threads of the single cross-entropy block (a multiple of 32; the kernel reduces per warp).
 const CE_THREADS: u32 = 256;
-
-fn int(dev: &Device, v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v)
-        .map_err(|_| dev.err(format!("loss: {what} {v} exceeds the kernels' int range")))
-}
 
 pub fn softmax(dev: &Arc<Device>, logits: &CudaTensor) -> Result<CudaTensor> {
     let &[n, k] = logits.shape() else {
@@ -25,7 +20,7 @@ pub fn softmax(dev: &Arc<Device>, logits: &CudaTensor) -> Result<CudaTensor> {
             format!("logits must be 2-d, got {}", ShapeFmt(logits.shape())),
         ));
     };
-    let (ni, ki) = (int(dev, n, "rows")?, int(dev, k, "classes")?);
+    let (ni, ki) = (int_arg("loss", "rows", n)?, int_arg("loss", "classes", k)?);
     let y = CudaTensor::alloc(dev, logits.shape())?;
     dev.launch(
         "softmax_forward",
@@ -48,7 +43,7 @@ pub fn weighted_cross_entropy(
     reduction: Reduction,
 ) -> Result<(f64, CudaTensor)> {
     let (n, k) = check(logits.shape(), labels, class_weights)?;
-    let (ni, ki) = (int(dev, n, "rows")?, int(dev, k, "classes")?);
+    let (ni, ki) = (int_arg("loss", "rows", n)?, int_arg("loss", "classes", k)?);
     // check() put every label below k, which fits in i32.
     let labels_i32: Vec<i32> = labels.iter().map(|&y| y as i32).collect();
     let labels_d = dev.upload_i32(&labels_i32)?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Pool2dParams;
-use crate::cuda::{Arg, CudaTensor, Device, Dims};
+use crate::cuda::{Arg, CudaTensor, Device, Dims, int_arg};
 use crate::error::{Result, shape_err};
 use crate::ops::elementwise::cuda::elementwise_dims;
 use crate::tensor::ShapeFmt;
@@ -12,24 +12,13 @@ use crate::tensor::ShapeFmt;
 /// Warps (planes) per block of the global-average-pool forward.
 const GAP_WARPS: u32 = 8;
 
-/// `v` as a kernel int, or an error naming what is too large.
-fn int(dev: &Device, v: usize, what: &str) -> Result<i32> {
-    i32::try_from(v)
-        .map_err(|_| dev.err(format!("pool: {what} {v} exceeds the kernels' int range")))
-}
-
 /// The int arguments shared by both max-pool kernels: planes, h, w, ho, wo, kernel, stride,
 /// padding. Checks the per-plane sizes fit in int (offsets into the tensor are 64-bit).
-fn maxpool_args(
-    dev: &Device,
-    x_shape: &[usize],
-    out: &[usize; 4],
-    p: &Pool2dParams,
-) -> Result<[i32; 11]> {
+fn maxpool_args(x_shape: &[usize], out: &[usize; 4], p: &Pool2dParams) -> Result<[i32; 11]> {
     let (h, w) = (x_shape[2], x_shape[3]);
     let [n, c, ho, wo] = *out;
-    int(dev, h * w, "plane size")?;
-    int(dev, ho * wo, "output plane size")?;
+    int_arg("pool", "plane size", h * w)?;
+    int_arg("pool", "output plane size", ho * wo)?;
     let ((kh, kw), (sh, sw), (ph, pw)) = (p.kernel, p.stride, p.padding);
     let mut a = [0i32; 11];
     for (slot, (v, what)) in a.iter_mut().zip([
@@ -45,14 +34,14 @@ fn maxpool_args(
         (ph, "padding"),
         (pw, "padding"),
     ]) {
-        *slot = int(dev, v, what)?;
+        *slot = int_arg("pool", what, v)?;
     }
     Ok(a)
 }
 
 pub fn maxpool2d(dev: &Arc<Device>, x: &CudaTensor, p: &Pool2dParams) -> Result<CudaTensor> {
     let out = p.output_shape(x.shape())?;
-    let a = maxpool_args(dev, x.shape(), &out, p)?;
+    let a = maxpool_args(x.shape(), &out, p)?;
     let y = CudaTensor::alloc(dev, &out)?;
     let mut args = vec![Arg::Buf(x.buf()), Arg::Buf(y.buf())];
     args.extend(a.iter().map(|&v| Arg::I32(v)));
@@ -68,7 +57,7 @@ pub fn maxpool2d_backward(
 ) -> Result<CudaTensor> {
     let out = p.output_shape(x.shape())?;
     dy.expect_shape("maxpool2d_backward", "output gradient", &out)?;
-    let a = maxpool_args(dev, x.shape(), &out, p)?;
+    let a = maxpool_args(x.shape(), &out, p)?;
     let dx = CudaTensor::alloc(dev, x.shape())?;
     let mut args = vec![Arg::Buf(dy.buf()), Arg::Buf(x.buf()), Arg::Buf(dx.buf())];
     args.extend(a.iter().map(|&v| Arg::I32(v)));
@@ -92,8 +81,8 @@ pub fn global_avg_pool(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> 
             format!("input {} has an empty plane", ShapeFmt(x.shape())),
         ));
     }
-    let planes = int(dev, n * c, "planes")?;
-    let hw = int(dev, h * w, "plane size")?;
+    let planes = int_arg("pool", "planes", n * c)?;
+    let hw = int_arg("pool", "plane size", h * w)?;
     let y = CudaTensor::alloc(dev, &[n, c])?;
     let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
     dev.launch(
@@ -122,8 +111,8 @@ pub fn global_avg_pool_backward(
         ));
     };
     dy.expect_shape(OP, "output gradient", &[n, c])?;
-    let planes = int(dev, n * c, "planes")?;
-    let hw = int(dev, h * w, "plane size")?;
+    let planes = int_arg("pool", "planes", n * c)?;
+    let hw = int_arg("pool", "plane size", h * w)?;
     let dx = CudaTensor::alloc(dev, x_shape)?;
     dev.launch(
         "global_avg_pool_backward",
