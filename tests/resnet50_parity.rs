@@ -9,47 +9,14 @@
 //! summation orders, while a wrong stride, padding, fold or block
 //! order gives errors of order 1.
 
-use safetensors::SafeTensors;
+mod common;
+
+use common::{fixture_f64, rel_err};
 use skinengine::backend::Backend;
 use skinengine::model::parity;
 use skinengine::model::resnet50::{ResNet50, validate};
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
 use std::path::Path;
-
-const FIXTURE: &str = "tests/fixtures/resnet50_parity.safetensors";
-
-fn fixture_f64(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(FIXTURE).expect("fixture present");
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    let v = match t.dtype() {
-        safetensors::Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        d => panic!("unexpected dtype {d:?}"),
-    };
-    (t.shape().to_vec(), v)
-}
-
-/// max |got - want| / max |want|
-fn rel_err(got: &Tensor, want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 1e-3, "reference output is (nearly) zero");
-    got.data()
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (*g as f64 - w).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
 
 #[test]
 fn cpu_resnet50_matches_torchvision() {

@@ -118,3 +118,39 @@ pub fn within_bound(what: &str, got: &Tensor, want: &Tensor, absref: &Tensor, k:
         );
     }
 }
+
+/// The torchvision parity fixture (see tests/resnet50_parity.rs) and its comparisons.
+pub const PARITY_FIXTURE: &str = "tests/fixtures/resnet50_parity.safetensors";
+
+pub fn fixture_f64(name: &str) -> (Vec<usize>, Vec<f64>) {
+    let bytes = std::fs::read(PARITY_FIXTURE).expect("fixture present");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    let v = match t.dtype() {
+        safetensors::Dtype::F64 => t
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        safetensors::Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        d => panic!("unexpected dtype {d:?}"),
+    };
+    (t.shape().to_vec(), v)
+}
+
+/// max |got - want| / max |want|
+pub fn rel_err(got: &Tensor, want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(scale > 1e-3, "reference output is (nearly) zero");
+    got.data()
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs())
+        .fold(0.0, f64::max)
+        / scale
+}

@@ -3,37 +3,11 @@
 //! with the same tolerance as the CPU backend's test: max abs error <= 1e-5 of the largest
 //! |feature| / |logit|. Also checks that a second forward pass allocates no device memory.
 
-use safetensors::SafeTensors;
-use skinengine::Tensor;
+use crate::common::{fixture_f64, rel_err};
 use skinengine::backend::Backend;
 use skinengine::backend::cuda::CudaBackend;
 use skinengine::model::parity;
 use skinengine::model::resnet50::ResNet50;
-
-const FIXTURE: &str = "tests/fixtures/resnet50_parity.safetensors";
-
-fn fixture_f64(name: &str) -> Vec<f64> {
-    let bytes = std::fs::read(FIXTURE).expect("fixture present");
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    assert_eq!(t.dtype(), safetensors::Dtype::F64);
-    t.data()
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn rel_err(got: &Tensor, want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(scale > 1e-3, "reference output is (nearly) zero");
-    got.data()
-        .iter()
-        .zip(want)
-        .map(|(g, w)| (*g as f64 - w).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
 
 pub fn resnet50_matches_torchvision(be: &CudaBackend) {
     let model = ResNet50::from_state_dict(be, &parity::weights()).unwrap();
@@ -41,8 +15,8 @@ pub fn resnet50_matches_torchvision(be: &CudaBackend) {
     let out = model.forward(be, &x, true).unwrap();
     let features = be.download(&out.features).unwrap();
     let logits = be.download(out.logits.as_ref().unwrap()).unwrap();
-    let ef = rel_err(&features, &fixture_f64("features_f64"));
-    let el = rel_err(&logits, &fixture_f64("logits_f64"));
+    let ef = rel_err(&features, &fixture_f64("features_f64").1);
+    let el = rel_err(&logits, &fixture_f64("logits_f64").1);
     eprintln!(
         "cuda ({}): features rel err {ef:.2e}, logits {el:.2e}",
         be.device().describe()
