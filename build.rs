@@ -1,9 +1,12 @@
 //! Build steps for the CUDA side:
-//! 1. embed every `kernels/*.cu` (and `.cuh`) source in the binary, so the CUDA backend hands
-//!    them to NVRTC at run time without the source tree;
+//! 1. embed every kernel source (`src/ops/<op>/<op>.cu`, shared `src/cuda/*.cu`) and every
+//!    shared device header (`*.cuh`) in the binary, so the CUDA backend hands them to NVRTC at
+//!    run time without the source tree;
 //! 2. list every `extern "C" __global__` kernel with its argument types, so each launch is
 //!    checked against the kernel's real signature on the GPU and in the emulator alike;
-//! 3. on Linux, compile the same sources as C++ for the CPU emulator (`emu/`), which
+//! 3. check that every `struct` in a `.cuh` header has a `#[repr(C)]` Rust mirror with the same
+//!    fields in the same order and of matching types (kernel geometry travels as such structs);
+//! 4. on Linux, compile the same sources as C++ for the CPU emulator (`emu/`), which
 //!    `cargo test` uses to run every kernel against the reference ops on machines without a GPU.
 
 use std::fmt::Write as _;
@@ -15,42 +18,85 @@ struct KernelDecl {
     sig: String,
 }
 
+/// Folders searched (recursively) for `.cu` / `.cuh` files.
+const KERNEL_DIRS: &[&str] = &["src/ops", "src/cuda"];
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn rel(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
 fn main() {
-    let dir = Path::new("kernels");
-    println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=emu");
     println!("cargo::rustc-check-cfg=cfg(skinengine_emu)");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".cu") || n.ends_with(".cuh"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+    let mut all = Vec::new();
+    for d in KERNEL_DIRS {
+        println!("cargo:rerun-if-changed={d}");
+        walk(Path::new(d), &mut all);
+    }
+    let ext = |p: &PathBuf, e: &str| p.extension().is_some_and(|x| x == e);
+    let sources: Vec<PathBuf> = all.iter().filter(|p| ext(p, "cu")).cloned().collect();
+    let headers: Vec<PathBuf> = all.iter().filter(|p| ext(p, "cuh")).cloned().collect();
+    let rust_files: Vec<PathBuf> = all.iter().filter(|p| ext(p, "rs")).cloned().collect();
+
+    // Kernel file names must be unique: they name NVRTC programs, cache files and emulator
+    // translation units.
+    let mut names: Vec<String> = sources
+        .iter()
+        .chain(&headers)
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        panic!("two kernel files are named {}: names must be unique", w[0]);
+    }
 
     let mut kernels = Vec::new();
-    let mut out = String::from("/// (file name, source) of every kernel file, sorted by name.\n");
-    out.push_str("pub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
-    for f in &files {
-        println!("cargo:rerun-if-changed=kernels/{f}");
-        let abs = std::fs::canonicalize(dir.join(f)).expect("kernel file path");
-        writeln!(
-            out,
-            "    ({f:?}, include_str!({:?})),",
-            abs.display().to_string()
-        )
-        .unwrap();
-        if f.ends_with(".cu") {
-            let src = std::fs::read_to_string(&abs).expect("read kernel file");
-            kernels.extend(parse_kernels(f, &src));
-        }
+    let mut out = String::from(
+        "/// (path, source) of every kernel file (`.cu`), sorted by path.\n\
+         pub const KERNEL_SOURCES: &[(&str, &str)] = &[\n",
+    );
+    for p in &sources {
+        println!("cargo:rerun-if-changed={}", rel(p));
+        let abs = std::fs::canonicalize(p).expect("kernel file path");
+        writeln!(out, "    ({:?}, include_str!({:?})),", rel(p), abs.display().to_string()).unwrap();
+        let src = std::fs::read_to_string(&abs).expect("read kernel file");
+        kernels.extend(parse_kernels(&rel(p), &src));
     }
     out.push_str("];\n\n");
     out.push_str(
+        "/// (include name, source) of every shared device header (`.cuh`); NVRTC gets them all,\n\
+         /// and they are part of every module's cache key.\n\
+         pub const KERNEL_HEADERS: &[(&str, &str)] = &[\n",
+    );
+    let mut header_structs = Vec::new();
+    for p in &headers {
+        println!("cargo:rerun-if-changed={}", rel(p));
+        let abs = std::fs::canonicalize(p).expect("header path");
+        let name = p.file_name().unwrap().to_string_lossy();
+        writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        let src = std::fs::read_to_string(&abs).expect("read header");
+        header_structs.extend(parse_c_structs(&rel(p), &src));
+    }
+    out.push_str("];\n\n");
+    check_struct_mirrors(&header_structs, &rust_files);
+    out.push_str(
         "/// (file, kernel, argument codes) of every `extern \"C\" __global__` kernel. Codes: \
-         F float*, I int*, f float, i int, u unsigned, l long long.\n",
+         F float*, I int*, f float, i int, u unsigned, l long long, d double, {Name} a struct.\n",
     );
     out.push_str("pub const KERNELS: &[(&str, &str, &str)] = &[\n");
     for k in &kernels {
@@ -61,14 +107,104 @@ fn main() {
     std::fs::write(out_dir.join("kernel_sources.rs"), out).expect("write kernel_sources.rs");
 
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        build_emulator(&out_dir, &files, &kernels);
+        let header_dirs: Vec<PathBuf> = headers
+            .iter()
+            .map(|h| std::fs::canonicalize(h.parent().unwrap()).unwrap())
+            .collect();
+        build_emulator(&out_dir, &sources, &header_dirs, &kernels);
         println!("cargo:rustc-cfg=skinengine_emu");
+    }
+}
+
+/// A struct field: (name, type as written).
+type Fields = Vec<(String, String)>;
+
+/// `struct Name { int a; float b, c; };` declarations of a header (comments stripped).
+fn parse_c_structs(file: &str, src: &str) -> Vec<(String, String, Fields)> {
+    let src = strip_comments(src);
+    let mut found = Vec::new();
+    let mut rest = src.as_str();
+    while let Some(pos) = rest.find("struct ") {
+        let after = &rest[pos + 7..];
+        let Some(open) = after.find('{') else { break };
+        let name = after[..open].trim().to_string();
+        let close = after.find('}').expect("unclosed struct");
+        let mut fields = Vec::new();
+        for decl in after[open + 1..close].split(';').map(str::trim).filter(|d| !d.is_empty()) {
+            let words: Vec<&str> = decl.split_whitespace().collect();
+            let (ty, names) = match words.as_slice() {
+                ["long", "long", rest @ ..] => ("long long".to_string(), rest.join(" ")),
+                [ty, rest @ ..] => (ty.to_string(), rest.join(" ")),
+                [] => continue,
+            };
+            for n in names.split(',').map(str::trim) {
+                fields.push((n.to_string(), ty.clone()));
+            }
+        }
+        found.push((file.to_string(), name, fields));
+        rest = &after[close..];
+    }
+    found
+}
+
+/// Every header struct needs a `#[repr(C)]` Rust struct of the same name with the same fields,
+/// in the same order, of the mirrored types; a mismatch stops the build with both spellings.
+fn check_struct_mirrors(structs: &[(String, String, Fields)], rust_files: &[PathBuf]) {
+    let mut rust_src = String::new();
+    for f in rust_files {
+        println!("cargo:rerun-if-changed={}", rel(f));
+        rust_src.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        rust_src.push('\n');
+    }
+    for (file, name, fields) in structs {
+        let pat = format!("pub struct {name} {{");
+        let Some(pos) = rust_src.find(&pat) else {
+            panic!("{file}: struct {name} has no #[repr(C)] Rust mirror (`pub struct {name}`) under src/ops or src/cuda");
+        };
+        let before = &rust_src[..pos];
+        let attr_start = before.rfind("\n\n").unwrap_or(0);
+        if !before[attr_start..].contains("#[repr(C)]") {
+            panic!("Rust struct {name} mirrors {file} but is not #[repr(C)]");
+        }
+        let body_start = pos + pat.len();
+        let body_end = body_start + rust_src[body_start..].find('}').unwrap();
+        let rust_fields: Vec<(String, String)> = strip_comments(&rust_src[body_start..body_end])
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                let f = f.trim_start_matches("pub ").trim();
+                let (n, t) = f.split_once(':').expect("field `name: type`");
+                (n.trim().to_string(), t.trim().to_string())
+            })
+            .collect();
+        let mirrored: Vec<(String, String)> = fields
+            .iter()
+            .map(|(n, t)| {
+                let rt = match t.as_str() {
+                    // Every int is a range-checked KInt on the Rust side.
+                    "int" => "KInt",
+                    "unsigned" => "u32",
+                    "float" => "f32",
+                    "double" => "f64",
+                    "long long" => "i64",
+                    other => panic!("{file}: struct {name}: field type `{other}` has no Rust mirror rule"),
+                };
+                (n.clone(), rt.to_string())
+            })
+            .collect();
+        if mirrored != rust_fields {
+            panic!(
+                "{file}: struct {name} {mirrored:?} does not match its Rust mirror {rust_fields:?} \
+                 (same fields, same order, int=KInt unsigned=u32 float=f32 double=f64 long long=i64)"
+            );
+        }
     }
 }
 
 /// Compiles each kernel file as its own C++ translation unit with `emu/cuda_emu.h` forced in,
 /// plus a table per file and one registry the runtime looks kernels up in.
-fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
+fn build_emulator(out_dir: &Path, files: &[PathBuf], header_dirs: &[PathBuf], kernels: &[KernelDecl]) {
     let emu_dir = out_dir.join("emu");
     std::fs::create_dir_all(&emu_dir).unwrap();
     let header = std::fs::canonicalize("emu/cuda_emu.h").expect("emu/cuda_emu.h");
@@ -83,11 +219,15 @@ fn build_emulator(out_dir: &Path, files: &[String], kernels: &[KernelDecl]) {
         .flag("-fno-strict-aliasing")
         .include("emu")
         .file("emu/runtime.cpp");
+    for d in header_dirs {
+        build.include(d);
+    }
     let mut registry = String::from("#include \"cuda_emu.h\"\n#include <cstring>\n");
     let mut lookups = String::new();
-    for f in files.iter().filter(|f| f.ends_with(".cu")) {
-        let stem = f.trim_end_matches(".cu").replace(['-', '.'], "_");
-        let abs = std::fs::canonicalize(Path::new("kernels").join(f)).unwrap();
+    for p in files {
+        let f = &rel(p);
+        let stem = p.file_stem().unwrap().to_string_lossy().replace(['-', '.'], "_");
+        let abs = std::fs::canonicalize(p).unwrap();
         let src = std::fs::read_to_string(&abs).unwrap();
         let mut tu = format!("#line 1 {:?}\n", abs.display().to_string());
         tu.push_str(&rewrite_dynamic_shared(&src));
@@ -204,7 +344,8 @@ fn parse_kernels(file: &str, src: &str) -> Vec<KernelDecl> {
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(|p| param_code(file, &name, p))
-            .collect();
+            .collect::<Vec<String>>()
+            .concat();
         found.push(KernelDecl {
             file: file.to_string(),
             name,
@@ -215,21 +356,27 @@ fn parse_kernels(file: &str, src: &str) -> Vec<KernelDecl> {
     found
 }
 
-fn param_code(file: &str, kernel: &str, p: &str) -> char {
+fn param_code(file: &str, kernel: &str, p: &str) -> String {
     let words: Vec<&str> = p
         .split(|c: char| c.is_whitespace() || c == '*')
         .filter(|w| !w.is_empty() && *w != "const" && *w != "__restrict__")
         .collect();
     let ty = words[..words.len().saturating_sub(1)].join(" ");
-    match (p.contains('*'), ty.as_str()) {
+    let code = match (p.contains('*'), ty.as_str()) {
         (true, "float") => 'F',
         (true, "int") => 'I',
         (false, "float") => 'f',
         (false, "int") => 'i',
         (false, "unsigned" | "unsigned int") => 'u',
         (false, "long long" | "int64_t") => 'l',
+        (false, "double") => 'd',
+        // A geometry struct passed by value (mirrored in Rust, checked by name at launch).
+        (false, s) if s.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            return format!("{{{s}}}");
+        }
         _ => panic!("{file}: kernel {kernel}: unsupported parameter type in `{p}`"),
-    }
+    };
+    code.to_string()
 }
 
 fn strip_comments(src: &str) -> String {

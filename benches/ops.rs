@@ -1,11 +1,14 @@
 //! Criterion timings of individual ops: the CPU backend's convolution at ResNet50's conv shapes
 //! (batch 1; `skinengine bench` covers the whole network and larger batches), dense at the
-//! classifier head's shapes, and the reference backend as the baseline.
+//! classifier head's shapes, the reference backend as the baseline, and, when a GPU is usable,
+//! the CUDA kernels at every ResNet50 conv shape and the dense shapes of `bench-kernels`
+//! (batch 32), synchronised after each launch. Without a GPU the CUDA group says it is skipped.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use skinengine::backend::Backend;
+use skinengine::model::resnet50::CONV_SHAPES;
 use skinengine::ops::conv2d::{Conv2dParams, geometry};
-use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
+use skinengine::ops::prelude::*;
+use skinengine::{CpuBackend, CudaBackend, ReferenceBackend, Rng, Tensor};
 use std::hint::black_box;
 
 /// (name, C, H, O, kernel, stride, padding): one of each kind of ResNet50 convolution.
@@ -91,5 +94,55 @@ fn reference_conv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv, dense, reference_conv);
+/// Batch of the CUDA kernel timings (as `bench-kernels`' default).
+const CUDA_BATCH: usize = 32;
+
+fn cuda(c: &mut Criterion) {
+    let be = match CudaBackend::gpu() {
+        Ok(be) => be,
+        Err(e) => {
+            eprintln!("cuda kernels: skipped, no usable GPU ({e})");
+            return;
+        }
+    };
+    let dev = be.device().clone();
+    let mut rng = Rng::new(3);
+    let n = CUDA_BATCH;
+    let mut group = c.benchmark_group(format!("cuda_conv2d_fused_b{n}"));
+    group.sample_size(20);
+    for &(_, ci, h, o, k, s, p) in CONV_SHAPES {
+        let prm = Conv2dParams::square(s, p);
+        let g = geometry(&[n, ci, h, h], &[o, ci, k, k], &prm).unwrap();
+        let x = be.upload(&Tensor::uniform(&[n, ci, h, h], -1.0, 1.0, &mut rng)).unwrap();
+        let w = be.upload(&Tensor::kaiming_normal(&[o, ci, k, k], &mut rng)).unwrap();
+        let bias = be.upload(&Tensor::zeros(&[o])).unwrap();
+        group.throughput(Throughput::Elements(2 * g.macs() as u64));
+        let name = format!("conv{k}x{k}s{s}_c{ci}_{h}x{h}_o{o}");
+        group.bench_function(name, |bch| {
+            bch.iter(|| {
+                let y = be.conv2d_fused(&x, &w, Some(&bias), None, true, &prm).unwrap();
+                dev.synchronize().unwrap();
+                y
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group(format!("cuda_dense_b{n}"));
+    for (i, o) in [(2048, 1000), (2048, 120), (120, 84), (84, 7)] {
+        let x = be.upload(&Tensor::uniform(&[n, i], -1.0, 1.0, &mut rng)).unwrap();
+        let w = be.upload(&Tensor::kaiming_uniform(&[o, i], &mut rng)).unwrap();
+        let bias = be.upload(&Tensor::zeros(&[o])).unwrap();
+        group.throughput(Throughput::Elements(2 * (n * i * o) as u64));
+        group.bench_function(format!("{i}to{o}"), |bch| {
+            bch.iter(|| {
+                let y = be.dense(&x, &w, Some(&bias)).unwrap();
+                dev.synchronize().unwrap();
+                y
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, conv, dense, reference_conv, cuda);
 criterion_main!(benches);

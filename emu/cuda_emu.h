@@ -190,6 +190,7 @@ inline int __float_as_int(float x) { return emu_from_bits<int>(emu_bits(x)); }
 inline float __int_as_float(int x) { return emu_from_bits<float>(emu_bits(x)); }
 inline unsigned __float_as_uint(float x) { return emu_from_bits<unsigned>(emu_bits(x)); }
 inline float __uint_as_float(unsigned x) { return emu_from_bits<float>(emu_bits(x)); }
+inline long long __double_as_longlong(double x) { return emu_from_bits<long long>(emu_bits(x)); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __ffs(int x) { return __builtin_ffs(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
@@ -204,7 +205,8 @@ inline float max(float a, float b) { return std::fmax(a, b); }
 // ---- what the generated registry needs ------------------------------------------------------
 namespace emu {
 // Argument type codes, matched against the signature build.rs parsed from the source:
-// 'F' float*, 'I' int*, 'f' float, 'i' int, 'u' unsigned, 'l' long long / int64.
+// 'F' float*, 'I' int*, 'f' float, 'i' int, 'u' unsigned, 'l' long long / int64, 'd' double,
+// 'S' a struct by value (the Rust side checks the struct's name; build.rs its fields).
 template <typename T>
 constexpr char code() {
     using U = std::remove_cv_t<T>;
@@ -217,6 +219,8 @@ constexpr char code() {
     else if constexpr (std::is_same_v<U, int>) return 'i';
     else if constexpr (std::is_same_v<U, unsigned>) return 'u';
     else if constexpr (std::is_same_v<U, long long> || std::is_same_v<U, int64_t>) return 'l';
+    else if constexpr (std::is_same_v<U, double>) return 'd';
+    else if constexpr (std::is_class_v<U>) return 'S';
     else return '?';
 }
 template <typename... A>

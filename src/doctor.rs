@@ -99,7 +99,7 @@ pub fn report() -> String {
     }
     let _ = writeln!(
         s,
-        "kernels: {} in {} files (kernels/*.cu); CPU emulator: {}",
+        "kernels: {} in {} files (src/ops/*/*.cu, src/cuda/*.cu); CPU emulator: {}",
         crate::kernels::KERNELS.len(),
         crate::cuda::nvrtc::kernel_files().len(),
         if cfg!(skinengine_emu) {
@@ -139,7 +139,7 @@ pub fn compile_kernels(archs: &[u32], ptx_dir: Option<&std::path::Path>) -> crat
                 Ok(cubin) => {
                     for k in &kernels {
                         println!(
-                            "ok    sm_{arch}  {file:<16} {k:<28} (file: {} KiB cubin, {secs:.1} s)",
+                            "ok    sm_{arch}  {file:<36} {k:<28} (file: {} KiB cubin, {secs:.1} s)",
                             cubin.len().div_ceil(1024)
                         );
                     }
@@ -147,7 +147,7 @@ pub fn compile_kernels(archs: &[u32], ptx_dir: Option<&std::path::Path>) -> crat
                 Err(e) => {
                     ok = false;
                     for k in &kernels {
-                        println!("FAIL  sm_{arch}  {file:<16} {k}");
+                        println!("FAIL  sm_{arch}  {file:<36} {k}");
                     }
                     println!("{e}");
                 }
@@ -161,7 +161,8 @@ pub fn compile_kernels(archs: &[u32], ptx_dir: Option<&std::path::Path>) -> crat
         for file in nvrtc::kernel_files() {
             match nvrtc::compile(file, arch, Target::Ptx) {
                 Ok(ptx) => {
-                    let path = dir.join(file.replace(".cu", ".ptx"));
+                    let base = file.rsplit('/').next().unwrap_or(file);
+                    let path = dir.join(base.replace(".cu", ".ptx"));
                     std::fs::write(&path, ptx)
                         .map_err(|e| crate::error::file_err(&path, format!("cannot write: {e}")))?;
                 }

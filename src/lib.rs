@@ -2,7 +2,8 @@
 //! (ISIC 2018 Task 3 / HAM10000) on ImageNet ResNet50 features.
 //!
 //! Data path: image -> tensor -> backbone -> features -> head -> metrics -> report.
-//! Compute goes through one [`backend::Backend`] trait; ops live one folder each under [`ops`].
+//! Compute goes through one [`Backend`] trait, the sum of the ops' traits; ops live one folder
+//! each under [`ops`] (reference, CPU and CUDA side by side).
 
 pub mod backend;
 pub mod cli;
@@ -17,13 +18,17 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod real;
+pub mod reference;
 pub mod rng;
 pub mod tensor;
+#[doc(hidden)]
+pub mod testing;
 pub mod train;
 
-pub use backend::Backend;
-pub use backend::cpu::CpuBackend;
-pub use backend::reference::ReferenceBackend;
+pub use cpu::CpuBackend;
+pub use cuda::CudaBackend;
+pub use ops::Backend;
+pub use reference::ReferenceBackend;
 pub use error::{Error, Result};
 pub use real::Real;
 pub use rng::Rng;

@@ -2,7 +2,8 @@
 //! cross-entropy and Adam through `Backend` only, as training code will use it. Written generic so
 //! every backend runs the same check.
 
-use skinengine::backend::{Backend, BnParams};
+use skinengine::ops::batchnorm::BnParams;
+use skinengine::ops::prelude::*;
 use skinengine::ops::adam::AdamConfig;
 use skinengine::ops::loss::Reduction;
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
@@ -124,7 +125,7 @@ fn cpu_backend_trains_a_head() {
 fn cuda_backend_in_emulator_trains_a_head() {
     // Every kernel of the head (dense, BN, ReLU, CE, Adam) through the CUDA backend's launches,
     // run by the CPU emulator; same tolerance as the CPU backend above.
-    let be = skinengine::backend::cuda::CudaBackend::emulator(0);
+    let be = skinengine::CudaBackend::emulator(0);
     let cuda = train_head(&be);
     let reference = train_head(&ReferenceBackend);
     for (step, (c, r)) in cuda.iter().zip(&reference).enumerate() {

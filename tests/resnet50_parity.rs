@@ -9,11 +9,10 @@
 //! summation orders, while a wrong stride, padding, fold or block
 //! order gives errors of order 1.
 
-mod common;
-
-use common::{fixture_f64, rel_err};
-use skinengine::backend::Backend;
+use skinengine::CudaBackend;
 use skinengine::model::parity;
+use skinengine::ops::prelude::*;
+use skinengine::testing::{fixture_f64, rel_err};
 use skinengine::model::resnet50::{ResNet50, validate};
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
 use std::path::Path;
@@ -66,4 +65,47 @@ fn cpu_resnet50_matches_reference_backend() {
     let e = rel_err(&yc.features, &want);
     eprintln!("cpu vs reference features rel err {e:.2e}");
     assert!(e <= 1e-5, "cpu vs reference: {e:e}");
+}
+
+/// The CUDA backend end to end, with the same tolerance as the CPU's; also checks that a second
+/// forward pass allocates no device memory.
+fn cuda_resnet50_matches_torchvision(be: &CudaBackend) {
+    let model = ResNet50::from_state_dict(be, &parity::weights()).unwrap();
+    let x = be.upload(&parity::images()).unwrap();
+    let out = model.forward(be, &x, true).unwrap();
+    let features = be.download(&out.features).unwrap();
+    let logits = be.download(out.logits.as_ref().unwrap()).unwrap();
+    let ef = rel_err(&features, &fixture_f64("features_f64").1);
+    let el = rel_err(&logits, &fixture_f64("logits_f64").1);
+    eprintln!(
+        "cuda ({}): features rel err {ef:.2e}, logits {el:.2e}",
+        be.device().describe()
+    );
+    assert!(ef <= 1e-5, "features differ from torchvision: {ef:e}");
+    assert!(el <= 1e-5, "logits differ from torchvision: {el:e}");
+
+    // Device memory is reused: once the first pass's outputs are dropped, the same forward again
+    // takes every buffer from the free lists.
+    drop(out);
+    let before = be.device().alloc_stats();
+    let again = model.forward(be, &x, true).unwrap();
+    let after = be.device().alloc_stats();
+    assert_eq!(
+        after.driver_allocs, before.driver_allocs,
+        "second forward allocated device memory"
+    );
+    assert!(after.reused > before.reused);
+    assert_eq!(be.download(&again.features).unwrap(), features);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn cuda_emulator_resnet50_matches_torchvision() {
+    cuda_resnet50_matches_torchvision(&skinengine::testing::suite::emulator());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn gpu_resnet50_matches_torchvision() {
+    cuda_resnet50_matches_torchvision(&skinengine::testing::suite::gpu());
 }

@@ -1,7 +1,7 @@
 //! `skinengine bench`: ResNet50 forward throughput on random weights and inputs at 224x224.
 
 use super::Device;
-use crate::backend::Backend;
+use crate::ops::prelude::*;
 use crate::error::{Result, invalid};
 use crate::model::init::random_state_dict;
 use crate::model::resnet50::{ResNet50, forward_flops};

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::{Device, Resolved};
-use crate::backend::Backend;
+use crate::ops::prelude::*;
 use crate::error::{Result, invalid};
 use crate::model::resnet50::CONV_SHAPES;
 use crate::ops::conv2d::{Conv2dParams, geometry};

@@ -34,7 +34,7 @@ pub enum Device {
 pub enum Resolved {
     Cpu,
     Reference,
-    Cuda(crate::backend::cuda::CudaBackend),
+    Cuda(crate::cuda::CudaBackend),
 }
 
 impl Device {
@@ -42,9 +42,9 @@ impl Device {
         match self {
             Device::Cpu => Ok(Resolved::Cpu),
             Device::Reference => Ok(Resolved::Reference),
-            Device::Cuda => Ok(Resolved::Cuda(crate::backend::cuda::CudaBackend::gpu()?)),
+            Device::Cuda => Ok(Resolved::Cuda(crate::cuda::CudaBackend::gpu()?)),
             Device::CudaEmulator => emulator(),
-            Device::Auto => match crate::backend::cuda::CudaBackend::gpu() {
+            Device::Auto => match crate::cuda::CudaBackend::gpu() {
                 Ok(b) => Ok(Resolved::Cuda(b)),
                 Err(e) => {
                     // Once per process: demo and ablate resolve the device several times.
@@ -59,7 +59,7 @@ impl Device {
 
 #[cfg(skinengine_emu)]
 fn emulator() -> Result<Resolved> {
-    Ok(Resolved::Cuda(crate::backend::cuda::CudaBackend::emulator(
+    Ok(Resolved::Cuda(crate::cuda::CudaBackend::emulator(
         rayon::current_num_threads(),
     )))
 }

@@ -1,12 +1,38 @@
-//! Building blocks of the fast CPU backend: the GEMM every heavy op reduces to, and scratch
-//! buffers reused across calls so the hot path does not allocate per image.
+//! The fast CPU backend: the backend type, the GEMM every heavy op reduces to, and scratch
+//! buffers reused across calls so the hot path does not allocate per image. Each op's CPU
+//! kernels live in its folder (`src/ops/<op>/cpu.rs`).
 
 pub mod conv_gemm;
 pub mod gemm;
 pub mod scratch;
 pub mod weight_cache;
 
+use crate::error::Result;
+use crate::ops::BackendBase;
+use crate::tensor::Tensor;
+
 /// Threads the CPU backend uses (rayon's global pool).
 pub fn threads() -> usize {
     rayon::current_num_threads()
+}
+
+/// The `cpu` backend: fast, multithreaded (rayon) f32 on host tensors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl BackendBase for CpuBackend {
+    type Tensor = Tensor;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn upload(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
+    }
+    fn download(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
+    }
+    fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
+        t.shape()
+    }
 }

@@ -1,5 +1,5 @@
 //! One device interface over two drivers: the GPU (cudarc + NVRTC) and the CPU emulator that runs
-//! the same `kernels/*.cu`. Everything above this file (the CUDA backend's launch code) is shared
+//! the same kernel sources (`src/ops/*/*.cu`, `src/cuda/*.cu`). Everything above this file (the CUDA backend's launch code) is shared
 //! by both, so a test under emulation exercises the same grid sizes, arguments and buffers the GPU
 //! gets.
 //!
@@ -66,7 +66,38 @@ impl Dims {
     }
 }
 
-/// One kernel argument. Buffers are checked for element type against the kernel's signature.
+/// A kernel `int` that is known to fit: made only by [`KInt::new`], which checks the range, so a
+/// geometry struct built from these cannot carry a silently truncated size.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct KInt(i32);
+
+impl KInt {
+    /// `v` as a kernel `int`, or a shape error naming the op and what is too large.
+    pub fn new(op: &'static str, what: &str, v: usize) -> Result<KInt> {
+        if v > MAX_KERNEL_INT {
+            return Err(crate::error::shape_err(
+                op,
+                format!(
+                    "{what} {v} is more than the CUDA kernels' 32-bit indices allow; split the batch"
+                ),
+            ));
+        }
+        Ok(KInt(v as i32))
+    }
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// A `#[repr(C)]` struct passed to kernels by value, mirrored field for field by a `struct` of
+/// the same name in a `.cuh` header (build.rs checks the two agree).
+pub trait KernelStruct: bytemuck::Pod {
+    const NAME: &'static str;
+}
+
+/// One kernel argument. Buffers are checked for element type, integers for range and structs
+/// for name against the kernel's signature at launch.
 #[derive(Clone, Copy)]
 pub enum Arg<'a> {
     Buf(&'a DevBuf),
@@ -75,9 +106,15 @@ pub enum Arg<'a> {
     /// A null pointer of the given element type (an absent optional input).
     Null(Elem),
     F32(f32),
-    I32(i32),
-    U32(u32),
+    F64(f64),
+    /// A count, size, index or flag for an `int` parameter: the launch refuses values past
+    /// [`MAX_KERNEL_INT`], so no call site can truncate one.
+    Int(usize),
+    /// A `long long` parameter.
     I64(i64),
+    U32(u32),
+    /// A struct by value: (its name, its bytes).
+    Struct(&'static str, &'a [u8]),
 }
 
 impl<'a> Arg<'a> {
@@ -85,34 +122,48 @@ impl<'a> Arg<'a> {
     pub fn opt(b: Option<&'a DevBuf>) -> Arg<'a> {
         b.map_or(Arg::Null(Elem::F32), Arg::Buf)
     }
-    fn code(&self) -> char {
-        match self {
-            Arg::Buf(b) => match b.elem {
-                Elem::F32 => 'F',
-                Elem::I32 => 'I',
-            },
-            Arg::At(b, _) => match b.elem {
-                Elem::F32 => 'F',
-                Elem::I32 => 'I',
-            },
-            Arg::Null(Elem::F32) => 'F',
-            Arg::Null(Elem::I32) => 'I',
+    /// A geometry struct by value.
+    pub fn by_value<T: KernelStruct>(v: &'a T) -> Arg<'a> {
+        Arg::Struct(T::NAME, bytemuck::bytes_of(v))
+    }
+    /// A boolean flag as an `int` 0 / 1.
+    pub fn flag(b: bool) -> Arg<'a> {
+        Arg::Int(b as usize)
+    }
+    fn code(&self) -> String {
+        let elem = |e: Elem| match e {
+            Elem::F32 => 'F',
+            Elem::I32 => 'I',
+        };
+        let c = match self {
+            Arg::Buf(b) | Arg::At(b, _) => elem(b.elem),
+            Arg::Null(e) => elem(*e),
             Arg::F32(_) => 'f',
-            Arg::I32(_) => 'i',
+            Arg::F64(_) => 'd',
+            Arg::Int(_) => 'i',
             Arg::U32(_) => 'u',
             Arg::I64(_) => 'l',
-        }
+            Arg::Struct(name, _) => return format!("{{{name}}}"),
+        };
+        c.to_string()
     }
-    /// The value as the 8 bytes cuLaunchKernel reads its first 4 or 8 from (little endian).
-    fn slot(&self) -> u64 {
+    /// The value as the bytes cuLaunchKernel reads (little endian), in 8-byte words.
+    fn slot(&self) -> Vec<u64> {
         match *self {
-            Arg::Buf(b) => b.ptr,
-            Arg::At(b, off) => b.ptr + 4 * off as u64,
-            Arg::Null(_) => 0,
-            Arg::F32(v) => v.to_bits() as u64,
-            Arg::I32(v) => v as u32 as u64,
-            Arg::U32(v) => v as u64,
-            Arg::I64(v) => v as u64,
+            Arg::Buf(b) => vec![b.ptr],
+            Arg::At(b, off) => vec![b.ptr + 4 * off as u64],
+            Arg::Null(_) => vec![0],
+            Arg::F32(v) => vec![v.to_bits() as u64],
+            Arg::F64(v) => vec![v.to_bits()],
+            Arg::Int(v) => vec![v as u32 as u64],
+            Arg::U32(v) => vec![v as u64],
+            Arg::I64(v) => vec![v as u64],
+            Arg::Struct(_, bytes) => {
+                let mut words = vec![0u64; bytes.len().div_ceil(8)];
+                bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()]
+                    .copy_from_slice(bytes);
+                words
+            }
         }
     }
 }
@@ -303,6 +354,24 @@ impl Device {
                 dims.grid, dims.block
             )));
         }
+        // Kernels take sizes as `int` and index one tensor with `int`: every integer argument and
+        // every buffer must fit, checked here once for all call sites.
+        for (i, a) in args.iter().enumerate() {
+            let (what, v) = match *a {
+                Arg::Int(v) => ("argument", v),
+                Arg::Buf(b) | Arg::At(b, _) => ("buffer argument length", b.len),
+                _ => continue,
+            };
+            if v > MAX_KERNEL_INT {
+                return Err(crate::error::shape_err(
+                    KERNELS[idx].1,
+                    format!(
+                        "{what} {i} ({v}) is more than the CUDA kernels' 32-bit indices allow; \
+                         split the batch"
+                    ),
+                ));
+            }
+        }
         if let Some(Arg::At(b, off)) = args
             .iter()
             .find(|a| matches!(a, Arg::At(b, off) if *off > b.len))
@@ -312,10 +381,10 @@ impl Device {
                 b.len
             )));
         }
-        let mut slots: Vec<u64> = args.iter().map(Arg::slot).collect();
+        let mut slots: Vec<Vec<u64>> = args.iter().map(Arg::slot).collect();
         let mut params: Vec<*mut c_void> = slots
             .iter_mut()
-            .map(|s| s as *mut u64 as *mut c_void)
+            .map(|s| s.as_mut_ptr() as *mut c_void)
             .collect();
         self.driver.launch(idx, &dims, &mut params)?;
         if self.sync_each {
@@ -348,20 +417,6 @@ impl Drop for Device {
 /// The largest count a kernel may take as an `int`. Grid-stride loops step up to 65535 blocks x
 /// 256 threads past their last index, and that must not overflow either.
 pub const MAX_KERNEL_INT: usize = i32::MAX as usize - 65_535 * 256;
-
-/// `v` as a kernel `int` argument, or a shape error naming the op and what is too large. Every
-/// op's launch code goes through this, so all kernels share one limit.
-pub fn int_arg(op: &'static str, what: &str, v: usize) -> Result<i32> {
-    if v > MAX_KERNEL_INT {
-        return Err(crate::error::shape_err(
-            op,
-            format!(
-                "{what} {v} is more than the CUDA kernels' 32-bit indices allow; split the batch"
-            ),
-        ));
-    }
-    Ok(v as i32)
-}
 
 /// Index of a kernel in [`KERNELS`], by name.
 pub fn kernel_index(name: &str) -> Option<usize> {

@@ -1,4 +1,4 @@
-//! The CPU emulator driver: runs the `kernels/*.cu` sources compiled as C++ by build.rs
+//! The CPU emulator driver: runs the kernel sources (`src/ops/*/*.cu`, `src/cuda/*.cu`) compiled as C++ by build.rs
 //! (`emu/cuda_emu.h`, `emu/runtime.cpp`). Memory is host memory aligned like `cuMemAlloc`'s
 //! (256 bytes), poisoned with NaN on allocation so a kernel that leaves outputs unwritten fails
 //! its tests instead of passing on zeros.
@@ -41,7 +41,7 @@ fn err(detail: String) -> Error {
 impl Driver for EmuDriver {
     fn describe(&self) -> String {
         format!(
-            "CUDA emulator on the CPU ({} threads; kernels/*.cu compiled as C++)",
+            "CUDA emulator on the CPU ({} threads; kernel sources compiled as C++)",
             self.threads
         )
     }
@@ -79,7 +79,8 @@ impl Driver for EmuDriver {
     fn launch(&self, kernel: usize, dims: &Dims, params: &mut [*mut c_void]) -> Result<()> {
         let (_, name, sig) = KERNELS[kernel];
         let name_c = CString::new(name).unwrap();
-        let sig_c = CString::new(sig).unwrap();
+        // The C++ side knows a struct parameter only as 'S' (its name is checked in Rust).
+        let sig_c = CString::new(c_signature(sig)).unwrap();
         let mut msg = vec![0 as c_char; 512];
         // SAFETY: params point at values matching the kernel's signature (checked by
         // Device::launch and again by the emulator against the C++ types); pointer arguments
@@ -126,4 +127,22 @@ pub fn emulator(threads: usize) -> Arc<Device> {
         }),
         "cuda-emulator",
     )
+}
+
+/// A kernel signature as the emulator's C++ templates spell it: `{Name}` becomes `S`.
+fn c_signature(sig: &str) -> String {
+    let mut out = String::with_capacity(sig.len());
+    let mut in_name = false;
+    for ch in sig.chars() {
+        match ch {
+            '{' => {
+                in_name = true;
+                out.push('S');
+            }
+            '}' => in_name = false,
+            c if !in_name => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }

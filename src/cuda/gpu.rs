@@ -143,7 +143,7 @@ impl GpuDriver {
             unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(|e| {
                 let nv = nvrtc::version().map_or("?".into(), |(a, b)| format!("{a}.{b}"));
                 err(format!(
-                    "loading kernels/{file} ({what}, NVRTC {nv}, driver CUDA {}.{}): {e:?}; \
+                    "loading {file} ({what}, NVRTC {nv}, driver CUDA {}.{}): {e:?}; \
                      code from an NVRTC newer than the driver is refused: put the NVRTC that \
                      matches the driver (the CUDA toolkit's) first on LD_LIBRARY_PATH",
                     self.info.driver_version / 1000,
@@ -162,7 +162,7 @@ impl GpuDriver {
         let m = self.module(file)?;
         // SAFETY: module loaded in this context and never unloaded while the driver lives.
         let f = unsafe { result::module::get_function(m.0, CString::new(name).unwrap()) }
-            .map_err(|e| err(format!("kernel {name} in kernels/{file}: {e:?}")))?;
+            .map_err(|e| err(format!("kernel {name} in {file}: {e:?}")))?;
         self.funcs.lock().unwrap()[kernel] = Some(Func(f));
         Ok(Func(f))
     }

@@ -1,19 +1,29 @@
-//! The CUDA side of the engine. Kernels are CUDA C in `kernels/*.cu`; this module gets them
-//! onto a device and launches them:
+//! The CUDA side of the engine: shared plumbing every op's CUDA code sits on (mirroring
+//! `src/cpu/`). Kernels are CUDA C beside each op (`src/ops/<op>/<op>.cu`) plus the shared ones
+//! here (`gemm.cu`, `selftest.cu`) and device headers (`*.cuh`):
 //! - [`nvrtc`]: compiles a kernel file at run time (CUBIN for the GPU's architecture, disk cache);
 //! - [`gpu`]: the GPU driver (cudarc, loaded dynamically; absence is an error, never a panic);
 //! - [`emu`]: the CPU emulator driver, running the same sources compiled as C++ (`emu/`);
-//! - [`device`]: the one interface over both (buffers, memory reuse, checked launches).
+//! - [`device`]: the one interface over both (buffers, memory reuse, checked launches);
+//! - [`launch`], [`gemm`], [`kernel_args`]: launch geometry, the strided SGEMM launcher, and
+//!   the structs kernels take by value;
+//! - [`backend`]: the `cuda` backend type.
 //!
-//! The CUDA backend (`backend::cuda`) and each op's launch code (`ops/<op>/cuda.rs`) sit on
-//! [`device::Device`], so tests under emulation run exactly the launches the GPU gets.
+//! Tests under emulation run exactly the launches the GPU gets.
 
+pub mod backend;
 pub mod device;
 #[cfg(skinengine_emu)]
 pub mod emu;
+pub mod gemm;
 pub mod gpu;
+pub mod kernel_args;
+pub mod launch;
 pub mod nvrtc;
 pub mod tensor;
+#[cfg(test)]
+mod tests;
 
-pub use device::{Arg, DevBuf, Device, Dims, Elem, int_arg};
+pub use backend::CudaBackend;
+pub use device::{Arg, DevBuf, Device, Dims, Elem, KInt, KernelStruct};
 pub use tensor::CudaTensor;

@@ -1,6 +1,7 @@
-//! Run-time compilation of `kernels/*.cu` with NVRTC: CUBIN for the device's own architecture
-//! (PTX for the driver to finish only when NVRTC does not know the architecture), cached on disk
-//! under a key of source hash, architecture, target, NVRTC version and options.
+//! Run-time compilation of the kernel sources (`src/ops/*/*.cu`, `src/cuda/*.cu`) with NVRTC:
+//! CUBIN for the device's own architecture (PTX for the driver to finish only when NVRTC does not
+//! know the architecture), cached on disk under a key of source and header hash, architecture,
+//! target, NVRTC version and options.
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use cudarc::nvrtc::{result, sys};
 
 use crate::error::{Error, Result};
-use crate::kernels::KERNEL_SOURCES;
+use crate::kernels::{KERNEL_HEADERS, KERNEL_SOURCES};
 
 /// Options every kernel is compiled with. No fast-math: the kernels are checked against the
 /// reference ops at float32 rounding, and `--use_fast_math` would trade that away silently.
@@ -85,7 +86,7 @@ pub fn source(file: &str) -> Result<&'static str> {
         .iter()
         .find(|(f, _)| *f == file)
         .map(|(_, s)| *s)
-        .ok_or_else(|| err(format!("no kernel file kernels/{file} in this build")))
+        .ok_or_else(|| err(format!("no kernel file {file} in this build")))
 }
 
 /// Compiles one kernel file. Errors carry the file name and NVRTC's log.
@@ -98,10 +99,38 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
     };
     let mut opts: Vec<String> = OPTIONS.iter().map(|s| s.to_string()).collect();
     opts.push(arch_opt);
-    let src_c = CString::new(src).map_err(|_| err(format!("kernels/{file}: NUL byte")))?;
-    let name_c = CString::new(file).unwrap();
-    let prog = result::create_program(&src_c, Some(&name_c))
-        .map_err(|e| err(format!("kernels/{file}: nvrtcCreateProgram: {e:?}")))?;
+    let src_c = CString::new(src).map_err(|_| err(format!("{file}: NUL byte")))?;
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let name_c = CString::new(base).unwrap();
+    // Every shared device header goes to NVRTC by its include name, so `#include "x.cuh"`
+    // resolves without a toolkit or the source tree.
+    let header_srcs: Vec<CString> = KERNEL_HEADERS
+        .iter()
+        .map(|(_, s)| CString::new(*s).unwrap())
+        .collect();
+    let header_names: Vec<CString> = KERNEL_HEADERS
+        .iter()
+        .map(|(n, _)| CString::new(*n).unwrap())
+        .collect();
+    let src_ptrs: Vec<*const std::ffi::c_char> = header_srcs.iter().map(|c| c.as_ptr()).collect();
+    let name_ptrs: Vec<*const std::ffi::c_char> = header_names.iter().map(|c| c.as_ptr()).collect();
+    let mut prog = std::mem::MaybeUninit::uninit();
+    // SAFETY: every pointer is a live NUL-terminated string for the duration of the call;
+    // NVRTC copies what it keeps.
+    unsafe {
+        sys::nvrtcCreateProgram(
+            prog.as_mut_ptr(),
+            src_c.as_ptr(),
+            name_c.as_ptr(),
+            src_ptrs.len() as i32,
+            src_ptrs.as_ptr(),
+            name_ptrs.as_ptr(),
+        )
+        .result()
+        .map_err(|e| err(format!("{file}: nvrtcCreateProgram: {e:?}")))?;
+    }
+    // SAFETY: created successfully above.
+    let prog = unsafe { prog.assume_init() };
     // SAFETY: prog is a live program until destroy_program below; buffers sized by NVRTC.
     unsafe {
         let compiled = result::compile_program(prog, &opts);
@@ -116,7 +145,7 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
                     })
                     .unwrap_or_default();
                 Err(err(format!(
-                    "kernels/{file}: NVRTC compile for {} failed ({e:?}):\n{log}",
+                    "{file}: NVRTC compile for {} failed ({e:?}):\n{log}",
                     opts.last().unwrap()
                 )))
             }
@@ -130,7 +159,7 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
                         }
                         v
                     })
-                    .map_err(|e| err(format!("kernels/{file}: nvrtcGetPTX: {e:?}"))),
+                    .map_err(|e| err(format!("{file}: nvrtcGetPTX: {e:?}"))),
                 Target::Cubin => {
                     let mut size = 0usize;
                     let mut cubin = Vec::new();
@@ -141,7 +170,7 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
                             sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr() as *mut _).result()
                         });
                     r.map(|_| cubin)
-                        .map_err(|e| err(format!("kernels/{file}: nvrtcGetCUBIN: {e:?}")))
+                        .map_err(|e| err(format!("{file}: nvrtcGetCUBIN: {e:?}")))
                 }
             },
         };
@@ -178,15 +207,19 @@ fn cache_dir() -> Option<PathBuf> {
 pub fn compile_cached(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
     let (major, minor) = version()?;
     let src = source(file)?;
-    let key = fnv1a(&[
-        src.as_bytes(),
-        format!("{arch}:{target:?}:{major}.{minor}:{}", OPTIONS.join(" ")).as_bytes(),
-    ]);
+    let mut parts: Vec<&[u8]> = vec![src.as_bytes()];
+    for (name, h) in KERNEL_HEADERS {
+        parts.push(name.as_bytes());
+        parts.push(h.as_bytes());
+    }
+    let opts = format!("{arch}:{target:?}:{major}.{minor}:{}", OPTIONS.join(" "));
+    parts.push(opts.as_bytes());
+    let key = fnv1a(&parts);
     let ext = match target {
         Target::Cubin => "cubin",
         Target::Ptx => "ptx",
     };
-    let stem = file.trim_end_matches(".cu");
+    let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".cu");
     let path = cache_dir().map(|d| d.join(format!("{stem}-sm{arch}-{key:016x}.{ext}")));
     if let Some(p) = &path
         && let Ok(bytes) = std::fs::read(p)

@@ -1,7 +1,16 @@
-//! The ops, one folder each. Every folder holds the op's parameters and shape rules (`mod.rs`,
-//! shared by all backends) and its `reference` implementation: plain loops with f64
-//! accumulation, generic over [`Real`](crate::real::Real) so gradient checks can run in f64.
-//! Fast implementations live beside them (`cpu.rs`) and in `kernels/*.cu` for CUDA.
+//! The ops, one folder each; the unit of change of the engine. A folder holds everything of its
+//! op:
+//! - `mod.rs`: parameters, shape rules, the op's kernel trait (`<Op>Kernels`, what a backend
+//!   implements, given inputs that are already checked) and its entry trait (`<Op>Ops`, the
+//!   checked entry points every caller uses, implemented once for every backend);
+//! - `reference.rs`: plain loops with f64 accumulation, generic over [`Real`](crate::real::Real)
+//!   so gradient checks run in f64, and the `reference` backend's kernels;
+//! - `cpu.rs`: the fast multithreaded kernels of the `cpu` backend;
+//! - `cuda.rs` + `<op>.cu`: the CUDA kernels and their launches (build.rs finds every `.cu`);
+//! - `tests.rs`: one suite, generic over the backend, run on every backend (see [`crate::testing`]).
+//!
+//! [`Backend`] is the sum of the op traits, so adding an op is: its folder, plus one line here for
+//! the module and one in [`Backend`] and [`prelude`].
 
 pub mod adam;
 pub mod batchnorm;
@@ -10,3 +19,58 @@ pub mod dense;
 pub mod elementwise;
 pub mod loss;
 pub mod pool;
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// What every backend has besides its kernels: a tensor type living wherever it computes, and
+/// the only two ways data crosses to and from the host.
+pub trait BackendBase: Send + Sync {
+    /// A tensor living wherever this backend computes.
+    type Tensor: Clone + Send + Sync + std::fmt::Debug;
+
+    fn name(&self) -> &'static str;
+    fn upload(&self, t: &Tensor) -> Result<Self::Tensor>;
+    fn download(&self, t: &Self::Tensor) -> Result<Tensor>;
+    fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
+}
+
+/// Everything model, training and data code may compute: the sum of the ops' entry traits.
+/// Implemented for every type that implements all the ops' kernel traits; code written against
+/// it never knows where it runs.
+pub trait Backend:
+    BackendBase
+    + adam::AdamOps
+    + batchnorm::BatchNormOps
+    + conv2d::Conv2dOps
+    + dense::DenseOps
+    + elementwise::ElementwiseOps
+    + loss::LossOps
+    + pool::PoolOps
+{
+}
+
+impl<B> Backend for B where
+    B: BackendBase
+        + adam::AdamOps
+        + batchnorm::BatchNormOps
+        + conv2d::Conv2dOps
+        + dense::DenseOps
+        + elementwise::ElementwiseOps
+        + loss::LossOps
+        + pool::PoolOps
+{
+}
+
+/// The entry traits, for code that calls ops on a concrete backend type
+/// (`use skinengine::ops::prelude::*;`). Generic code bounded by [`Backend`] needs no import.
+pub mod prelude {
+    pub use super::adam::AdamOps;
+    pub use super::batchnorm::BatchNormOps;
+    pub use super::conv2d::Conv2dOps;
+    pub use super::dense::DenseOps;
+    pub use super::elementwise::ElementwiseOps;
+    pub use super::loss::LossOps;
+    pub use super::pool::PoolOps;
+    pub use super::{Backend, BackendBase};
+}

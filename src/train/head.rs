@@ -2,7 +2,8 @@
 //! optionally batch norm before each ReLU), ending in 7 logits. Default 2048-120-84-7, the seed's
 //! described head. All compute goes through the backend.
 
-use crate::backend::{Backend, BnBatchStats, BnParams};
+use crate::backend::Backend;
+use crate::ops::batchnorm::{BnBatchStats, BnParams};
 use crate::error::{Result, file_err};
 use crate::ops::adam::AdamConfig;
 use crate::rng::Rng;

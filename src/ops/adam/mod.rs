@@ -4,10 +4,14 @@
 //!   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //!   p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
+pub mod cpu;
 pub mod cuda;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Result, invalid};
+use crate::ops::BackendBase;
 use crate::tensor::expect_shape;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,3 +75,42 @@ impl AdamConfig {
         ))
     }
 }
+
+/// What a backend implements: one update in place, shapes checked, with the step's bias
+/// corrections `bc` = (1 - beta1^step, 1 - beta2^step) computed once by [`AdamOps`].
+pub trait AdamKernels: BackendBase {
+    fn adam_update(
+        &self,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        m: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        cfg: &AdamConfig,
+        bc: (f64, f64),
+    ) -> Result<()>;
+}
+
+/// The checked entry point, the same for every backend.
+pub trait AdamOps: AdamKernels {
+    /// One Adam update in place; `step` counts from 1.
+    fn adam_step(
+        &self,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        m: &mut Self::Tensor,
+        v: &mut Self::Tensor,
+        cfg: &AdamConfig,
+        step: u64,
+    ) -> Result<()> {
+        let bc = cfg.check_step(
+            step,
+            self.shape(param),
+            self.shape(grad),
+            self.shape(m),
+            self.shape(v),
+        )?;
+        self.adam_update(param, grad, m, v, cfg, bc)
+    }
+}
+
+impl<B: AdamKernels + ?Sized> AdamOps for B {}

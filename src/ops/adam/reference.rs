@@ -1,21 +1,21 @@
-//! Reference Adam step, in f64 per element.
+//! Reference Adam step, in f64 per element, and the `reference` backend's kernel.
 
-use super::AdamConfig;
+use super::{AdamConfig, AdamKernels};
 use crate::error::Result;
 use crate::real::Real;
+use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
-/// One update of `param` in place; `m`, `v` are the moment buffers (zeros before step 1);
-/// `step` is 1 for the first update.
+/// One update of `param` in place; `m`, `v` are the moment buffers (zeros before step 1); `bc`
+/// the bias corrections of the step ([`AdamConfig::check_step`]).
 pub fn step<T: Real>(
     param: &mut Tensor<T>,
     grad: &Tensor<T>,
     m: &mut Tensor<T>,
     v: &mut Tensor<T>,
     cfg: &AdamConfig,
-    step: u64,
+    (bc1, bc2): (f64, f64),
 ) -> Result<()> {
-    let (bc1, bc2) = cfg.check_step(step, param.shape(), grad.shape(), m.shape(), v.shape())?;
     for i in 0..param.len() {
         let g = grad.data()[i].to_f64();
         let mut p = param.data()[i].to_f64();
@@ -28,4 +28,18 @@ pub fn step<T: Real>(
         v.data_mut()[i] = T::from_f64(vi);
     }
     Ok(())
+}
+
+impl AdamKernels for ReferenceBackend {
+    fn adam_update(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        m: &mut Tensor,
+        v: &mut Tensor,
+        cfg: &AdamConfig,
+        bc: (f64, f64),
+    ) -> Result<()> {
+        step(param, grad, m, v, cfg, bc)
+    }
 }

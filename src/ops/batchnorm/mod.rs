@@ -5,15 +5,39 @@
 //! PyTorch's way: r <- (1 - momentum) r + momentum * s, with the unbiased variance for r_var.
 //! Inference mode normalises with the running stats. y = gamma (x - mean) / sqrt(var + eps) + beta.
 
+pub mod cpu;
 pub mod cuda;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Result, invalid, shape_err};
-use crate::tensor::ShapeFmt;
+use crate::ops::BackendBase;
+use crate::tensor::{ShapeFmt, expect_shape};
 
 /// PyTorch's default, and what ResNet50's weights were trained with.
 pub const DEFAULT_EPS: f64 = 1e-5;
 pub const DEFAULT_MOMENTUM: f64 = 0.1;
+
+/// Batch statistics saved by a training-mode batch norm for its backward pass.
+#[derive(Clone, Debug)]
+pub struct BnBatchStats<T> {
+    pub mean: T,
+    /// Biased variance (divided by the count, as used for normalising).
+    pub var: T,
+    /// Values per channel the statistics were taken over.
+    pub count: usize,
+}
+
+/// Learnable and running parameters of one batch-norm layer.
+#[derive(Clone, Debug)]
+pub struct BnParams<T> {
+    pub gamma: T,
+    pub beta: T,
+    pub running_mean: T,
+    pub running_var: T,
+    pub eps: f64,
+}
 
 /// x viewed as [n, c, s] with s = H*W (1 for 1d).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,4 +105,161 @@ pub fn check_update(op: &'static str, count: usize, momentum: f64) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// What a backend implements; shapes are already checked by [`BatchNormOps`].
+pub trait BatchNormKernels: BackendBase {
+    /// y = gamma (x - mean) / sqrt(var + eps) + beta with the given per-channel statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn normalize(
+        &self,
+        x: &Self::Tensor,
+        d: BnDims,
+        mean: &Self::Tensor,
+        var: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f64,
+    ) -> Result<Self::Tensor>;
+    /// Per-channel mean and biased variance (at least 2 values per channel).
+    fn batch_stats(&self, x: &Self::Tensor, d: BnDims) -> Result<(Self::Tensor, Self::Tensor)>;
+    /// (dx, dgamma, dbeta) through a batch norm that normalised with `mean` / `var`: the batch's
+    /// own statistics (`batch_stats`, so dx includes their gradient) or frozen ones.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        d: BnDims,
+        gamma: &Self::Tensor,
+        mean: &Self::Tensor,
+        var: &Self::Tensor,
+        eps: f64,
+        batch_stats: bool,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)>;
+    /// running <- (1 - momentum) running + momentum batch (unbiased variance).
+    fn update_running(
+        &self,
+        bn: &mut BnParams<Self::Tensor>,
+        stats: &BnBatchStats<Self::Tensor>,
+        momentum: f64,
+    ) -> Result<()>;
+}
+
+/// The checked entry points, the same for every backend (2d on [N,C,H,W], 1d on [N,C]).
+pub trait BatchNormOps: BatchNormKernels {
+    fn batchnorm_inference(
+        &self,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        const OP: &str = "batchnorm_inference";
+        let d = dims(OP, self.shape(x))?;
+        for (what, p) in [
+            ("gamma", &bn.gamma),
+            ("beta", &bn.beta),
+            ("running_mean", &bn.running_mean),
+            ("running_var", &bn.running_var),
+        ] {
+            check_param(OP, what, self.shape(p), self.shape(x), d.c)?;
+        }
+        self.normalize(
+            x,
+            d,
+            &bn.running_mean,
+            &bn.running_var,
+            &bn.gamma,
+            &bn.beta,
+            bn.eps,
+        )
+    }
+    /// Normalises with batch statistics and returns them for backward and the running update.
+    fn batchnorm_train(
+        &self,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+    ) -> Result<(Self::Tensor, BnBatchStats<Self::Tensor>)> {
+        const OP: &str = "batchnorm_train";
+        let d = dims(OP, self.shape(x))?;
+        check_param(OP, "gamma", self.shape(&bn.gamma), self.shape(x), d.c)?;
+        check_param(OP, "beta", self.shape(&bn.beta), self.shape(x), d.c)?;
+        check_train_batch(OP, &d)?;
+        let (mean, var) = BatchNormKernels::batch_stats(self, x, d)?;
+        let y = self.normalize(x, d, &mean, &var, &bn.gamma, &bn.beta, bn.eps)?;
+        Ok((
+            y,
+            BnBatchStats {
+                mean,
+                var,
+                count: d.m(),
+            },
+        ))
+    }
+    /// Gradient through a training-mode batch norm: (dx, dgamma, dbeta).
+    fn batchnorm_train_backward(
+        &self,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+        stats: &BnBatchStats<Self::Tensor>,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        let d = backward_checks(self, dy, x, &bn.gamma, &stats.mean, &stats.var, true)?;
+        let (mean, var) = (&stats.mean, &stats.var);
+        BatchNormKernels::backward(self, dy, x, d, &bn.gamma, mean, var, bn.eps, true)
+    }
+    /// Gradient through an inference-mode (frozen statistics) batch norm: (dx, dgamma, dbeta).
+    fn batchnorm_inference_backward(
+        &self,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        let (mean, var) = (&bn.running_mean, &bn.running_var);
+        let d = backward_checks(self, dy, x, &bn.gamma, mean, var, false)?;
+        BatchNormKernels::backward(self, dy, x, d, &bn.gamma, mean, var, bn.eps, false)
+    }
+    /// running <- (1 - momentum) running + momentum batch (unbiased variance).
+    fn batchnorm_update_running(
+        &self,
+        bn: &mut BnParams<Self::Tensor>,
+        stats: &BnBatchStats<Self::Tensor>,
+        momentum: f64,
+    ) -> Result<()> {
+        const OP: &str = "batchnorm_update_running";
+        let rshape = self.shape(&bn.running_mean).to_vec();
+        let c = rshape.iter().product();
+        for (what, p) in [
+            ("running_var", &bn.running_var),
+            ("batch_mean", &stats.mean),
+            ("batch_var", &stats.var),
+        ] {
+            check_param(OP, what, self.shape(p), &rshape, c)?;
+        }
+        check_update(OP, stats.count, momentum)?;
+        BatchNormKernels::update_running(self, bn, stats, momentum)
+    }
+}
+
+impl<B: BatchNormKernels + ?Sized> BatchNormOps for B {}
+
+/// Checks shared by both backward passes.
+fn backward_checks<B: BatchNormKernels + ?Sized>(
+    b: &B,
+    dy: &B::Tensor,
+    x: &B::Tensor,
+    gamma: &B::Tensor,
+    mean: &B::Tensor,
+    var: &B::Tensor,
+    batch_stats: bool,
+) -> Result<BnDims> {
+    const OP: &str = "batchnorm_backward";
+    let d = dims(OP, b.shape(x))?;
+    expect_shape(OP, "output gradient", b.shape(dy), b.shape(x))?;
+    for (what, p) in [("gamma", gamma), ("mean", mean), ("var", var)] {
+        check_param(OP, what, b.shape(p), b.shape(x), d.c)?;
+    }
+    if batch_stats {
+        check_train_batch(OP, &d)?;
+    }
+    Ok(d)
 }

@@ -1,8 +1,9 @@
 //! Reference batch norm: two-pass statistics in f64.
 
-use super::{BnDims, check_param, check_train_batch, check_update, dims};
+use super::{BatchNormKernels, BnBatchStats, BnDims, BnParams};
 use crate::error::Result;
 use crate::real::Real;
+use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
 /// Iterates the flat indices of channel `ci`.
@@ -13,11 +14,12 @@ fn channel(d: BnDims, ci: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-fn f64s<T: Real>(t: &Tensor<T>) -> Vec<f64> {
+pub fn f64s<T: Real>(t: &Tensor<T>) -> Vec<f64> {
     t.data().iter().map(|v| v.to_f64()).collect()
 }
 
-fn normalise<T: Real>(
+/// y = gamma (x - mean) / sqrt(var + eps) + beta, per channel, in f64.
+pub fn normalise<T: Real>(
     x: &Tensor<T>,
     d: BnDims,
     gamma: &[f64],
@@ -37,10 +39,8 @@ fn normalise<T: Real>(
 }
 
 /// Per-channel mean and biased variance of x.
-pub fn batch_stats<T: Real>(x: &Tensor<T>) -> Result<(Tensor<T>, Tensor<T>)> {
-    const OP: &str = "batchnorm_train";
-    let d = dims(OP, x.shape())?;
-    check_train_batch(OP, &d)?;
+/// Per-channel mean and biased variance, two passes in f64 (d.m() >= 2).
+pub fn batch_stats<T: Real>(x: &Tensor<T>, d: BnDims) -> Result<(Tensor<T>, Tensor<T>)> {
     let m = d.m() as f64;
     let mut mean = Vec::with_capacity(d.c);
     let mut var = Vec::with_capacity(d.c);
@@ -57,17 +57,15 @@ pub fn batch_stats<T: Real>(x: &Tensor<T>) -> Result<(Tensor<T>, Tensor<T>)> {
 }
 
 /// Training-mode forward: returns y and the batch (mean, biased var) that backward needs.
+/// Training forward: normalise with the batch's own statistics; returns (y, mean, var).
 pub fn forward_train<T: Real>(
     x: &Tensor<T>,
+    d: BnDims,
     gamma: &Tensor<T>,
     beta: &Tensor<T>,
     eps: f64,
 ) -> Result<(Tensor<T>, Tensor<T>, Tensor<T>)> {
-    const OP: &str = "batchnorm_train";
-    let d = dims(OP, x.shape())?;
-    check_param(OP, "gamma", gamma.shape(), x.shape(), d.c)?;
-    check_param(OP, "beta", beta.shape(), x.shape(), d.c)?;
-    let (mean, var) = batch_stats(x)?;
+    let (mean, var) = batch_stats(x, d)?;
     let y = normalise(
         x,
         d,
@@ -80,58 +78,17 @@ pub fn forward_train<T: Real>(
     Ok((y, mean, var))
 }
 
-/// Inference-mode forward with running statistics.
-pub fn forward_inference<T: Real>(
-    x: &Tensor<T>,
-    gamma: &Tensor<T>,
-    beta: &Tensor<T>,
-    running_mean: &Tensor<T>,
-    running_var: &Tensor<T>,
-    eps: f64,
-) -> Result<Tensor<T>> {
-    const OP: &str = "batchnorm_inference";
-    let d = dims(OP, x.shape())?;
-    for (what, p) in [
-        ("gamma", gamma),
-        ("beta", beta),
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-    ] {
-        check_param(OP, what, p.shape(), x.shape(), d.c)?;
-    }
-    normalise(
-        x,
-        d,
-        &f64s(gamma),
-        &f64s(beta),
-        &f64s(running_mean),
-        &f64s(running_var),
-        eps,
-    )
-}
-
-/// Gradients of batch norm. `batch_stats = true`: (mean, var) are the batch's own statistics and
-/// depend on x (training mode); `false`: they are constants (inference mode, frozen stats).
-/// Returns (dx, dgamma, dbeta).
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: Real>(
     dy: &Tensor<T>,
     x: &Tensor<T>,
+    d: BnDims,
     gamma: &Tensor<T>,
     mean: &Tensor<T>,
     var: &Tensor<T>,
     eps: f64,
     batch_stats: bool,
 ) -> Result<(Tensor<T>, Tensor<T>, Tensor<T>)> {
-    const OP: &str = "batchnorm_backward";
-    let d = dims(OP, x.shape())?;
-    dy.expect_shape(OP, "output gradient", x.shape())?;
-    for (what, p) in [("gamma", gamma), ("mean", mean), ("var", var)] {
-        check_param(OP, what, p.shape(), x.shape(), d.c)?;
-    }
-    if batch_stats {
-        check_train_batch(OP, &d)?;
-    }
     let m = d.m() as f64;
     let mut dx = vec![T::default(); x.len()];
     let mut dgamma = Vec::with_capacity(d.c);
@@ -176,17 +133,7 @@ pub fn update_running<T: Real>(
     count: usize,
     momentum: f64,
 ) -> Result<()> {
-    const OP: &str = "batchnorm_update_running";
     let c = running_mean.len();
-    let rshape = running_mean.shape().to_vec();
-    for (what, p) in [
-        ("running_var", &*running_var),
-        ("batch_mean", batch_mean),
-        ("batch_var", batch_var),
-    ] {
-        check_param(OP, what, p.shape(), &rshape, c)?;
-    }
-    check_update(OP, count, momentum)?;
     let unbias = count as f64 / (count as f64 - 1.0);
     for ci in 0..c {
         let rm = &mut running_mean.data_mut()[ci];
@@ -198,4 +145,58 @@ pub fn update_running<T: Real>(
         );
     }
     Ok(())
+}
+
+impl BatchNormKernels for ReferenceBackend {
+    fn normalize(
+        &self,
+        x: &Tensor,
+        d: BnDims,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        normalise(
+            x,
+            d,
+            &f64s(gamma),
+            &f64s(beta),
+            &f64s(mean),
+            &f64s(var),
+            eps,
+        )
+    }
+    fn batch_stats(&self, x: &Tensor, d: BnDims) -> Result<(Tensor, Tensor)> {
+        batch_stats(x, d)
+    }
+    fn backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        d: BnDims,
+        gamma: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+        batch_stats: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        backward(dy, x, d, gamma, mean, var, eps, batch_stats)
+    }
+    fn update_running(
+        &self,
+        bn: &mut BnParams<Tensor>,
+        stats: &BnBatchStats<Tensor>,
+        momentum: f64,
+    ) -> Result<()> {
+        update_running(
+            &mut bn.running_mean,
+            &mut bn.running_var,
+            &stats.mean,
+            &stats.var,
+            stats.count,
+            momentum,
+        )
+    }
 }

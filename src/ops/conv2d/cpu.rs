@@ -4,19 +4,19 @@
 //! still in cache. Images run in parallel, one GEMM per thread, when the batch can fill the
 //! threads; otherwise the GEMM itself is split.
 
-use super::{Conv2dParams, ConvGeom, check_bias, check_dy, geometry};
+use super::{Conv2dKernels, ConvGeom};
 use crate::cpu::gemm::{View, sgemm};
 use crate::cpu::scratch::with_scratch;
-use crate::cpu::threads;
+use crate::cpu::{CpuBackend, threads};
 use crate::error::Result;
-use crate::ops::elementwise::check_same;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// What is applied to each output element after the convolution sum, in this order.
+/// The epilogue ([`super::Epilogue`]) as host slices: applied to each output element after the
+/// convolution sum, in this order.
 #[derive(Clone, Copy, Default)]
-pub struct Epilogue<'a> {
+pub struct HostEpilogue<'a> {
     pub bias: Option<&'a [f32]>,
     pub residual: Option<&'a [f32]>,
     pub relu: bool,
@@ -87,7 +87,7 @@ fn col2im(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     }
 }
 
-fn apply_epilogue(y: &mut [f32], plane: usize, e: &Epilogue, residual: Option<&[f32]>) {
+fn apply_epilogue(y: &mut [f32], plane: usize, e: &HostEpilogue, residual: Option<&[f32]>) {
     for (o, row) in y.chunks_mut(plane).enumerate() {
         let b = e.bias.map_or(0.0, |b| b[o]);
         match residual {
@@ -112,14 +112,9 @@ fn split(n: usize) -> (bool, usize) {
 }
 
 /// y = epilogue(conv(x, w)).
-pub fn forward_fused(x: &Tensor, w: &Tensor, p: &Conv2dParams, e: Epilogue) -> Result<Tensor> {
-    let g = geometry(x.shape(), w.shape(), p)?;
-    if let Some(b) = e.bias {
-        check_bias(&[b.len()], g.o)?;
-    }
-    if let Some(r) = e.residual {
-        check_same("conv2d", &[r.len()], &[g.n * g.o * g.ho * g.wo])?;
-    }
+/// The fused forward for a checked geometry (bias [O] and residual of y's shape).
+pub fn forward_fused(x: &Tensor, w: &Tensor, g: &ConvGeom, e: HostEpilogue) -> Result<Tensor> {
+    let g = *g;
     if crate::cpu::conv_gemm::available() {
         return Ok(forward_avx512(x, w, &g, e));
     }
@@ -158,7 +153,7 @@ unsafe impl Sync for SendPtr {}
 
 /// The AVX-512 path: images in parallel, or, for fewer images than threads, each image's output
 /// columns split across threads (in multiples of the micro-kernel width).
-fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
+fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: HostEpilogue) -> Tensor {
     use crate::cpu::conv_gemm::{Epi, MR, NR, TapTable, conv_image};
     let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
     // Packed once per weight tensor and reused by every later call (the backbone is frozen).
@@ -231,27 +226,8 @@ fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue) -> Tensor {
     Tensor::new(&g.y_shape(), y).expect("output shape matches")
 }
 
-pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    let g = geometry(x.shape(), w.shape(), p)?;
-    if let Some(b) = bias {
-        check_bias(b.shape(), g.o)?;
-    }
-    let e = Epilogue {
-        bias: bias.map(|b| b.data()),
-        ..Default::default()
-    };
-    forward_fused(x, w, p, e)
-}
-
-/// dx = col2im(W^T dy) per image.
-pub fn backward_data(
-    dy: &Tensor,
-    w: &Tensor,
-    x_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor> {
-    let g = geometry(x_shape, w.shape(), p)?;
-    check_dy("conv2d_backward_data", dy.shape(), &g)?;
+pub fn backward_data(dy: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let g = *g;
     let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
     let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
     let mut dx = vec![0.0f32; g.n * xin];
@@ -273,19 +249,13 @@ pub fn backward_data(
     } else {
         dx.chunks_mut(xin).enumerate().for_each(one);
     }
-    Tensor::new(x_shape, dx)
+    Tensor::new(&g.x_shape(), dx)
 }
 
 /// dW = sum over images of dy [O, HW] x cols^T [HW, CKK]; images accumulate sequentially into
 /// one buffer (the GEMM is split over threads), which keeps the sum order fixed: deterministic.
-pub fn backward_weight(
-    dy: &Tensor,
-    x: &Tensor,
-    w_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor> {
-    let g = geometry(x.shape(), w_shape, p)?;
-    check_dy("conv2d_backward_weight", dy.shape(), &g)?;
+pub fn backward_weight(dy: &Tensor, x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let g = *g;
     let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
     let (hw, ckk) = (g.ho * g.wo, g.c * g.kh * g.kw);
     let mut dw = vec![0.0f32; g.o * ckk];
@@ -302,4 +272,31 @@ pub fn backward_weight(
         sgemm(&mut dw, dyi, colv, ni > 0, threads());
     }
     Tensor::new(&g.w_shape(), dw)
+}
+
+impl Conv2dKernels for CpuBackend {
+    fn forward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        g: &ConvGeom,
+        e: super::Epilogue<'_, Tensor>,
+    ) -> Result<Tensor> {
+        let e = HostEpilogue {
+            bias: e.bias.map(|b| b.data()),
+            residual: e.residual.map(|r| r.data()),
+            relu: e.relu,
+        };
+        forward_fused(x, w, g, e)
+    }
+    fn backward_data(&self, dy: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+        backward_data(dy, w, g)
+    }
+    fn backward_weight(&self, dy: &Tensor, x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+        backward_weight(dy, x, g)
+    }
+    /// A per-channel sum over the batch: small next to the convolutions; the reference's loop.
+    fn backward_bias(&self, dy: &Tensor, _dims: [usize; 4]) -> Result<Tensor> {
+        super::reference::backward_bias(dy)
+    }
 }

@@ -1,16 +1,17 @@
 //! Convolution on the CUDA backend: forward as an implicit GEMM with the bias / residual / ReLU
-//! epilogue fused (`kernels/conv2d.cu`); backward through explicit im2col / col2im per image and
-//! the strided GEMM (`kernels/gemm.cu`) — training only ever runs the head, so the backward
-//! passes are here for completeness and correctness, not speed.
+//! epilogue fused (`conv2d.cu`); backward through explicit im2col / col2im per image and the
+//! strided GEMM (`src/cuda/gemm.cu`) — training only ever runs the head, so the backward passes
+//! are here for completeness and correctness, not speed. The geometry travels to every kernel
+//! as one [`Window`] struct.
 
 use std::sync::Arc;
 
-use super::{Conv2dParams, ConvGeom, check_bias, check_dy, geometry};
-use crate::cuda::{Arg, CudaTensor, Device, Dims, Elem, int_arg};
+use super::{Conv2dKernels, ConvGeom, Epilogue};
+use crate::cuda::gemm::{Mat, gemm};
+use crate::cuda::kernel_args::{Window, WindowSizes};
+use crate::cuda::launch::{SMS, grid_stride};
+use crate::cuda::{Arg, CudaBackend, CudaTensor, Device, Dims, Elem};
 use crate::error::{Result, shape_err};
-use crate::ops::dense::cuda::{Mat, gemm};
-use crate::ops::elementwise::cuda::elementwise_dims;
-use crate::tensor::ShapeFmt;
 
 /// The forward kernel for a geometry: pointwise variants read x without index arithmetic;
 /// 64-row tiles for layers with at most 64 output channels, where 128-row tiles idle half.
@@ -26,35 +27,21 @@ pub fn forward_kernel(g: &ConvGeom) -> (&'static str, usize) {
 /// Columns of the implicit GEMM per block (BN in the kernel).
 const TILE_N: usize = 128;
 
-fn check_i32(g: &ConvGeom) -> Result<()> {
-    // Kernels index with 32-bit ints inside one tensor (offsets are 64-bit).
-    let biggest = [
-        g.n * g.c * g.h * g.w,
-        g.n * g.o * g.ho * g.wo,
-        g.o * g.c * g.kh * g.kw,
-    ]
-    .into_iter()
-    .max()
-    .unwrap();
-    int_arg("conv2d", "elements in one tensor", biggest).map(drop)
+/// The kernels' view of a checked geometry; sizes past a kernel `int` are refused here.
+fn window(g: &ConvGeom) -> Result<Window> {
+    Window::new(
+        "conv2d",
+        WindowSizes {
+            input: g.x_shape(),
+            out: [g.o, g.ho, g.wo],
+            kernel: (g.kh, g.kw),
+            stride: (g.sh, g.sw),
+            padding: (g.ph, g.pw),
+        },
+    )
 }
 
-pub fn forward(
-    dev: &Arc<Device>,
-    x: &CudaTensor,
-    w: &CudaTensor,
-    bias: Option<&CudaTensor>,
-    residual: Option<&CudaTensor>,
-    relu: bool,
-    p: &Conv2dParams,
-) -> Result<CudaTensor> {
-    forward_split(dev, x, w, bias, residual, relu, p, None)
-}
-
-/// SMs of the GPUs we tune for (H100 / H200: 132), and blocks per SM the conv kernels fit (2).
-/// Fixed rather than read from the device, so the emulator makes exactly the launches a GPU
-/// gets.
-pub const SMS: usize = 132;
+/// Blocks per SM the conv kernels fit (2).
 const BLOCKS_PER_SM: usize = 2;
 /// Each K split covers at least this many reduction terms, so the extra pass over the partial
 /// sums (written and read once per split) stays small next to the arithmetic.
@@ -74,27 +61,20 @@ pub fn auto_splits(blocks: usize, k: usize) -> usize {
         .clamp(1, 16)
 }
 
-/// [`forward`] with the K split chosen (`Some(n)`) instead of automatic; tests use it to cover
-/// both the split and the unsplit paths on the same shapes.
-#[allow(clippy::too_many_arguments)]
+/// The forward convolution of a checked geometry with the K split chosen (`Some(n)`) or
+/// automatic (`None`); tests choose it to cover both the split and the unsplit paths on the same
+/// shapes.
 pub fn forward_split(
     dev: &Arc<Device>,
     x: &CudaTensor,
     w: &CudaTensor,
-    bias: Option<&CudaTensor>,
-    residual: Option<&CudaTensor>,
-    relu: bool,
-    p: &Conv2dParams,
+    g: &ConvGeom,
+    e: Epilogue<'_, CudaTensor>,
     splits: Option<usize>,
 ) -> Result<CudaTensor> {
-    let g = geometry(x.shape(), w.shape(), p)?;
-    if let Some(b) = bias {
-        check_bias(b.shape(), g.o)?;
-    }
-    if let Some(r) = residual {
-        r.expect_shape("conv2d", "residual", &g.y_shape())?;
-    }
-    check_i32(&g)?;
+    let (bias, residual, relu) = (e.bias, e.residual, e.relu);
+    let win = window(g)?;
+    let g = *g;
     let y = CudaTensor::alloc(dev, &g.y_shape())?;
     let (kernel, tile_m) = forward_kernel(&g);
     let cols = g.n * g.ho * g.wo;
@@ -141,7 +121,6 @@ pub fn forward_split(
         ));
     }
     let dims = Dims::new([tiles_n as u32, tiles_m as u32, splits as u32], [256, 1, 1]);
-    let i = |v: usize| Arg::I32(v as i32);
     let (bias_arg, res_arg) = if splits > 1 {
         (Arg::Null(Elem::F32), Arg::Null(Elem::F32))
     } else {
@@ -161,75 +140,43 @@ pub fn forward_split(
             res_arg,
             Arg::Buf(y.buf()),
             partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
-            i(kchunk),
-            i(g.n),
-            i(g.c),
-            i(g.h),
-            i(g.w),
-            i(g.o),
-            i(g.kh),
-            i(g.kw),
-            i(g.ho),
-            i(g.wo),
-            i(g.sh),
-            i(g.sw),
-            i(g.ph),
-            i(g.pw),
-            i(relu as usize),
+            Arg::Int(kchunk),
+            Arg::by_value(&win),
+            Arg::flag(relu),
         ],
     )?;
     if let Some(part) = &partial {
         dev.launch(
             "conv2d_splitk_reduce",
-            elementwise_dims(total),
+            grid_stride(total),
             &[
                 Arg::Buf(part),
                 Arg::opt(bias.map(|b| b.buf())),
                 Arg::opt(residual.map(|r| r.buf())),
                 Arg::Buf(y.buf()),
                 Arg::I64(total as i64),
-                i(splits),
-                i(g.o),
-                i(g.ho * g.wo),
-                i(relu as usize),
+                Arg::Int(splits),
+                Arg::Int(g.o),
+                Arg::Int(g.ho * g.wo),
+                Arg::flag(relu),
             ],
         )?;
     }
     Ok(y)
 }
 
-/// The geometry arguments shared by im2col and col2im.
-fn window_args(g: &ConvGeom) -> [Arg<'static>; 11] {
-    let i = |v: usize| Arg::I32(v as i32);
-    [
-        i(g.c),
-        i(g.h),
-        i(g.w),
-        i(g.kh),
-        i(g.kw),
-        i(g.ho),
-        i(g.wo),
-        i(g.sh),
-        i(g.sw),
-        i(g.ph),
-        i(g.pw),
-    ]
-}
-
 /// dx = col2im(W^T dy), one image at a time (the column buffer is reused).
-pub fn backward_data(
+fn backward_data(
     dev: &Arc<Device>,
     dy: &CudaTensor,
     w: &CudaTensor,
-    x_shape: &[usize],
-    p: &Conv2dParams,
+    g: &ConvGeom,
 ) -> Result<CudaTensor> {
-    let g = geometry(x_shape, w.shape(), p)?;
-    check_dy("conv2d_backward_data", dy.shape(), &g)?;
-    check_i32(&g)?;
+    let win = window(g)?;
+    let g = *g;
     let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
     let dcol = CudaTensor::alloc(dev, &[k, pix])?;
-    let dx = CudaTensor::alloc(dev, x_shape)?;
+    let dx = CudaTensor::alloc(dev, &g.x_shape())?;
     let image = g.c * g.h * g.w;
     for n in 0..g.n {
         // dcol[k, p] = sum_o W[o, k] dy_n[o, p]
@@ -244,32 +191,42 @@ pub fn backward_data(
             1.0,
             0.0,
         )?;
-        let mut args = vec![Arg::Buf(dcol.buf()), Arg::At(dx.buf(), n * image)];
-        args.extend(window_args(&g));
-        dev.launch("conv2d_col2im", elementwise_dims(image), &args)?;
+        dev.launch(
+            "conv2d_col2im",
+            grid_stride(image),
+            &[
+                Arg::Buf(dcol.buf()),
+                Arg::At(dx.buf(), n * image),
+                Arg::by_value(&win),
+            ],
+        )?;
     }
     Ok(dx)
 }
 
 /// dW = sum over images of dy_n im2col(x_n)^T.
-pub fn backward_weight(
+fn backward_weight(
     dev: &Arc<Device>,
     dy: &CudaTensor,
     x: &CudaTensor,
-    w_shape: &[usize],
-    p: &Conv2dParams,
+    g: &ConvGeom,
 ) -> Result<CudaTensor> {
-    let g = geometry(x.shape(), w_shape, p)?;
-    check_dy("conv2d_backward_weight", dy.shape(), &g)?;
-    check_i32(&g)?;
+    let win = window(g)?;
+    let g = *g;
     let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
     let col = CudaTensor::alloc(dev, &[k, pix])?;
-    let dw = CudaTensor::alloc(dev, w_shape)?;
+    let dw = CudaTensor::alloc(dev, &g.w_shape())?;
     let image = g.c * g.h * g.w;
     for n in 0..g.n {
-        let mut args = vec![Arg::At(x.buf(), n * image), Arg::Buf(col.buf())];
-        args.extend(window_args(&g));
-        dev.launch("conv2d_im2col", elementwise_dims(k * pix), &args)?;
+        dev.launch(
+            "conv2d_im2col",
+            grid_stride(k * pix),
+            &[
+                Arg::At(x.buf(), n * image),
+                Arg::Buf(col.buf()),
+                Arg::by_value(&win),
+            ],
+        )?;
         // dW[o, k] (+)= sum_p dy_n[o, p] col[k, p]
         gemm(
             dev,
@@ -300,30 +257,40 @@ pub fn backward_weight(
     Ok(dw)
 }
 
-pub fn backward_bias(dev: &Arc<Device>, dy: &CudaTensor) -> Result<CudaTensor> {
-    let [n, o, ho, wo] = match *dy.shape() {
-        [n, o, ho, wo] => [n, o, ho, wo],
-        _ => {
-            return Err(shape_err(
-                "conv2d_backward_bias",
-                format!(
-                    "output gradient must be 4-d [N, C, H, W], got {}",
-                    ShapeFmt(dy.shape())
-                ),
-            ));
-        }
-    };
-    let db = CudaTensor::alloc(dev, &[o])?;
-    dev.launch(
-        "conv2d_bias_grad",
-        Dims::new([o as u32, 1, 1], [256, 1, 1]),
-        &[
-            Arg::Buf(dy.buf()),
-            Arg::Buf(db.buf()),
-            Arg::I32(n as i32),
-            Arg::I32(o as i32),
-            Arg::I32((ho * wo) as i32),
-        ],
-    )?;
-    Ok(db)
+impl Conv2dKernels for CudaBackend {
+    fn forward(
+        &self,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        g: &ConvGeom,
+        e: Epilogue<'_, CudaTensor>,
+    ) -> Result<CudaTensor> {
+        forward_split(self.device(), x, w, g, e, None)
+    }
+    fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
+        backward_data(self.device(), dy, w, g)
+    }
+    fn backward_weight(
+        &self,
+        dy: &CudaTensor,
+        x: &CudaTensor,
+        g: &ConvGeom,
+    ) -> Result<CudaTensor> {
+        backward_weight(self.device(), dy, x, g)
+    }
+    fn backward_bias(&self, dy: &CudaTensor, [n, o, ho, wo]: [usize; 4]) -> Result<CudaTensor> {
+        let db = CudaTensor::alloc(self.device(), &[o])?;
+        self.device().launch(
+            "conv2d_bias_grad",
+            Dims::new([o as u32, 1, 1], [256, 1, 1]),
+            &[
+                Arg::Buf(dy.buf()),
+                Arg::Buf(db.buf()),
+                Arg::Int(n),
+                Arg::Int(o),
+                Arg::Int(ho * wo),
+            ],
+        )?;
+        Ok(db)
+    }
 }

@@ -5,9 +5,12 @@
 pub mod cpu;
 pub mod cuda;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Result, invalid, shape_err};
-use crate::tensor::ShapeFmt;
+use crate::ops::BackendBase;
+use crate::tensor::{ShapeFmt, expect_shape};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dParams {
@@ -155,3 +158,105 @@ pub fn check_dy(op: &'static str, dy: &[usize], g: &ConvGeom) -> Result<()> {
     }
     Ok(())
 }
+
+/// What is applied to each output element after the convolution sum, in this order:
+/// y = relu?(conv(x, w) + bias + residual). Fast backends fuse it into the GEMM's output pass.
+pub struct Epilogue<'a, T> {
+    pub bias: Option<&'a T>,
+    pub residual: Option<&'a T>,
+    pub relu: bool,
+}
+
+/// What a backend implements; shapes are already checked by [`Conv2dOps`] against `g`.
+pub trait Conv2dKernels: BackendBase {
+    fn forward(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        g: &ConvGeom,
+        e: Epilogue<'_, Self::Tensor>,
+    ) -> Result<Self::Tensor>;
+    fn backward_data(&self, dy: &Self::Tensor, w: &Self::Tensor, g: &ConvGeom)
+    -> Result<Self::Tensor>;
+    fn backward_weight(
+        &self,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        g: &ConvGeom,
+    ) -> Result<Self::Tensor>;
+    /// dy is [n, o, ho, wo].
+    fn backward_bias(&self, dy: &Self::Tensor, dims: [usize; 4]) -> Result<Self::Tensor>;
+}
+
+/// The checked entry points, the same for every backend.
+pub trait Conv2dOps: Conv2dKernels {
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        p: &Conv2dParams,
+    ) -> Result<Self::Tensor> {
+        self.conv2d_fused(x, w, bias, None, false, p)
+    }
+    /// Inference convolution with its epilogue: relu?(conv(x, w) + bias + residual).
+    fn conv2d_fused(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        residual: Option<&Self::Tensor>,
+        relu: bool,
+        p: &Conv2dParams,
+    ) -> Result<Self::Tensor> {
+        let g = geometry(self.shape(x), self.shape(w), p)?;
+        if let Some(b) = bias {
+            check_bias(self.shape(b), g.o)?;
+        }
+        if let Some(r) = residual {
+            expect_shape("conv2d", "residual", self.shape(r), &g.y_shape())?;
+        }
+        let e = Epilogue {
+            bias,
+            residual,
+            relu,
+        };
+        Conv2dKernels::forward(self, x, w, &g, e)
+    }
+    fn conv2d_backward_data(
+        &self,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        x_shape: &[usize],
+        p: &Conv2dParams,
+    ) -> Result<Self::Tensor> {
+        let g = geometry(x_shape, self.shape(w), p)?;
+        check_dy("conv2d_backward_data", self.shape(dy), &g)?;
+        Conv2dKernels::backward_data(self, dy, w, &g)
+    }
+    fn conv2d_backward_weight(
+        &self,
+        dy: &Self::Tensor,
+        x: &Self::Tensor,
+        w_shape: &[usize],
+        p: &Conv2dParams,
+    ) -> Result<Self::Tensor> {
+        let g = geometry(self.shape(x), w_shape, p)?;
+        check_dy("conv2d_backward_weight", self.shape(dy), &g)?;
+        Conv2dKernels::backward_weight(self, dy, x, &g)
+    }
+    fn conv2d_backward_bias(&self, dy: &Self::Tensor) -> Result<Self::Tensor> {
+        let &[n, o, ho, wo] = self.shape(dy) else {
+            return Err(shape_err(
+                "conv2d_backward_bias",
+                format!(
+                    "output gradient must be 4-d [N, C, H, W], got {}",
+                    ShapeFmt(self.shape(dy))
+                ),
+            ));
+        };
+        Conv2dKernels::backward_bias(self, dy, [n, o, ho, wo])
+    }
+}
+
+impl<B: Conv2dKernels + ?Sized> Conv2dOps for B {}

@@ -1,8 +1,10 @@
 //! Reference convolution: direct loops, f64 accumulators. Padding is read as zero.
 
-use super::{Conv2dParams, ConvGeom, check_bias, check_dy, geometry};
+use super::{Conv2dKernels, ConvGeom, Epilogue};
 use crate::error::Result;
+use crate::ops::elementwise::{Activation, reference as ew};
 use crate::real::Real;
+use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
 /// Input row/column read by output index `i` and kernel tap `k`, or None in the padding.
@@ -12,16 +14,13 @@ fn src(i: usize, k: usize, stride: usize, pad: usize, len: usize) -> Option<usiz
     (pos >= 0 && (pos as usize) < len).then_some(pos as usize)
 }
 
+/// y = conv(x, w) + bias for a checked geometry `g` (see [`super::geometry`]).
 pub fn forward<T: Real>(
     x: &Tensor<T>,
     w: &Tensor<T>,
     bias: Option<&Tensor<T>>,
-    p: &Conv2dParams,
+    g: &ConvGeom,
 ) -> Result<Tensor<T>> {
-    let g = geometry(x.shape(), w.shape(), p)?;
-    if let Some(b) = bias {
-        check_bias(b.shape(), g.o)?;
-    }
     let ConvGeom {
         n,
         c,
@@ -36,7 +35,7 @@ pub fn forward<T: Real>(
         sw,
         ph,
         pw,
-    } = g;
+    } = *g;
     let (xd, wdat) = (x.data(), w.data());
     let mut y = Vec::with_capacity(n * o * ho * wo);
     for ni in 0..n {
@@ -68,14 +67,7 @@ pub fn forward<T: Real>(
 }
 
 /// dL/dx given dL/dy: every output position scatters dy * w back to the inputs it read.
-pub fn backward_data<T: Real>(
-    dy: &Tensor<T>,
-    w: &Tensor<T>,
-    x_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor<T>> {
-    let g = geometry(x_shape, w.shape(), p)?;
-    check_dy("conv2d_backward_data", dy.shape(), &g)?;
+pub fn backward_data<T: Real>(dy: &Tensor<T>, w: &Tensor<T>, g: &ConvGeom) -> Result<Tensor<T>> {
     let mut dx = vec![0.0f64; g.n * g.c * g.h * g.w];
     for ni in 0..g.n {
         for oi in 0..g.o {
@@ -104,14 +96,7 @@ pub fn backward_data<T: Real>(
 }
 
 /// dL/dw given dL/dy and the forward input x.
-pub fn backward_weight<T: Real>(
-    dy: &Tensor<T>,
-    x: &Tensor<T>,
-    w_shape: &[usize],
-    p: &Conv2dParams,
-) -> Result<Tensor<T>> {
-    let g = geometry(x.shape(), w_shape, p)?;
-    check_dy("conv2d_backward_weight", dy.shape(), &g)?;
+pub fn backward_weight<T: Real>(dy: &Tensor<T>, x: &Tensor<T>, g: &ConvGeom) -> Result<Tensor<T>> {
     let mut dw = Vec::with_capacity(g.o * g.c * g.kh * g.kw);
     for oi in 0..g.o {
         for ci in 0..g.c {
@@ -158,4 +143,28 @@ pub fn backward_bias<T: Real>(dy: &Tensor<T>) -> Result<Tensor<T>> {
         })
         .collect();
     Tensor::new(&[o], db)
+}
+
+impl Conv2dKernels for ReferenceBackend {
+    /// The unfused definition: conv + bias, then the residual add, then ReLU, each rounded to
+    /// f32 as separate ops would.
+    fn forward(&self, x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue<'_, Tensor>) -> Result<Tensor> {
+        let mut y = forward(x, w, e.bias, g)?;
+        if let Some(r) = e.residual {
+            y = ew::add(&y, r);
+        }
+        if e.relu {
+            y = ew::activation(Activation::Relu, &y);
+        }
+        Ok(y)
+    }
+    fn backward_data(&self, dy: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+        backward_data(dy, w, g)
+    }
+    fn backward_weight(&self, dy: &Tensor, x: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+        backward_weight(dy, x, g)
+    }
+    fn backward_bias(&self, dy: &Tensor, _dims: [usize; 4]) -> Result<Tensor> {
+        backward_bias(dy)
+    }
 }

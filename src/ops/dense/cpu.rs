@@ -1,13 +1,13 @@
 //! Fast CPU dense layer: three GEMMs on strided views (no transposes materialised).
 
-use super::{DenseGrads, dims};
+use super::{DenseDims, DenseGrads, DenseKernels};
 use crate::cpu::gemm::{View, sgemm};
-use crate::cpu::threads;
+use crate::cpu::{CpuBackend, threads};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let (n, i, o) = dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
+pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, d: DenseDims) -> Result<Tensor> {
+    let DenseDims { n, i, o } = d;
     let mut y = match b {
         // Start from the broadcast bias and accumulate x W^T onto it.
         Some(b) => b.data().repeat(n),
@@ -23,9 +23,8 @@ pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     Tensor::new(&[n, o], y)
 }
 
-pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<DenseGrads<Tensor>> {
-    let (n, i, o) = dims(x.shape(), w.shape(), None)?;
-    dy.expect_shape("dense_backward", "output gradient", &[n, o])?;
+pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor, d: DenseDims) -> Result<DenseGrads<Tensor>> {
+    let DenseDims { n, i, o } = d;
     let t = threads();
     let mut dx = vec![0.0; n * i];
     sgemm(
@@ -52,4 +51,13 @@ pub fn backward(dy: &Tensor, x: &Tensor, w: &Tensor) -> Result<DenseGrads<Tensor
         dw: Tensor::new(&[o, i], dw)?,
         db: Tensor::new(&[o], db)?,
     })
+}
+
+impl DenseKernels for CpuBackend {
+    fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, d: DenseDims) -> Result<Tensor> {
+        forward(x, w, b, d)
+    }
+    fn backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor, d: DenseDims) -> Result<DenseGrads<Tensor>> {
+        backward(dy, x, w, d)
+    }
 }

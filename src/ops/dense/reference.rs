@@ -1,12 +1,13 @@
 //! Reference dense layer.
 
-use super::{DenseGrads, dims};
+use super::{DenseDims, DenseGrads, DenseKernels};
 use crate::error::Result;
 use crate::real::Real;
+use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
-pub fn forward<T: Real>(x: &Tensor<T>, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Result<Tensor<T>> {
-    let (n, i, o) = dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
+pub fn forward<T: Real>(x: &Tensor<T>, w: &Tensor<T>, b: Option<&Tensor<T>>, d: DenseDims) -> Result<Tensor<T>> {
+    let DenseDims { n, i, o } = d;
     let mut y = Vec::with_capacity(n * o);
     for r in 0..n {
         for c in 0..o {
@@ -25,9 +26,9 @@ pub fn backward<T: Real>(
     dy: &Tensor<T>,
     x: &Tensor<T>,
     w: &Tensor<T>,
+    d: DenseDims,
 ) -> Result<DenseGrads<Tensor<T>>> {
-    let (n, i, o) = dims(x.shape(), w.shape(), None)?;
-    dy.expect_shape("dense_backward", "output gradient", &[n, o])?;
+    let DenseDims { n, i, o } = d;
     let (dyd, xd, wd) = (dy.data(), x.data(), w.data());
     let dx = Tensor::from_fn(&[n, i], |idx| {
         let (r, k) = (idx / i, idx % i);
@@ -49,4 +50,13 @@ pub fn backward<T: Real>(
         T::from_f64((0..n).map(|r| dyd[r * o + c].to_f64()).sum())
     });
     Ok(DenseGrads { dx, dw, db })
+}
+
+impl DenseKernels for ReferenceBackend {
+    fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, d: DenseDims) -> Result<Tensor> {
+        forward(x, w, b, d)
+    }
+    fn backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor, d: DenseDims) -> Result<DenseGrads<Tensor>> {
+        backward(dy, x, w, d)
+    }
 }

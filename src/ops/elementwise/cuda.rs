@@ -1,65 +1,54 @@
-//! ReLU and residual add on the CUDA backend (`kernels/elementwise.cu`).
+//! Activations and the residual add on the CUDA backend (`elementwise.cu`): one grid-stride
+//! kernel per direction, named `<activation>_forward` / `<activation>_backward`.
 
-use std::sync::Arc;
-
-use super::check_same;
-use crate::cuda::{Arg, CudaTensor, Device, Dims, int_arg};
+use super::{Activation, ElementwiseKernels};
+use crate::cuda::launch::grid_stride;
+use crate::cuda::{Arg, CudaBackend, CudaTensor};
 use crate::error::Result;
 
-/// Threads per block for the element-wise grid-stride loops; the grid is capped so huge tensors
-/// loop instead of launching millions of blocks.
-const THREADS: u32 = 256;
-
-pub(crate) fn elementwise_dims(n: usize) -> Dims {
-    let mut d = Dims::linear(n, THREADS);
-    d.grid[0] = d.grid[0].min(65_535);
-    d
-}
-
-pub fn relu(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
-    let n = x.len();
-    int_arg("relu", "elements", n)?;
-    let y = CudaTensor::alloc(dev, x.shape())?;
-    dev.launch(
-        "relu_forward",
-        elementwise_dims(n),
-        &[Arg::Buf(x.buf()), Arg::Buf(y.buf()), Arg::I32(n as i32)],
-    )?;
-    Ok(y)
-}
-
-pub fn relu_backward(dev: &Arc<Device>, dy: &CudaTensor, x: &CudaTensor) -> Result<CudaTensor> {
-    check_same("relu_backward", dy.shape(), x.shape())?;
-    int_arg("relu_backward", "elements", x.len())?;
-    let dx = CudaTensor::alloc(dev, x.shape())?;
-    let n = x.len();
-    dev.launch(
-        "relu_backward",
-        elementwise_dims(n),
-        &[
-            Arg::Buf(dy.buf()),
-            Arg::Buf(x.buf()),
-            Arg::Buf(dx.buf()),
-            Arg::I32(n as i32),
-        ],
-    )?;
-    Ok(dx)
-}
-
-pub fn add(dev: &Arc<Device>, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
-    check_same("add", a.shape(), b.shape())?;
-    int_arg("add", "elements", a.len())?;
-    let y = CudaTensor::alloc(dev, a.shape())?;
-    let n = a.len();
-    dev.launch(
-        "add_forward",
-        elementwise_dims(n),
-        &[
-            Arg::Buf(a.buf()),
-            Arg::Buf(b.buf()),
-            Arg::Buf(y.buf()),
-            Arg::I32(n as i32),
-        ],
-    )?;
-    Ok(y)
+impl ElementwiseKernels for CudaBackend {
+    fn activation_forward(&self, act: Activation, x: &CudaTensor) -> Result<CudaTensor> {
+        let y = CudaTensor::alloc(self.device(), x.shape())?;
+        let kernel = format!("{}_forward", act.name());
+        self.device().launch(
+            &kernel,
+            grid_stride(x.len()),
+            &[Arg::Buf(x.buf()), Arg::Buf(y.buf()), Arg::Int(x.len())],
+        )?;
+        Ok(y)
+    }
+    fn activation_backward(
+        &self,
+        act: Activation,
+        dy: &CudaTensor,
+        x: &CudaTensor,
+    ) -> Result<CudaTensor> {
+        let dx = CudaTensor::alloc(self.device(), x.shape())?;
+        let kernel = format!("{}_backward", act.name());
+        self.device().launch(
+            &kernel,
+            grid_stride(x.len()),
+            &[
+                Arg::Buf(dy.buf()),
+                Arg::Buf(x.buf()),
+                Arg::Buf(dx.buf()),
+                Arg::Int(x.len()),
+            ],
+        )?;
+        Ok(dx)
+    }
+    fn add_forward(&self, a: &CudaTensor, b: &CudaTensor) -> Result<CudaTensor> {
+        let y = CudaTensor::alloc(self.device(), a.shape())?;
+        self.device().launch(
+            "add_forward",
+            grid_stride(a.len()),
+            &[
+                Arg::Buf(a.buf()),
+                Arg::Buf(b.buf()),
+                Arg::Buf(y.buf()),
+                Arg::Int(a.len()),
+            ],
+        )?;
+        Ok(y)
+    }
 }

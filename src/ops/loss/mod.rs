@@ -7,10 +7,14 @@
 //!   (`reduce_mean(ce) * reduce_mean(weights)`, SPEC section 2): every sample's gradient is scaled
 //!   by the same batch-level factor, so the weights barely re-balance classes.
 
+pub mod cpu;
 pub mod cuda;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 use crate::error::{Result, invalid, shape_err};
+use crate::ops::BackendBase;
 use crate::tensor::ShapeFmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -93,3 +97,44 @@ pub fn check(logits: &[usize], labels: &[usize], weights: &[f32]) -> Result<(usi
     }
     Ok((n, k))
 }
+
+/// What a backend implements; arguments are already checked by [`LossOps`].
+pub trait LossKernels: BackendBase {
+    /// Row-wise softmax of logits [n, k].
+    fn softmax_forward(&self, logits: &Self::Tensor, n: usize, k: usize) -> Result<Self::Tensor>;
+    /// Loss and dL/dlogits for logits [n, k], n labels below k and k valid class weights that are
+    /// not all zero over the batch's labels.
+    fn cross_entropy_forward(
+        &self,
+        logits: &Self::Tensor,
+        labels: &[usize],
+        class_weights: &[f32],
+        reduction: Reduction,
+    ) -> Result<(f64, Self::Tensor)>;
+}
+
+/// The checked entry points, the same for every backend.
+pub trait LossOps: LossKernels {
+    fn softmax(&self, logits: &Self::Tensor) -> Result<Self::Tensor> {
+        let &[n, k] = self.shape(logits) else {
+            return Err(shape_err(
+                "softmax",
+                format!("logits must be 2-d, got {}", ShapeFmt(self.shape(logits))),
+            ));
+        };
+        self.softmax_forward(logits, n, k)
+    }
+    /// Weighted cross-entropy of the batch and its gradient with respect to the logits.
+    fn weighted_cross_entropy(
+        &self,
+        logits: &Self::Tensor,
+        labels: &[usize],
+        class_weights: &[f32],
+        reduction: Reduction,
+    ) -> Result<(f64, Self::Tensor)> {
+        check(self.shape(logits), labels, class_weights)?;
+        self.cross_entropy_forward(logits, labels, class_weights, reduction)
+    }
+}
+
+impl<B: LossKernels + ?Sized> LossOps for B {}

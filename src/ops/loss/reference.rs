@@ -1,8 +1,9 @@
 //! Reference softmax and weighted cross-entropy, max-subtracted for stability.
 
-use super::{Reduction, check};
+use super::{LossKernels, Reduction};
 use crate::error::Result;
 use crate::real::Real;
+use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
 /// Row-wise softmax of [N, K] logits.
@@ -21,15 +22,16 @@ pub fn softmax<T: Real>(logits: &Tensor<T>) -> Result<Tensor<T>> {
     Tensor::new(logits.shape(), out)
 }
 
-/// Loss and dL/dlogits. dL/dz_j = f_j (softmax(z_j) - onehot(y_j)) with f_j = w[y_j] / sum w[y]
-/// (normalized) or mean(w[y]) / N (seed).
+/// Loss and dL/dlogits for checked arguments ([`super::check`]).
+/// dL/dz_j = f_j (softmax(z_j) - onehot(y_j)) with f_j = w[y_j] / sum w[y] (normalized) or
+/// mean(w[y]) / N (seed).
 pub fn weighted_cross_entropy<T: Real>(
     logits: &Tensor<T>,
     labels: &[usize],
     class_weights: &[f32],
     reduction: Reduction,
 ) -> Result<(f64, Tensor<T>)> {
-    let (n, k) = check(logits.shape(), labels, class_weights)?;
+    let [n, k] = logits.dims2("cross_entropy", "logits")?;
     let p = softmax(&logits.cast::<f64>())?;
     let w = |j: usize| class_weights[labels[j]] as f64;
     let sum_w: f64 = (0..n).map(w).sum();
@@ -62,4 +64,19 @@ pub fn weighted_cross_entropy<T: Real>(
         T::from_f64(factor(j) * (p.data()[idx] - onehot))
     });
     Ok((loss, grad))
+}
+
+impl LossKernels for ReferenceBackend {
+    fn softmax_forward(&self, logits: &Tensor, _n: usize, _k: usize) -> Result<Tensor> {
+        softmax(logits)
+    }
+    fn cross_entropy_forward(
+        &self,
+        logits: &Tensor,
+        labels: &[usize],
+        class_weights: &[f32],
+        reduction: Reduction,
+    ) -> Result<(f64, Tensor)> {
+        weighted_cross_entropy(logits, labels, class_weights, reduction)
+    }
 }

@@ -1,128 +1,99 @@
-//! Pooling on the CUDA backend (`kernels/pool.cu`). Shape checks are the reference's
-//! (`Pool2dParams::output_shape` and the same messages), so errors are identical.
+//! Pooling on the CUDA backend (`pool.cu`). Max-pool kernels take the geometry as one [`Window`]
+//! struct (O = C), the same struct convolution uses.
 
-use std::sync::Arc;
-
-use super::Pool2dParams;
-use crate::cuda::{Arg, CudaTensor, Device, Dims, int_arg};
-use crate::error::{Result, shape_err};
-use crate::ops::elementwise::cuda::elementwise_dims;
-use crate::tensor::ShapeFmt;
+use super::{PoolGeom, PoolKernels};
+use crate::cuda::kernel_args::{Window, WindowSizes};
+use crate::cuda::launch::grid_stride;
+use crate::cuda::{Arg, CudaBackend, CudaTensor, Dims};
+use crate::error::Result;
 
 /// Warps (planes) per block of the global-average-pool forward.
 const GAP_WARPS: u32 = 8;
 
-/// The int arguments shared by both max-pool kernels: planes, h, w, ho, wo, kernel, stride,
-/// padding. Checks the per-plane sizes fit in int (offsets into the tensor are 64-bit).
-fn maxpool_args(x_shape: &[usize], out: &[usize; 4], p: &Pool2dParams) -> Result<[i32; 11]> {
-    let (h, w) = (x_shape[2], x_shape[3]);
-    let [n, c, ho, wo] = *out;
-    int_arg("pool", "plane size", h * w)?;
-    int_arg("pool", "output plane size", ho * wo)?;
-    let ((kh, kw), (sh, sw), (ph, pw)) = (p.kernel, p.stride, p.padding);
-    let mut a = [0i32; 11];
-    for (slot, (v, what)) in a.iter_mut().zip([
-        (n * c, "planes"),
-        (h, "height"),
-        (w, "width"),
-        (ho, "output height"),
-        (wo, "output width"),
-        (kh, "kernel height"),
-        (kw, "kernel width"),
-        (sh, "stride"),
-        (sw, "stride"),
-        (ph, "padding"),
-        (pw, "padding"),
-    ]) {
-        *slot = int_arg("pool", what, v)?;
+fn window(g: &PoolGeom) -> Result<Window> {
+    let [n, c, h, w] = g.input;
+    let [_, _, ho, wo] = g.out;
+    // Offsets into the tensor are 64-bit in the kernels; plane sizes must fit an int.
+    crate::cuda::KInt::new("maxpool2d", "plane size", h * w)?;
+    crate::cuda::KInt::new("maxpool2d", "output plane size", ho * wo)?;
+    Window::new(
+        "maxpool2d",
+        WindowSizes {
+            input: [n, c, h, w],
+            out: [c, ho, wo],
+            kernel: g.p.kernel,
+            stride: g.p.stride,
+            padding: g.p.padding,
+        },
+    )
+}
+
+impl PoolKernels for CudaBackend {
+    fn max_forward(&self, x: &CudaTensor, g: &PoolGeom) -> Result<CudaTensor> {
+        let win = window(g)?;
+        let y = CudaTensor::alloc(self.device(), &g.out)?;
+        self.device().launch(
+            "maxpool2d_forward",
+            grid_stride(y.len()),
+            &[Arg::Buf(x.buf()), Arg::Buf(y.buf()), Arg::by_value(&win)],
+        )?;
+        Ok(y)
     }
-    Ok(a)
-}
-
-pub fn maxpool2d(dev: &Arc<Device>, x: &CudaTensor, p: &Pool2dParams) -> Result<CudaTensor> {
-    let out = p.output_shape(x.shape())?;
-    let a = maxpool_args(x.shape(), &out, p)?;
-    let y = CudaTensor::alloc(dev, &out)?;
-    let mut args = vec![Arg::Buf(x.buf()), Arg::Buf(y.buf())];
-    args.extend(a.iter().map(|&v| Arg::I32(v)));
-    dev.launch("maxpool2d_forward", elementwise_dims(y.len()), &args)?;
-    Ok(y)
-}
-
-pub fn maxpool2d_backward(
-    dev: &Arc<Device>,
-    dy: &CudaTensor,
-    x: &CudaTensor,
-    p: &Pool2dParams,
-) -> Result<CudaTensor> {
-    let out = p.output_shape(x.shape())?;
-    dy.expect_shape("maxpool2d_backward", "output gradient", &out)?;
-    let a = maxpool_args(x.shape(), &out, p)?;
-    let dx = CudaTensor::alloc(dev, x.shape())?;
-    let mut args = vec![Arg::Buf(dy.buf()), Arg::Buf(x.buf()), Arg::Buf(dx.buf())];
-    args.extend(a.iter().map(|&v| Arg::I32(v)));
-    dev.launch("maxpool2d_backward", elementwise_dims(dx.len()), &args)?;
-    Ok(dx)
-}
-
-pub fn global_avg_pool(dev: &Arc<Device>, x: &CudaTensor) -> Result<CudaTensor> {
-    let &[n, c, h, w] = x.shape() else {
-        return Err(shape_err(
-            "global_avg_pool",
-            format!(
-                "input must be 4-d [N, C, H, W], got {}",
-                ShapeFmt(x.shape())
-            ),
-        ));
-    };
-    if h * w == 0 {
-        return Err(shape_err(
-            "global_avg_pool",
-            format!("input {} has an empty plane", ShapeFmt(x.shape())),
-        ));
+    fn max_backward(
+        &self,
+        dy: &CudaTensor,
+        x: &CudaTensor,
+        g: &PoolGeom,
+    ) -> Result<CudaTensor> {
+        let win = window(g)?;
+        let dx = CudaTensor::alloc(self.device(), x.shape())?;
+        self.device().launch(
+            "maxpool2d_backward",
+            grid_stride(dx.len()),
+            &[
+                Arg::Buf(dy.buf()),
+                Arg::Buf(x.buf()),
+                Arg::Buf(dx.buf()),
+                Arg::by_value(&win),
+            ],
+        )?;
+        Ok(dx)
     }
-    let planes = int_arg("pool", "planes", n * c)?;
-    let hw = int_arg("pool", "plane size", h * w)?;
-    let y = CudaTensor::alloc(dev, &[n, c])?;
-    let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
-    dev.launch(
-        "global_avg_pool_forward",
-        Dims::new([blocks, 1, 1], [32 * GAP_WARPS, 1, 1]),
-        &[
-            Arg::Buf(x.buf()),
-            Arg::Buf(y.buf()),
-            Arg::I32(planes),
-            Arg::I32(hw),
-        ],
-    )?;
-    Ok(y)
-}
-
-pub fn global_avg_pool_backward(
-    dev: &Arc<Device>,
-    dy: &CudaTensor,
-    x_shape: &[usize],
-) -> Result<CudaTensor> {
-    const OP: &str = "global_avg_pool_backward";
-    let &[n, c, h, w] = x_shape else {
-        return Err(shape_err(
-            OP,
-            format!("input shape must be 4-d, got {}", ShapeFmt(x_shape)),
-        ));
-    };
-    dy.expect_shape(OP, "output gradient", &[n, c])?;
-    let planes = int_arg("pool", "planes", n * c)?;
-    let hw = int_arg("pool", "plane size", h * w)?;
-    let dx = CudaTensor::alloc(dev, x_shape)?;
-    dev.launch(
-        "global_avg_pool_backward",
-        elementwise_dims(dx.len()),
-        &[
-            Arg::Buf(dy.buf()),
-            Arg::Buf(dx.buf()),
-            Arg::I32(planes),
-            Arg::I32(hw),
-        ],
-    )?;
-    Ok(dx)
+    fn avg_forward(
+        &self,
+        x: &CudaTensor,
+        [n, c, h, w]: [usize; 4],
+    ) -> Result<CudaTensor> {
+        let y = CudaTensor::alloc(self.device(), &[n, c])?;
+        let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
+        self.device().launch(
+            "global_avg_pool_forward",
+            Dims::new([blocks, 1, 1], [32 * GAP_WARPS, 1, 1]),
+            &[
+                Arg::Buf(x.buf()),
+                Arg::Buf(y.buf()),
+                Arg::Int(n * c),
+                Arg::Int(h * w),
+            ],
+        )?;
+        Ok(y)
+    }
+    fn avg_backward(
+        &self,
+        dy: &CudaTensor,
+        [n, c, h, w]: [usize; 4],
+    ) -> Result<CudaTensor> {
+        let dx = CudaTensor::alloc(self.device(), &[n, c, h, w])?;
+        self.device().launch(
+            "global_avg_pool_backward",
+            grid_stride(dx.len()),
+            &[
+                Arg::Buf(dy.buf()),
+                Arg::Buf(dx.buf()),
+                Arg::Int(n * c),
+                Arg::Int(h * w),
+            ],
+        )?;
+        Ok(dx)
+    }
 }

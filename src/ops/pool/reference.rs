@@ -1,15 +1,16 @@
-//! Reference pooling.
+//! Reference pooling, generic over [`Real`], and the `reference` backend's pooling kernels.
 
-use super::Pool2dParams;
-use crate::error::{Result, shape_err};
+use super::{PoolGeom, PoolKernels};
+use crate::error::Result;
 use crate::real::Real;
-use crate::tensor::{ShapeFmt, Tensor};
+use crate::reference::ReferenceBackend;
+use crate::tensor::Tensor;
 
 /// Flat index of the maximum of each output window (the first one on ties), in output order.
-fn argmax_windows<T: Real>(x: &Tensor<T>, p: &Pool2dParams) -> Result<(Vec<usize>, [usize; 4])> {
-    let out = p.output_shape(x.shape())?;
-    let [n, c, ho, wo] = out;
-    let (h, w) = (x.shape()[2], x.shape()[3]);
+fn argmax_windows<T: Real>(x: &Tensor<T>, g: &PoolGeom) -> Vec<usize> {
+    let [n, c, ho, wo] = g.out;
+    let [_, _, h, w] = g.input;
+    let p = g.p;
     let ((kh, kw), (sh, sw), (ph, pw)) = (p.kernel, p.stride, p.padding);
     let mut idx = Vec::with_capacity(n * c * ho * wo);
     for plane in 0..n * c {
@@ -33,27 +34,23 @@ fn argmax_windows<T: Real>(x: &Tensor<T>, p: &Pool2dParams) -> Result<(Vec<usize
                         }
                     }
                 }
-                // output_shape guarantees every window overlaps the input.
+                // The geometry check guarantees every window overlaps the input.
                 idx.push(best.expect("window inside input").1);
             }
         }
     }
-    Ok((idx, out))
+    idx
 }
 
-pub fn maxpool2d<T: Real>(x: &Tensor<T>, p: &Pool2dParams) -> Result<Tensor<T>> {
-    let (idx, out) = argmax_windows(x, p)?;
-    Tensor::new(&out, idx.iter().map(|&i| x.data()[i]).collect())
+/// The max of each window, for a checked geometry ([`super::Pool2dParams::geometry`]).
+pub fn maxpool2d<T: Real>(x: &Tensor<T>, g: &PoolGeom) -> Result<Tensor<T>> {
+    let idx = argmax_windows(x, g);
+    Tensor::new(&g.out, idx.iter().map(|&i| x.data()[i]).collect())
 }
 
 /// Routes each output gradient to the input that won its window.
-pub fn maxpool2d_backward<T: Real>(
-    dy: &Tensor<T>,
-    x: &Tensor<T>,
-    p: &Pool2dParams,
-) -> Result<Tensor<T>> {
-    let (idx, out) = argmax_windows(x, p)?;
-    dy.expect_shape("maxpool2d_backward", "output gradient", &out)?;
+pub fn maxpool2d_backward<T: Real>(dy: &Tensor<T>, x: &Tensor<T>, g: &PoolGeom) -> Result<Tensor<T>> {
+    let idx = argmax_windows(x, g);
     let mut dx = vec![0.0f64; x.len()];
     for (o, &i) in idx.iter().enumerate() {
         dx[i] += dy.data()[o].to_f64();
@@ -61,16 +58,10 @@ pub fn maxpool2d_backward<T: Real>(
     Tensor::new(x.shape(), dx.into_iter().map(T::from_f64).collect())
 }
 
-/// Mean over H, W: [N, C, H, W] -> [N, C].
+/// Mean over H, W: [N, C, H, W] -> [N, C] (a 4-d input with non-empty planes).
 pub fn global_avg_pool<T: Real>(x: &Tensor<T>) -> Result<Tensor<T>> {
     let [n, c, h, w] = x.dims4("global_avg_pool", "input")?;
     let plane = h * w;
-    if plane == 0 {
-        return Err(shape_err(
-            "global_avg_pool",
-            format!("input {} has an empty plane", ShapeFmt(x.shape())),
-        ));
-    }
     Tensor::new(
         &[n, c],
         x.data()
@@ -80,18 +71,26 @@ pub fn global_avg_pool<T: Real>(x: &Tensor<T>) -> Result<Tensor<T>> {
     )
 }
 
-/// dx[n, c, :, :] = dy[n, c] / (H W).
-pub fn global_avg_pool_backward<T: Real>(dy: &Tensor<T>, x_shape: &[usize]) -> Result<Tensor<T>> {
-    const OP: &str = "global_avg_pool_backward";
-    let &[n, c, h, w] = x_shape else {
-        return Err(shape_err(
-            OP,
-            format!("input shape must be 4-d, got {}", ShapeFmt(x_shape)),
-        ));
-    };
-    dy.expect_shape(OP, "output gradient", &[n, c])?;
+/// dx[n, c, :, :] = dy[n, c] / (H W), for an input of `dims` = [n, c, h, w].
+pub fn global_avg_pool_backward<T: Real>(dy: &Tensor<T>, dims: [usize; 4]) -> Result<Tensor<T>> {
+    let [_, _, h, w] = dims;
     let plane = (h * w) as f64;
-    Ok(Tensor::from_fn(x_shape, |i| {
+    Ok(Tensor::from_fn(&dims, |i| {
         T::from_f64(dy.data()[i / (h * w)].to_f64() / plane)
     }))
+}
+
+impl PoolKernels for ReferenceBackend {
+    fn max_forward(&self, x: &Tensor, g: &PoolGeom) -> Result<Tensor> {
+        maxpool2d(x, g)
+    }
+    fn max_backward(&self, dy: &Tensor, x: &Tensor, g: &PoolGeom) -> Result<Tensor> {
+        maxpool2d_backward(dy, x, g)
+    }
+    fn avg_forward(&self, x: &Tensor, _dims: [usize; 4]) -> Result<Tensor> {
+        global_avg_pool(x)
+    }
+    fn avg_backward(&self, dy: &Tensor, dims: [usize; 4]) -> Result<Tensor> {
+        global_avg_pool_backward(dy, dims)
+    }
 }

@@ -1,3 +1,5 @@
+#include "kernel_args.cuh"
+
 // Convolution forward as an implicit GEMM, with the inference epilogue fused:
 //   y[n, o, p] = relu?( sum_k W[o, k] * X(k, (n, p)) + bias[o] + residual[n, o, p] )
 // GEMM view: M = O (output channels), N = batch * OH * OW (output pixels), K = C * KH * KW.
@@ -303,11 +305,12 @@ __device__ __forceinline__ void conv_forward_tile(
 }
 
 // Every forward kernel takes the same arguments: x, w, the k table (null for pointwise),
-// bias / residual (null when absent), y, the split-K slab (null without split), kchunk, then
-// the geometry and the ReLU flag.
-#define CONV_ARGS                                                                            \
-    x, w, ktab, bias, residual, y, partial, kchunk, N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, \
-        PW, relu
+// bias / residual (null when absent), y, the split-K slab (null without split), kchunk, the
+// geometry (one Window struct, src/cuda/kernel_args.cuh) and the ReLU flag.
+// (Parameter lists are written out in full: build.rs reads kernel signatures from the source.)
+#define CONV_ARGS                                                                             \
+    x, w, ktab, bias, residual, y, partial, kchunk, g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.ho, \
+        g.wo, g.sh, g.sw, g.ph, g.pw, relu
 
 // 128 x 128 tiles, 8 x 8 per thread: the default. (256, 2): at most 128 registers, so two
 // blocks fit on an SM; the tile needs ~127 and would otherwise sit on that cliff.
@@ -315,16 +318,14 @@ extern "C" __global__ void __launch_bounds__(256, 2)
     conv2d_forward_128(
         const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
         const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
-        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
-        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+        float* __restrict__ partial, int kchunk, Window g, int relu) {
     conv_forward_tile<128, 128, 8, 8, false>(CONV_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256, 2)
     conv2d_forward_pw_128(
         const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
         const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
-        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
-        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+        float* __restrict__ partial, int kchunk, Window g, int relu) {
     conv_forward_tile<128, 128, 8, 8, true>(CONV_ARGS);
 }
 // 64 x 128 tiles, 4 x 8 per thread: for O = 64 layers, where 128-row tiles would idle half.
@@ -332,16 +333,14 @@ extern "C" __global__ void __launch_bounds__(256)
     conv2d_forward_64(
         const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
         const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
-        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
-        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+        float* __restrict__ partial, int kchunk, Window g, int relu) {
     conv_forward_tile<64, 128, 4, 8, false>(CONV_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256)
     conv2d_forward_pw_64(
         const float* __restrict__ x, const float* __restrict__ w, const int* __restrict__ ktab,
         const float* __restrict__ bias, const float* __restrict__ residual, float* __restrict__ y,
-        float* __restrict__ partial, int kchunk, int N, int C, int H, int W, int O, int KH, int KW,
-        int OH, int OW, int SH, int SW, int PH, int PW, int relu) {
+        float* __restrict__ partial, int kchunk, Window g, int relu) {
     conv_forward_tile<64, 128, 4, 8, true>(CONV_ARGS);
 }
 
@@ -385,8 +384,9 @@ extern "C" __global__ void conv2d_bias_grad(const float* __restrict__ dy, float*
 
 // col[(c, kh, kw), p] for one image (x points at it): the explicit im2col for the weight gradient.
 extern "C" __global__ void conv2d_im2col(const float* __restrict__ x, float* __restrict__ col,
-                                         int C, int H, int W, int KH, int KW, int OH, int OW,
-                                         int SH, int SW, int PH, int PW) {
+                                         Window g) {
+    const int C = g.c, H = g.h, W = g.w, KH = g.kh, KW = g.kw, OH = g.ho, OW = g.wo;
+    const int SH = g.sh, SW = g.sw, PH = g.ph, PW = g.pw;
     const int P = OH * OW;
     const int total = C * KH * KW * P;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
@@ -404,8 +404,9 @@ extern "C" __global__ void conv2d_im2col(const float* __restrict__ x, float* __r
 // dx[c, h, w] = sum of dcol[(c, kh, kw), (oh, ow)] over the output pixels whose window covers
 // (h, w) through tap (kh, kw): a gather, one thread per dx element, no atomics.
 extern "C" __global__ void conv2d_col2im(const float* __restrict__ dcol, float* __restrict__ dx,
-                                         int C, int H, int W, int KH, int KW, int OH, int OW,
-                                         int SH, int SW, int PH, int PW) {
+                                         Window g) {
+    const int C = g.c, H = g.h, W = g.w, KH = g.kh, KW = g.kw, OH = g.ho, OW = g.wo;
+    const int SH = g.sh, SW = g.sw, PH = g.ph, PW = g.pw;
     const int total = C * H * W;
     const int P = OH * OW;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {

@@ -1,3 +1,5 @@
+#include "kernel_args.cuh"
+
 // Self-test kernels: not part of any op. They exercise the CUDA features the op kernels rely on
 // (barriers, static and dynamic shared memory, warp shuffles and votes, atomics), so the same
 // expected results (computed on the host) check the CPU emulator in `cargo test` and the real
@@ -50,4 +52,15 @@ extern "C" __global__ void selftest_atomic_sum(const float* __restrict__ x, floa
         __syncthreads();
     }
     if (threadIdx.x == 0) atomicAdd(total, part[0]);
+}
+
+// A struct and a double by value: out[0..13] = the Window's fields in order, out[13] = the
+// double's bits (hi) and out[14] (lo), so the host sees that both arrive exactly as passed.
+extern "C" __global__ void selftest_struct_args(Window g, double d, int* __restrict__ out) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    const int f[13] = {g.n, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw};
+    for (int i = 0; i < 13; ++i) out[i] = f[i];
+    long long bits = __double_as_longlong(d);
+    out[13] = (int)(bits >> 32);
+    out[14] = (int)(bits & 0xffffffffLL);
 }

@@ -51,7 +51,7 @@ __device__ double block_sum_double(double v, double* part) {
 //   seed == 0 (normalized): L = sum w_j CE_j / sum w_j,       grad_j = w_j / sum w  * (p_j - 1_y)
 //   seed == 1:              L = mean CE_j * mean w_j,          grad_j = mean w / N * (p_j - 1_y)
 // loss[0] receives L (as float); grad [N, K] dL/dz.
-extern "C" __global__ void cross_entropy_weighted(const float* __restrict__ z,
+extern "C" __global__ void weighted_cross_entropy(const float* __restrict__ z,
                                                   const int* __restrict__ labels,
                                                   const float* __restrict__ class_w,
                                                   float* __restrict__ grad,

@@ -1,7 +1,11 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Helpers for tests: finite-difference gradient checks, random inputs shaped for them, the f32
+//! summation bound every fast kernel is checked with, the torchvision parity fixture, and the
+//! macro that runs one op suite on every backend. Used by the op suites (`src/ops/*/tests.rs`)
+//! and the integration tests alike; not part of the engine's API.
 
-use skinengine::{Rng, Tensor};
+pub mod suite;
+
+use crate::{Rng, Tensor};
 
 /// Central-difference step. In f64, truncation error is ~h^2 |f'''| / 6 ~ 1e-12 and rounding
 /// error ~ eps_machine |L| / h ~ 2e-16 * 100 / 1e-6 = 2e-8 for |L| <= 100, so the tolerances
@@ -76,7 +80,7 @@ pub fn distinct_values(shape: &[usize], rng: &mut Rng) -> Tensor<f64> {
 }
 
 /// Asserts every element of `got` is within `atol + rtol |want|` of `want`.
-pub fn assert_close<T: skinengine::Real>(
+pub fn assert_close<T: crate::Real>(
     what: &str,
     got: &Tensor<T>,
     want: &[f64],
@@ -120,7 +124,10 @@ pub fn within_bound(what: &str, got: &Tensor, want: &Tensor, absref: &Tensor, k:
 }
 
 /// The torchvision parity fixture (see tests/resnet50_parity.rs) and its comparisons.
-pub const PARITY_FIXTURE: &str = "tests/fixtures/resnet50_parity.safetensors";
+pub const PARITY_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/resnet50_parity.safetensors"
+);
 
 pub fn fixture_f64(name: &str) -> (Vec<usize>, Vec<f64>) {
     let bytes = std::fs::read(PARITY_FIXTURE).expect("fixture present");
@@ -153,4 +160,27 @@ pub fn rel_err(got: &Tensor, want: &[f64]) -> f64 {
         .map(|(g, w)| (*g as f64 - w).abs())
         .fold(0.0, f64::max)
         / scale
+}
+
+/// The call failed and its message contains every fragment.
+pub fn fails<T: std::fmt::Debug>(r: crate::Result<T>, fragments: &[&str]) {
+    let msg = match r {
+        Ok(v) => panic!("expected an error containing {fragments:?}, got Ok({v:?})"),
+        Err(e) => e.to_string(),
+    };
+    for f in fragments {
+        assert!(msg.contains(f), "message {msg:?} lacks {f:?}");
+    }
+}
+
+/// Bit-for-bit equality (so NaN == NaN and -0 != +0), naming the first differing element.
+pub fn assert_bits(what: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, (g, w)) in got.data().iter().zip(want.data()).enumerate() {
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "{what}: element {i}: got {g}, reference {w}"
+        );
+    }
 }

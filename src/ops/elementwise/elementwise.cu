@@ -1,4 +1,5 @@
-// Element-wise kernels: ReLU forward/backward and the residual add. Grid-stride loops, so any
+// Element-wise kernels: activations (`<name>_forward` / `<name>_backward`, see Activation in
+// mod.rs) and the residual add. Grid-stride loops, so any
 // launch size covers any length; float4 loads where the caller guarantees alignment is not
 // needed (lengths are arbitrary), so these stay scalar and rely on coalescing.
 

@@ -182,20 +182,17 @@ extern "C" __global__ void bn_backward_frozen_dx(const float* __restrict__ dy,
 }
 
 // In place: r_mean <- (1 - mom) r_mean + mom b_mean, r_var <- (1 - mom) r_var + mom b_var
-// count/(count - 1). Computed in double like the reference and rounded once. The f64 momentum
-// arrives exactly as mom_hi + (mom_mid + mom_lo), three floats (kernel parameters are 32-bit
-// floats or integers): with momentum 0.1, about one value in ten is an exact tie between two
-// floats, which only the exact momentum breaks the way the reference does. One thread per
-// channel.
+// count/(count - 1). Computed in double like the reference and rounded once, with the exact
+// f64 momentum (a double parameter): with momentum 0.1, about one value in ten is an exact tie
+// between two floats, which only the exact momentum breaks the way the reference does. One
+// thread per channel.
 extern "C" __global__ void bn_update_running(float* __restrict__ running_mean,
                                              float* __restrict__ running_var,
                                              const float* __restrict__ batch_mean,
                                              const float* __restrict__ batch_var, int c,
-                                             float mom_hi, float mom_mid, float mom_lo,
-                                             long long count) {
+                                             double mom, long long count) {
     int ci = blockIdx.x * blockDim.x + threadIdx.x;
     if (ci >= c) return;
-    double mom = (double)mom_hi + ((double)mom_mid + (double)mom_lo);
     double unbias = (double)count / ((double)count - 1.0);
     running_mean[ci] =
         (float)((1.0 - mom) * (double)running_mean[ci] + mom * (double)batch_mean[ci]);

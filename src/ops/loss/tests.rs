@@ -1,17 +1,122 @@
-//! Softmax and weighted cross-entropy against the reference (f64), with per-element bounds
-//! derived from the kernel's f32 operations (see `row_bounds`), not a blanket tolerance.
+//! Softmax and class-weighted cross-entropy on every backend: hand-worked answers (in f32 on
+//! every backend, and in f64 on the reference functions), errors, agreement with the reference
+//! on every element, and gradients by finite differences in f64.
+//!
+//! The reference computes in f64 and rounds to f32 once. The agreement bounds are per element,
+//! derived from the CUDA kernels' f32 operations ([`row_bounds`]), not a blanket tolerance; the
+//! `cpu` backend runs the reference's own code, so it meets them with zero error.
 
-use skinengine::backend::Backend;
-use skinengine::backend::cuda::CudaBackend;
-use skinengine::ops::loss::Reduction;
-use skinengine::{ReferenceBackend, Rng, Tensor};
+use super::{Reduction, reference as loss};
+use crate::ops::prelude::*;
+use crate::testing::{U, assert_close, check_grad, fails};
+use crate::{ReferenceBackend, Rng, Tensor};
 
-use crate::common::U;
+fn t<T: crate::Real>(shape: &[usize], v: &[f64]) -> Tensor<T> {
+    Tensor::from_fn(shape, |i| T::from_f64(v[i]))
+}
 
-pub fn all(be: &CudaBackend) {
-    softmax(be);
-    cross_entropy(be);
-    errors(be);
+/// The hand cases of [`hand_cases`] in f64 on the reference functions, to f64 tolerances.
+#[test]
+fn hand_cases_f64() {
+    let ln = f64::ln;
+    // softmax(0, ln 2, ln 3) = (1, 2, 3) / 6.
+    let p = loss::softmax(&t::<f64>(&[1, 3], &[0., ln(2.), ln(3.)])).unwrap();
+    assert_close("softmax", &p, &[1. / 6., 2. / 6., 3. / 6.], 1e-15, 0.0);
+    // Huge logits stay finite (max subtraction).
+    let p = loss::softmax(&t::<f64>(&[1, 2], &[1000., 1000.])).unwrap();
+    assert_close("softmax stable", &p, &[0.5, 0.5], 1e-15, 0.0);
+    // Two samples: CE_0 = ln 2 (logits 0, 0, label 0), CE_1 = ln 4 - ln 3 (logits 0, ln 3, label 1).
+    let z = t::<f64>(&[2, 2], &[0., 0., 0., ln(3.)]);
+    let (labels, w) = ([0, 1], [1.0f32, 3.0]);
+    let (l, g) = loss::weighted_cross_entropy(&z, &labels, &w, Reduction::Normalized).unwrap();
+    assert!(
+        (l - (ln(2.) + 3. * ln(4. / 3.)) / 4.).abs() < 1e-15,
+        "normalized {l}"
+    );
+    // Gradient rows: w_j / sum w * (p - onehot): (1/4)(-0.5, 0.5), (3/4)(0.25, -0.25).
+    assert_close("ce grad", &g, &[-0.125, 0.125, 0.1875, -0.1875], 1e-15, 0.0);
+    let (l, g) = loss::weighted_cross_entropy(&z, &labels, &w, Reduction::Seed).unwrap();
+    // mean CE * mean w = (ln 2 + ln 4/3) / 2 * 2 = ln 8/3.
+    assert!((l - ln(8. / 3.)).abs() < 1e-15, "seed {l}");
+    // Factor mean w / N = 1 for both rows.
+    assert_close("ce seed grad", &g, &[-0.5, 0.5, 0.25, -0.25], 1e-15, 0.0);
+    // Logits so negative that softmax underflows still give a finite, exact loss.
+    let z = t::<f64>(&[1, 2], &[-2000., 0.]);
+    let (l, _) = loss::weighted_cross_entropy(&z, &[0], &[1., 1.], Reduction::Normalized).unwrap();
+    assert!((l - 2000.).abs() < 1e-9, "stable ce {l}");
+}
+
+/// The f64 hand cases in f32 through the entry points. Every value here is below 1 in
+/// magnitude and [`row_bounds`] gives rel(p) <= 12.7u for these rows (|d| <= ln 3, sigma <= 6.6),
+/// a cross-entropy error <= (3 ce + sigma) u <= 8.7u, and a gradient error <= 13u |f p| + 4u
+/// |grad|; the rounding of ln 2 and ln 3 to f32 moves p and CE by under 1u, the results' own
+/// rounding by 1u more: 16u (absolute, or relative for softmax) is allowed. The huge rows are
+/// exact on every backend (exp(0) = 1, 1/2; CE = (0 - (-2000)) + log(1) = 2000), so they keep
+/// the f64 tolerances.
+fn hand_cases<B: Backend>(b: &B) {
+    let ln = f64::ln;
+    let up = |s: &[usize], v: &[f64]| b.upload(&t(s, v)).unwrap();
+    let down = |x: &B::Tensor| b.download(x).unwrap();
+    let p = down(&b.softmax(&up(&[1, 3], &[0., ln(2.), ln(3.)])).unwrap());
+    assert_close("softmax", &p, &[1. / 6., 2. / 6., 3. / 6.], 0.0, 16.0 * U);
+    let p = down(&b.softmax(&up(&[1, 2], &[1000., 1000.])).unwrap());
+    assert_close("softmax stable", &p, &[0.5, 0.5], 1e-15, 0.0);
+    let z = up(&[2, 2], &[0., 0., 0., ln(3.)]);
+    let (labels, w) = ([0, 1], [1.0f32, 3.0]);
+    let (l, g) = b
+        .weighted_cross_entropy(&z, &labels, &w, Reduction::Normalized)
+        .unwrap();
+    let want = (ln(2.) + 3. * ln(4. / 3.)) / 4.;
+    assert!((l - want).abs() <= 16.0 * U, "normalized {l} vs {want}");
+    assert_close(
+        "ce grad",
+        &down(&g),
+        &[-0.125, 0.125, 0.1875, -0.1875],
+        16.0 * U,
+        0.0,
+    );
+    let (l, g) = b
+        .weighted_cross_entropy(&z, &labels, &w, Reduction::Seed)
+        .unwrap();
+    assert!((l - ln(8. / 3.)).abs() <= 16.0 * U, "seed {l}");
+    assert_close(
+        "ce seed grad",
+        &down(&g),
+        &[-0.5, 0.5, 0.25, -0.25],
+        16.0 * U,
+        0.0,
+    );
+    let z = up(&[1, 2], &[-2000., 0.]);
+    let (l, _) = b
+        .weighted_cross_entropy(&z, &[0], &[1., 1.], Reduction::Normalized)
+        .unwrap();
+    assert!((l - 2000.).abs() < 1e-9, "stable ce {l}");
+}
+
+fn shape_errors<B: Backend>(b: &B) {
+    let z = |s: &[usize]| b.upload(&Tensor::full(s, 0.5)).unwrap();
+    let (w7, norm, seed) = ([1.0f32; 7], Reduction::Normalized, Reduction::Seed);
+    let ce = |z: &B::Tensor, labels: &[usize], w: &[f32], red| {
+        b.weighted_cross_entropy(z, labels, w, red)
+    };
+    fails(
+        ce(&z(&[2, 7]), &[0, 7], &w7, norm),
+        &["cross_entropy", "label 7"],
+    );
+    fails(
+        ce(&z(&[2, 7]), &[0], &w7, norm),
+        &["cross_entropy", "[2, 7]", "2 labels"],
+    );
+    fails(
+        ce(&z(&[2, 7]), &[0, 1], &[1.0; 6], seed),
+        &["cross_entropy", "7 classes", "6 class weights"],
+    );
+    fails(
+        ce(&z(&[2, 2]), &[0, 1], &[1.0, f32::NAN], seed),
+        &["class weight 1"],
+    );
+    fails(ce(&z(&[2, 2]), &[0, 0], &[0.0, 1.0], norm), &["weight 0"]);
+    fails(b.softmax(&z(&[7])), &["softmax", "[7]"]);
 }
 
 /// Slack for results in f32's subnormal range, where relative bounds fail: expf is within
@@ -72,11 +177,13 @@ fn logits(n: usize, k: usize, scale: f64, special: Option<&[f32]>, rng: &mut Rng
 const HUGE: [f32; 7] = [1000.0, 999.0, 0.0, -1000.0, 1000.0, 998.5, 1e-3];
 const HUGE_NEG: [f32; 7] = [-1000.0, -1001.0, -1000.5, -3000.0, -999.0, -1000.0, -1002.0];
 
-fn softmax(be: &CudaBackend) {
+/// (rows, classes, logit scale, special row 0)
+type Case = (usize, usize, f64, Option<&'static [f32]>);
+
+fn softmax_matches_reference<B: Backend>(be: &B) {
     let r = ReferenceBackend;
     let mut rng = Rng::new(53);
-    // (rows, classes, logit scale, special row 0)
-    let cases: &[(usize, usize, f64, Option<&[f32]>)] = &[
+    let cases: &[Case] = &[
         (1, 7, 3.0, Some(&HUGE)),
         (5, 7, 3.0, Some(&HUGE_NEG)),
         (64, 7, 1.0, None),
@@ -106,8 +213,9 @@ fn softmax(be: &CudaBackend) {
                 let err = (g - w).abs();
                 assert!(
                     err <= tol,
-                    "softmax [{n}, {k}] row {j} class {c}: got {g:e}, reference {w:e}, \
-                     |diff| {err:e} > bound {tol:e}"
+                    "{} softmax [{n}, {k}] row {j} class {c}: got {g:e}, reference {w:e}, \
+                     |diff| {err:e} > bound {tol:e}",
+                    be.name()
                 );
                 worst_ratio = worst_ratio.max(err / tol);
                 if row.p[c] > 1e-30 {
@@ -120,14 +228,16 @@ fn softmax(be: &CudaBackend) {
             assert!((got.data()[0] - got.data()[4]).abs() == 0.0 && got.data()[0] > 0.3);
         }
     }
-    eprintln!("softmax: max |err| = {worst:.2} u * p, {worst_ratio:.3} of its bound");
+    eprintln!(
+        "{}: softmax max |err| = {worst:.2} u * p, {worst_ratio:.3} of its bound",
+        be.name()
+    );
 }
 
-fn cross_entropy(be: &CudaBackend) {
+fn cross_entropy_matches_reference<B: Backend>(be: &B) {
     let r = ReferenceBackend;
     let mut rng = Rng::new(59);
-    // (rows, classes, logit scale, special row 0)
-    let cases: &[(usize, usize, f64, Option<&[f32]>)] = &[
+    let cases: &[Case] = &[
         (1, 7, 2.0, None),
         (5, 7, 3.0, Some(&HUGE)),
         (64, 7, 2.0, None),
@@ -158,7 +268,7 @@ fn cross_entropy(be: &CudaBackend) {
             .map(|j| row_bounds(&z.data()[j * k..(j + 1) * k], labels[j]))
             .collect();
         for red in [Reduction::Normalized, Reduction::Seed] {
-            let what = format!("cross_entropy [{n}, {k}] {red:?}");
+            let what = format!("{} cross_entropy [{n}, {k}] {red:?}", be.name());
             let (loss, grad) = be
                 .weighted_cross_entropy(&zd, &labels, &weights, red)
                 .unwrap();
@@ -216,52 +326,80 @@ fn cross_entropy(be: &CudaBackend) {
         }
     }
     eprintln!(
-        "cross_entropy: max |err| loss {worst_loss:.2} u * L, grad {worst_grad:.3} of its bound"
+        "{}: cross_entropy max |err| loss {worst_loss:.2} u * L, grad {worst_grad:.3} of its bound",
+        be.name()
     );
 }
 
-/// Every bad shape, label or weight is the reference's error, word for word.
-fn errors(be: &CudaBackend) {
+/// Every bad shape, label or weight is the reference's error, word for word (it holds by
+/// construction, all backends sharing the entry points of [`LossOps`]; kept as a guard), with
+/// the fragments a user needs.
+fn errors_equal_the_reference<B: Backend>(be: &B) {
     let r = ReferenceBackend;
     let z = Tensor::full(&[3, 4], 0.5);
     let zd = be.upload(&z).unwrap();
-    let w4 = [1.0f32, 2.0, 0.5, 1.0];
-    let cases: Vec<(&str, Tensor, Vec<usize>, Vec<f32>)> = vec![
+    let w4 = vec![1.0f32, 2.0, 0.5, 1.0];
+    let l3 = vec![0, 1, 2];
+    type ErrCase<'a> = (&'a str, Tensor, Vec<usize>, Vec<f32>, &'a [&'a str]);
+    let cases: Vec<ErrCase> = vec![
         (
             "3-d logits",
             Tensor::full(&[3, 4, 1], 0.5),
-            vec![0, 1, 2],
-            w4.to_vec(),
+            l3.clone(),
+            w4.clone(),
+            &["cross_entropy", "[3, 4, 1]"],
         ),
         (
             "empty logits",
             Tensor::full(&[0, 4], 0.5),
             vec![],
-            w4.to_vec(),
+            w4.clone(),
+            &["cross_entropy", "[0, 4]", "empty"],
         ),
-        ("label count", z.clone(), vec![0, 1], w4.to_vec()),
-        ("label out of range", z.clone(), vec![0, 4, 1], w4.to_vec()),
-        ("class weight count", z.clone(), vec![0, 1, 2], vec![1.0; 7]),
+        (
+            "label count",
+            z.clone(),
+            vec![0, 1],
+            w4.clone(),
+            &["cross_entropy", "[3, 4]", "3 labels", "got 2"],
+        ),
+        (
+            "label out of range",
+            z.clone(),
+            vec![0, 4, 1],
+            w4.clone(),
+            &["cross_entropy", "label 4", "sample 1"],
+        ),
+        (
+            "class weight count",
+            z.clone(),
+            l3.clone(),
+            vec![1.0; 7],
+            &["cross_entropy", "4 classes", "7 class weights"],
+        ),
         (
             "negative weight",
             z.clone(),
-            vec![0, 1, 2],
+            l3.clone(),
             vec![1.0, -1.0, 1.0, 1.0],
+            &["cross_entropy", "class weight 1 is -1"],
         ),
         (
             "NaN weight",
             z.clone(),
-            vec![0, 1, 2],
+            l3.clone(),
             vec![1.0, 1.0, f32::NAN, 1.0],
+            &["cross_entropy", "class weight 2 is NaN"],
         ),
         (
             "all weights 0",
             z.clone(),
             vec![0, 0, 2],
             vec![0.0, 1.0, 0.0, 1.0],
+            &["cross_entropy", "class weight 0"],
         ),
     ];
-    for (what, z, labels, weights) in cases {
+    for (what, z, labels, weights, fragments) in cases {
         let zd = be.upload(&z).unwrap();
         for red in [Reduction::Normalized, Reduction::Seed] {
             let got = be
@@ -271,18 +409,51 @@ fn errors(be: &CudaBackend) {
                 .weighted_cross_entropy(&z, &labels, &weights, red)
                 .unwrap_err();
             assert_eq!(got.to_string(), want.to_string(), "{what}");
+            fails::<()>(Err(got), fragments);
         }
     }
     let z1 = Tensor::full(&[12], 0.5);
-    assert_eq!(
-        be.softmax(&be.upload(&z1).unwrap())
-            .unwrap_err()
-            .to_string(),
-        r.softmax(&z1).unwrap_err().to_string()
-    );
+    let got = be.softmax(&be.upload(&z1).unwrap()).unwrap_err();
+    assert_eq!(got.to_string(), r.softmax(&z1).unwrap_err().to_string());
+    fails::<()>(Err(got), &["softmax", "[12]"]);
     // A valid call on the same device still works after the failures.
     assert!(
         be.weighted_cross_entropy(&zd, &[0, 1, 2], &w4, Reduction::Normalized)
             .is_ok()
     );
+}
+
+/// Analytic gradients of the reference in f64 against central differences.
+#[test]
+fn weighted_cross_entropy_gradients_by_finite_differences() {
+    let mut rng = Rng::new(8);
+    // The seed's class frequencies, and uneven random weights.
+    let freq = [0.111f32, 0.669, 0.051, 0.033, 0.109, 0.011, 0.014];
+    let random: Vec<f32> = (0..7).map(|_| rng.uniform(0.1, 3.0) as f32).collect();
+    for n in [1usize, 5, 13] {
+        let logits = Tensor::from_fn(&[n, 7], |_| 3.0 * rng.normal());
+        let labels: Vec<usize> = (0..n).map(|_| rng.below(7)).collect();
+        for weights in [&freq[..], &random[..], &[1.0; 7][..]] {
+            for red in [Reduction::Normalized, Reduction::Seed] {
+                let (_, grad) =
+                    loss::weighted_cross_entropy(&logits, &labels, weights, red).unwrap();
+                check_grad(
+                    &format!("ce n={n} {red:?} w={weights:?}"),
+                    &logits,
+                    &grad,
+                    |z| {
+                        loss::weighted_cross_entropy(z, &labels, weights, red)
+                            .unwrap()
+                            .0
+                    },
+                );
+            }
+        }
+    }
+}
+
+crate::backend_suite! {
+    every: [hand_cases, shape_errors],
+    fast: [softmax_matches_reference, cross_entropy_matches_reference, errors_equal_the_reference],
+    cuda: [],
 }

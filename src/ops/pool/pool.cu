@@ -1,3 +1,5 @@
+#include "kernel_args.cuh"
+
 // Pooling kernels: max-pool 2d forward and backward, global average pool forward and backward.
 // Layout NCHW; a "plane" is one (n, c) slice of H x W values. Offsets into whole tensors are
 // 64-bit; sizes within a plane and counts of planes fit in int (checked on the host).
@@ -30,9 +32,10 @@ __device__ __forceinline__ int maxpool_argmax(const float* __restrict__ xp, int 
 
 // y[plane, i, j] = max of its window. One thread per output element (grid-stride).
 extern "C" __global__ void maxpool2d_forward(const float* __restrict__ x, float* __restrict__ y,
-                                             int planes, int h, int w, int ho, int wo, int kh,
-                                             int kw, int sh, int sw, int ph, int pw) {
-    long long total = (long long)planes * ho * wo;
+                                             Window g) {
+    const int h = g.h, w = g.w, ho = g.ho, wo = g.wo, kh = g.kh, kw = g.kw;
+    const int sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+    long long total = (long long)g.n * g.c * ho * wo;
     for (long long o = blockIdx.x * (long long)blockDim.x + threadIdx.x; o < total;
          o += (long long)blockDim.x * gridDim.x) {
         int j = (int)(o % wo);
@@ -50,9 +53,10 @@ extern "C" __global__ void maxpool2d_forward(const float* __restrict__ x, float*
 // arithmetic of the reference's scatter, so the result equals it bit for bit.
 extern "C" __global__ void maxpool2d_backward(const float* __restrict__ dy,
                                               const float* __restrict__ x, float* __restrict__ dx,
-                                              int planes, int h, int w, int ho, int wo, int kh,
-                                              int kw, int sh, int sw, int ph, int pw) {
-    long long total = (long long)planes * h * w;
+                                              Window g) {
+    const int h = g.h, w = g.w, ho = g.ho, wo = g.wo, kh = g.kh, kw = g.kw;
+    const int sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw;
+    long long total = (long long)g.n * g.c * h * w;
     for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
          e += (long long)blockDim.x * gridDim.x) {
         int c = (int)(e % w);
