@@ -118,7 +118,7 @@ fn check_inputs(
     {
         return Err(invalid(
             OP,
-            format!("row {i}: label {l} is not a class (0..7)"),
+            format!("row {i}: label {l} is not a class (0..{})", classes::COUNT),
         ));
     }
     if let Some(i) = probs.iter().position(|r| r.iter().any(|v| !v.is_finite())) {

@@ -1,14 +1,35 @@
-//! Where a synthetic data set's files go and what its tables say, in the HAM10000 or ISIC 2018
-//! Task 3 layout. Every file, folder and column name comes from `data::schema`, the module the
-//! readers in `data::dataset` use too, so what is written here is what they look for.
+//! The layouts a synthetic data set can be written in ([`SynthLayout`]: HAM10000 or ISIC 2018
+//! Task 3), where its files go and what its tables say. Every file, folder and column name
+//! comes from `data::schema`, the module the readers in `data::dataset` use too, so what is
+//! written here is what they look for.
 
-use super::SynthLayout;
 use super::plan::Plan;
 use crate::classes;
 use crate::data::schema::{ham, isic};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use std::path::{Path, PathBuf};
+
+/// Which on-disk layout to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SynthLayout {
+    /// `HAM10000_metadata.csv` + `HAM10000_images_part_{1,2}/` (Harvard Dataverse / Kaggle).
+    #[default]
+    #[value(name = "ham10000")]
+    Ham10000,
+    /// `ISIC2018_Task3_Training_{Input,GroundTruth}/` + `..._LesionGroupings.csv`.
+    #[value(name = "isic2018")]
+    Isic2018,
+}
+
+impl SynthLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthLayout::Ham10000 => "ham10000",
+            SynthLayout::Isic2018 => "isic2018",
+        }
+    }
+}
 
 /// HAM10000 `dx_type` values; a lesion's `dx_type` indexes this.
 const DX_TYPES: [&str; 4] = ["histo", "follow_up", "consensus", "confocal"];

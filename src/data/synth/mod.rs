@@ -31,6 +31,7 @@ mod plan;
 mod render;
 mod shot;
 
+pub use layout::SynthLayout;
 pub use plan::{HAM_IMAGE_COUNTS, HAM_LESIONS_BY_SIZE};
 
 use crate::classes;
@@ -47,27 +48,6 @@ use std::time::Instant;
 
 /// Number of the first image, as in HAM10000 (`ISIC_0024306`).
 pub const FIRST_IMAGE_NUMBER: usize = 24306;
-
-/// Which on-disk layout to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum SynthLayout {
-    /// `HAM10000_metadata.csv` + `HAM10000_images_part_{1,2}/` (Harvard Dataverse / Kaggle).
-    #[default]
-    #[value(name = "ham10000")]
-    Ham10000,
-    /// `ISIC2018_Task3_Training_{Input,GroundTruth}/` + `..._LesionGroupings.csv`.
-    #[value(name = "isic2018")]
-    Isic2018,
-}
-
-impl SynthLayout {
-    pub fn name(self) -> &'static str {
-        match self {
-            SynthLayout::Ham10000 => "ham10000",
-            SynthLayout::Isic2018 => "isic2018",
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct SynthConfig {
