@@ -6,6 +6,7 @@
 //! each under [`ops`] (reference, CPU and CUDA side by side).
 
 pub mod backend;
+pub mod classes;
 pub mod cli;
 pub mod cpu;
 pub mod cuda;
@@ -33,6 +34,3 @@ pub use error::{Error, Result};
 pub use real::Real;
 pub use rng::Rng;
 pub use tensor::Tensor;
-
-/// The 7 ISIC 2018 Task 3 classes in CSV column order (indices 0..6).
-pub const CLASSES: [&str; 7] = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"];

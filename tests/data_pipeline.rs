@@ -1,11 +1,12 @@
 //! Data readers on real files in the official layouts (with the real files' quirks), leak-free
 //! splits, views, class weights, colour constancy and the bad inputs of SPEC section 7.
 
+use skinengine::classes;
+use skinengine::data::class_weights::ClassWeights;
 use skinengine::data::dataset::{Layout, load};
-use skinengine::data::image::{Rgb, shades_of_gray};
+use skinengine::data::image::{CropFrac, Rgb, Transform, apply, shades_of_gray};
 use skinengine::data::split::{SplitKind, read_split, split, write_split};
-use skinengine::data::views::{Transform, ViewConfig, apply, make_views, seed_protocol_split};
-use skinengine::data::weights::ClassWeights;
+use skinengine::data::views::{ViewConfig, make_views, seed_protocol_split};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -17,8 +18,6 @@ fn jpg(path: &Path, shade: u8) {
     .save(path)
     .unwrap();
 }
-
-const DX: [&str; 7] = ["mel", "nv", "bcc", "akiec", "bkl", "df", "vasc"];
 
 /// A HAM10000-style folder: `lesions` lesions of 1-3 images, classes cycling; image_id with and
 /// without `.jpg`, empty ages, the extra `dataset` column, images split over two part folders.
@@ -50,7 +49,7 @@ fn ham(dir: &Path, lesions: usize) -> usize {
             csv += &format!(
                 "HAM_{:07},{shown},{},histo,{age},male,back,vidir_modern\n",
                 l,
-                DX[l % 7]
+                classes::DX[l % classes::COUNT]
             );
             n += 1;
         }
@@ -111,7 +110,7 @@ fn reads_isic2018_layout_with_and_without_groupings() {
         "{:?}",
         ds.problems
     );
-    assert_eq!(ds.counts(), [4; 7]);
+    assert_eq!(ds.counts(), [4; classes::COUNT]);
     assert_eq!(ds.samples[3].label, Some(3));
     assert_eq!(
         ds.samples[0].meta["diagnosis_confirm_type"],
@@ -353,7 +352,7 @@ fn transforms_flip_and_crop_pixels() {
     let c = apply(
         &img,
         &Transform {
-            crop: Some(skinengine::data::views::CropFrac {
+            crop: Some(CropFrac {
                 x: 1.0 / 3.0,
                 y: 0.5,
                 w: 2.0 / 3.0,
@@ -369,7 +368,10 @@ fn transforms_flip_and_crop_pixels() {
 #[test]
 fn class_weights_and_colour_constancy() {
     let labels = [0, 1, 1, 1, 2, 2, 6, 6];
-    assert_eq!(ClassWeights::None.compute(&labels).unwrap(), [1.0; 7]);
+    assert_eq!(
+        ClassWeights::None.compute(&labels).unwrap(),
+        [1.0; classes::COUNT]
+    );
     let f = ClassWeights::Frequency.compute(&labels).unwrap();
     assert_eq!(f, [0.125, 0.375, 0.25, 0.0, 0.0, 0.0, 0.25]);
     let inv = ClassWeights::Inverse.compute(&labels).unwrap();

@@ -1,16 +1,17 @@
 //! ISIC 2018 Task 3 metrics: agreement with the official scorer `isic-challenge-scoring` 5.6.0 on
 //! committed fixtures (tests/fixtures/scorer/, written by tools/make_scorer_fixture.py), small
-//! hand-computed cases, the prediction-CSV round trip, and every bad-input error.
+//! hand-computed cases, the prediction-CSV round trip and the `eval` command; every bad-input
+//! error is in tests/metrics_inputs.rs.
 //!
 //! Tolerance against the scorer: none. Every value must have the same bits as the scorer's (or
-//! both be NaN): src/metrics.rs performs the scorer's floating-point operations in its order,
+//! both be NaN): src/metrics/ performs the scorer's floating-point operations in its order,
 //! NumPy's pairwise summation included. (The largest difference is printed as well.)
 
-use skinengine::CLASSES;
+use skinengine::classes::{self, COUNT};
 use skinengine::cli::eval::{EvalArgs, run};
 use skinengine::metrics::{
     ClassMetrics, Report, ZERO_WEIGHT_IMAGE, argmax_or_tie, evaluate, evaluate_probs,
-    format_probability, read_ground_truth, read_predictions, score_files, write_predictions_csv,
+    format_probability, read_ground_truth, score_files, write_predictions_csv,
 };
 use std::path::{Path, PathBuf};
 
@@ -94,7 +95,7 @@ fn check_case(case: &str) -> (f64, usize) {
         &score["validation"],
     );
     for name in SCORER_METRICS {
-        for (c, class) in CLASSES.iter().enumerate() {
+        for (c, class) in classes::CODES.iter().enumerate() {
             cmp(
                 format!("{class} {name}"),
                 metric(&r.per_class[c], name),
@@ -180,8 +181,8 @@ fn fixtures_cover_what_they_claim() {
 // ---------------------------------------------------------------------------------------------
 
 /// A row with `hi` in column `c` and `lo` elsewhere.
-fn row(c: usize, hi: f64, lo: f64) -> [f64; 7] {
-    let mut r = [lo; 7];
+fn row(c: usize, hi: f64, lo: f64) -> [f64; COUNT] {
+    let mut r = [lo; COUNT];
     r[c] = hi;
     r
 }
@@ -190,7 +191,7 @@ fn row(c: usize, hi: f64, lo: f64) -> [f64; 7] {
 fn bmca_mean_precision_accuracy_and_ties_by_hand() {
     // Class 0 (MEL): 4 rows: 2 right, 1 predicted NV, 1 tied MEL/NV.
     // Class 1 (NV): 2 rows: both right.   Class 2..6: 1 row each, all right except VASC -> NV.
-    let mut tied = [0.1; 7];
+    let mut tied = [0.1; COUNT];
     tied[0] = 0.4;
     tied[1] = 0.4;
     let labels = [0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6];
@@ -271,10 +272,10 @@ fn auc_and_ap_by_hand_with_tied_scores() {
     //     0.5 * 1/2 + 0.5 * 2/3.
     let labels = [0, 1, 0, 1];
     let s = [0.9, 0.9, 0.3, 0.1];
-    let probs: Vec<[f64; 7]> = s
+    let probs: Vec<[f64; COUNT]> = s
         .iter()
         .map(|&v| {
-            let mut r = [0.0; 7];
+            let mut r = [0.0; COUNT];
             r[0] = v;
             r[1] = 1.0 - v;
             r
@@ -297,7 +298,7 @@ fn auc_and_ap_by_hand_with_tied_scores() {
 fn class_without_positives_is_nan_not_an_error() {
     // DF (5) never occurs in truth: the official scorer crashes on this; we give NaN AUC.
     let labels = [0, 1, 2, 3, 4, 6];
-    let probs: Vec<[f64; 7]> = labels.iter().map(|&l| row(l, 0.8, 0.03)).collect();
+    let probs: Vec<[f64; COUNT]> = labels.iter().map(|&l| row(l, 0.8, 0.03)).collect();
     let r = evaluate(&labels, &probs, None).unwrap();
     assert_eq!(r.bmca, 1.0); // mean over the 6 classes present
     assert!(r.per_class[5].auc.is_nan());
@@ -317,7 +318,7 @@ fn argmax_ties_are_exact() {
         argmax_or_tie(&[0.1, 0.3, 0.30000000000000004, 0.0, 0.0, 0.0, 0.0]),
         Some(2)
     );
-    assert_eq!(argmax_or_tie(&[0.0; 7]), None);
+    assert_eq!(argmax_or_tie(&[0.0; COUNT]), None);
     // Ties below the maximum do not matter.
     assert_eq!(argmax_or_tie(&[0.1, 0.1, 0.5, 0.0, 0.0, 0.0, 0.0]), Some(2));
 }
@@ -325,10 +326,10 @@ fn argmax_ties_are_exact() {
 #[test]
 fn bad_evaluate_inputs_are_errors() {
     assert!(evaluate(&[0], &[], None).is_err());
-    assert!(evaluate(&[7], &[[0.1; 7]], None).is_err());
-    assert!(evaluate(&[0], &[[f64::NAN; 7]], None).is_err());
-    assert!(evaluate(&[0], &[[0.1; 7]], Some(&[0.0])).is_err());
-    assert!(evaluate(&[0], &[[0.1; 7]], Some(&[-1.0])).is_err());
+    assert!(evaluate(&[7], &[[0.1; COUNT]], None).is_err());
+    assert!(evaluate(&[0], &[[f64::NAN; COUNT]], None).is_err());
+    assert!(evaluate(&[0], &[[0.1; COUNT]], Some(&[0.0])).is_err());
+    assert!(evaluate(&[0], &[[0.1; COUNT]], Some(&[-1.0])).is_err());
     assert!(evaluate(&[], &[], None).is_err());
 }
 
@@ -374,7 +375,7 @@ fn written_csv_scores_like_the_values_in_memory() {
     let mut ids = Vec::new();
     for i in 0..n {
         let l = (i * 5 + i / 7) % 7;
-        let mut p = [0f32; 7];
+        let mut p = [0f32; COUNT];
         for v in &mut p {
             *v = g.next().powi(3);
         }
@@ -436,12 +437,12 @@ fn bits(r: &Report) -> Vec<u64> {
 fn write_predictions_rejects_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.csv");
-    let ok = [[0.1f32; 7]];
+    let ok = [[0.1f32; COUNT]];
     assert!(write_predictions_csv(&p, &["a", "b"], &ok).is_err());
     assert!(write_predictions_csv(&p, &["a,b"], &ok).is_err());
     assert!(write_predictions_csv(&p, &[""], &ok).is_err());
-    assert!(write_predictions_csv(&p, &["a", "a"], &[[0.1; 7], [0.1; 7]]).is_err());
-    let mut bad = [0.1f32; 7];
+    assert!(write_predictions_csv(&p, &["a", "a"], &[[0.1; COUNT], [0.1; COUNT]]).is_err());
+    let mut bad = [0.1f32; COUNT];
     bad[3] = 1.5;
     let e = write_predictions_csv(&p, &["a"], &[bad])
         .unwrap_err()
@@ -479,7 +480,7 @@ fn eval_command_writes_json_with_the_documented_keys() {
     ] {
         assert!(j.get(k).is_some(), "missing key {k}");
     }
-    for c in CLASSES {
+    for c in classes::CODES {
         for k in [
             "sensitivity",
             "specificity",
@@ -528,253 +529,4 @@ fn assert_close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
         }
         _ => assert_eq!(a, b, "{at}"),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bad input: each error names the file and the line
-// ---------------------------------------------------------------------------------------------
-
-fn good_truth() -> String {
-    let mut s = format!("{HEADER}\n");
-    for (i, l) in [0, 1, 2, 3, 4, 5, 6].iter().enumerate() {
-        let v: Vec<&str> = (0..7)
-            .map(|c| if c == *l { "1.0" } else { "0.0" })
-            .collect();
-        s += &format!("ISIC_{i:07},{}\n", v.join(","));
-    }
-    s
-}
-
-fn good_pred() -> String {
-    let mut s = format!("{HEADER}\n");
-    for i in 0..7 {
-        let v: Vec<String> = (0..7)
-            .map(|c| if c == i { "0.7".into() } else { "0.05".into() })
-            .collect();
-        s += &format!("ISIC_{i:07},{}\n", v.join(","));
-    }
-    s
-}
-
-/// Scores `truth`/`pred` texts; returns the error message and the two paths.
-fn err(truth: &str, pred: &str) -> (String, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let (t, p) = (dir.path().join("truth.csv"), dir.path().join("pred.csv"));
-    std::fs::write(&t, truth).unwrap();
-    std::fs::write(&p, pred).unwrap();
-    let e = score_files(&t, &p)
-        .map(|_| ())
-        .expect_err("should fail")
-        .to_string();
-    (e, t.display().to_string(), p.display().to_string())
-}
-
-fn pred_err(pred: &str, needles: &[&str]) {
-    let (e, _, p) = err(&good_truth(), pred);
-    assert!(e.contains(&p), "error does not name {p}: {e}");
-    for n in needles {
-        assert!(e.contains(n), "error lacks {n:?}: {e}");
-    }
-}
-
-fn truth_err(truth: &str, needles: &[&str]) {
-    let (e, t, _) = err(truth, &good_pred());
-    assert!(e.contains(&t), "error does not name {t}: {e}");
-    for n in needles {
-        assert!(e.contains(n), "error lacks {n:?}: {e}");
-    }
-}
-
-#[test]
-fn good_files_score() {
-    let dir = tempfile::tempdir().unwrap();
-    let (t, p) = (dir.path().join("t.csv"), dir.path().join("p.csv"));
-    std::fs::write(&t, good_truth()).unwrap();
-    // Columns in another order, `.JPG` suffix, CRLF line ends: all accepted, as by the scorer.
-    let mut s = String::from("image,VASC,DF,BKL,AKIEC,BCC,NV,MEL\r\n");
-    for i in 0..7 {
-        let v: Vec<&str> = (0..7)
-            .map(|c| if 6 - c == i { "0.7" } else { "0.05" })
-            .collect();
-        s += &format!("ISIC_{i:07}.JPG,{}\r\n", v.join(","));
-    }
-    std::fs::write(&p, s).unwrap();
-    let r = score_files(&t, &p).unwrap();
-    assert_eq!((r.bmca, r.accuracy, r.mean_precision), (1.0, 1.0, 1.0));
-    assert_eq!(read_predictions(&p).unwrap().ids[0], "ISIC_0000000");
-}
-
-#[test]
-fn prediction_errors_name_file_and_line() {
-    let g = good_pred();
-    let lines: Vec<&str> = g.lines().collect();
-    let with = |i: usize, new: &str| {
-        let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        l[i] = new.to_string();
-        l.join("\n") + "\n"
-    };
-    // Missing image: named.
-    let missing = lines[..7].join("\n") + "\n";
-    pred_err(&missing, &["ISIC_0000006", "no prediction row"]);
-    // Extra row: line and id.
-    pred_err(
-        &(g.clone() + "ISIC_0999999,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n"),
-        &["line 9", "ISIC_0999999", "not in the ground truth"],
-    );
-    // Duplicate row (also via the .jpg suffix).
-    pred_err(
-        &(g.clone() + "ISIC_0000003.jpg,0.1,0.1,0.1,0.1,0.1,0.1,0.1\n"),
-        &["line 9", "duplicate image ISIC_0000003", "line 5"],
-    );
-    pred_err(
-        &with(3, "ISIC_0000002,0.1,abc,0.1,0.1,0.1,0.1,0.1"),
-        &["line 4", "ISIC_0000002", "NV", "'abc' is not a number"],
-    );
-    pred_err(
-        &with(3, "ISIC_0000002,0.1,,0.1,0.1,0.1,0.1,0.1"),
-        &["line 4", "NV", "missing value"],
-    );
-    pred_err(
-        &with(3, "ISIC_0000002,0.1,NaN,0.1,0.1,0.1,0.1,0.1"),
-        &["line 4", "NV", "missing value"],
-    );
-    pred_err(
-        &with(5, "ISIC_0000004,0.1,0.1,0.1,0.1,1.01,0.1,0.1"),
-        &["line 6", "BKL", "1.01", "outside [0, 1]"],
-    );
-    pred_err(
-        &with(5, "ISIC_0000004,0.1,0.1,0.1,0.1,0.1,-0.0001,0.1"),
-        &["line 6", "DF", "outside [0, 1]"],
-    );
-    pred_err(
-        &with(5, "ISIC_0000004,0.1,0.1,0.1,0.1,0.1,inf,0.1"),
-        &["line 6", "DF", "outside [0, 1]"],
-    );
-    pred_err(
-        &with(2, "ISIC_0000001,0.1,0.1,0.1"),
-        &["line 3", "4 fields", "header has 8"],
-    );
-    pred_err(
-        &with(0, "image,MEL,NV,BCC,AKIEC,BKL,DF"),
-        &["missing column(s) VASC"],
-    );
-    pred_err(
-        &with(0, "image,MEL,NV,BCC,AKIEC,BKL,DF,VASCX"),
-        &["missing column(s) VASC", "VASCX"],
-    );
-    pred_err(
-        &(lines[0].to_string()
-            + ",extra\n"
-            + &lines[1..]
-                .iter()
-                .map(|l| format!("{l},0.1\n"))
-                .collect::<String>()),
-        &["unexpected column(s) extra"],
-    );
-    pred_err(
-        &with(0, "id,MEL,NV,BCC,AKIEC,BKL,DF,VASC"),
-        &["missing column 'image'"],
-    );
-    pred_err(
-        &with(0, "image,MEL,NV,MEL,AKIEC,BKL,DF,VASC"),
-        &["duplicate column 'MEL'"],
-    );
-    // A column of bare integers: pandas reads it as int64 and the scorer rejects it.
-    let ints: String = std::iter::once(lines[0].to_string())
-        .chain(lines[1..].iter().map(|l| {
-            let mut f: Vec<&str> = l.split(',').collect();
-            f[7] = if l.starts_with("ISIC_0000006") {
-                "1"
-            } else {
-                "0"
-            };
-            f.join(",")
-        }))
-        .map(|l| l + "\n")
-        .collect();
-    pred_err(&ints, &["VASC", "only integers", "0.0, 1.0"]);
-    pred_err(&format!("{HEADER}\n"), &["no data rows"]);
-    pred_err("", &["empty CSV"]);
-    pred_err(
-        &with(1, "ISIC_0000000,0.7,0.05,0.05,0.05,0.05,0.05,\u{fffd}"),
-        &["line 2", "VASC"],
-    );
-    // Not UTF-8, and a file that does not exist.
-    let dir = tempfile::tempdir().unwrap();
-    let (t, p) = (dir.path().join("t.csv"), dir.path().join("p.csv"));
-    std::fs::write(&t, good_truth()).unwrap();
-    std::fs::write(&p, b"image,MEL\n\xff\xfe,0.1\n").unwrap();
-    let e = score_files(&t, &p).unwrap_err().to_string();
-    assert!(
-        e.contains(&p.display().to_string()) && e.contains("UTF-8"),
-        "{e}"
-    );
-    let gone = dir.path().join("gone.csv");
-    let e = score_files(&t, &gone).unwrap_err().to_string();
-    assert!(e.contains("gone.csv"), "{e}");
-}
-
-#[test]
-fn truth_errors_name_file_and_line() {
-    let g = good_truth();
-    let lines: Vec<&str> = g.lines().collect();
-    let with = |i: usize, new: &str| {
-        let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        l[i] = new.to_string();
-        l.join("\n") + "\n"
-    };
-    truth_err(
-        &with(2, "ISIC_0000001,0.0,0.5,0.0,0.0,0.0,0.0,0.0"),
-        &["line 3", "ISIC_0000001", "NV", "must be 0 or 1"],
-    );
-    truth_err(
-        &with(2, "ISIC_0000001,1.0,1.0,0.0,0.0,0.0,0.0,0.0"),
-        &["line 3", "not one-hot", "MEL and NV"],
-    );
-    truth_err(
-        &with(2, "ISIC_0000001,0.0,0.0,0.0,0.0,0.0,0.0,0.0"),
-        &["line 3", "no class is 1"],
-    );
-    truth_err(
-        &with(4, "ISIC_0000001,0.0,0.0,1.0,0.0,0.0,0.0,0.0"),
-        &["line 5", "duplicate image ISIC_0000001", "line 3"],
-    );
-    truth_err(
-        &with(4, "ISIC_0000003,0.0,0.0,x,0.0,0.0,0.0,0.0"),
-        &["line 5", "BCC", "not a number"],
-    );
-    truth_err(
-        &with(0, "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC,comment"),
-        &["unexpected column(s) comment"],
-    );
-    truth_err(
-        &with(0, "image,MEL,NV,BCC,AKIEC,BKL,DF"),
-        &["missing column(s) VASC"],
-    );
-    let weighted: String = std::iter::once(format!("{},score_weight", lines[0]))
-        .chain(
-            lines[1..]
-                .iter()
-                .enumerate()
-                .map(|(i, l)| format!("{l},{}", if i == 3 { "-1" } else { "1.0" })),
-        )
-        .map(|l| l + "\n")
-        .collect();
-    truth_err(&weighted, &["line 5", "score_weight", ">= 0"]);
-}
-
-#[test]
-fn truth_weights_and_the_zero_weight_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t.csv");
-    let mut s = format!("{HEADER},score_weight,validation_weight\n");
-    s += "ISIC_0000001,1.0,0.0,0.0,0.0,0.0,0.0,0.0,2.0,0.0\n";
-    s += &format!("{ZERO_WEIGHT_IMAGE},0.0,1.0,0.0,0.0,0.0,0.0,0.0,1.0,1.0\n");
-    std::fs::write(&t, s).unwrap();
-    let gt = read_ground_truth(&t).unwrap();
-    assert_eq!(gt.score_weight, [2.0, 0.0]);
-    assert_eq!(gt.validation_weight, [0.0, 0.0]);
-    assert_eq!(gt.labels, [0, 1]);
-    assert_eq!(gt.lines, [2, 3]);
-    assert!(!gt.scorer_misaligns_weights());
 }

@@ -1,9 +1,10 @@
 //! `skinengine synth`: layouts and formats, determinism, and that the pictures carry the class.
+//! (Rendering speed and a contact sheet to look at are in tests/synth_render.rs.)
 
-use skinengine::CLASSES;
+use skinengine::classes::{self, COUNT};
 use skinengine::cli::synth::{SynthArgs, run};
 use skinengine::data::synth::{
-    DX_CODES, SynthConfig, SynthLayout, SynthSummary, render_example, write_synth,
+    SynthConfig, SynthLayout, SynthSummary, render_example, write_synth,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -99,7 +100,10 @@ fn check_ham(dir: &Path, s: &SynthSummary, w: u32, h: u32) -> BTreeMap<String, (
         assert_eq!(r.len(), 8, "{r:?}");
         assert!(is_id(&r[0], "HAM_"), "{r:?}");
         assert!(is_id(&r[1], "ISIC_"), "{r:?}");
-        let class = DX_CODES.iter().position(|d| *d == r[2]).expect("dx code");
+        let class = classes::DX
+            .iter()
+            .position(|d| *d == r[2])
+            .expect("dx code");
         assert!(DX_TYPES.contains(&r[3].as_str()), "{r:?}");
         if !r[4].is_empty() {
             let a = r[4].strip_suffix(".0").expect("age like 45.0");
@@ -145,7 +149,7 @@ fn check_ham(dir: &Path, s: &SynthSummary, w: u32, h: u32) -> BTreeMap<String, (
     }
     assert_eq!(files_under(dir).len(), rows.len() + 1);
     // Summary agrees with the table.
-    let mut per_class = [0; 7];
+    let mut per_class = [0; COUNT];
     let mut lesions_per_class = [
         HashSet::new(),
         HashSet::new(),
@@ -181,7 +185,7 @@ fn ham10000_layout_and_formats() {
     // Small sets: every class once from 7 images on.
     let dir7 = tmp.path().join("ham7");
     let s7 = write_synth(&dir7, &cfg(7, SynthLayout::Ham10000, 2, 64, 48)).unwrap();
-    assert_eq!(s7.class_images, [1; 7]);
+    assert_eq!(s7.class_images, [1; COUNT]);
     check_ham(&dir7, &s7, 64, 48);
     let dir1 = tmp.path().join("ham1");
     let s1 = write_synth(&dir1, &cfg(1, SynthLayout::Ham10000, 2, 64, 48)).unwrap();
@@ -213,7 +217,7 @@ fn isic2018_layout_and_formats() {
     );
     assert_eq!(gt.len(), 30);
     assert_eq!(groups.len(), 30);
-    let mut per_class = [0; 7];
+    let mut per_class = [0; COUNT];
     let mut lesion_class: HashMap<String, usize> = HashMap::new();
     for (k, (g, l)) in gt.iter().zip(&groups).enumerate() {
         // Sorted by id, consecutive from ISIC_0024306, same order in both tables.
@@ -370,7 +374,7 @@ fn colour_features(img: &image::RgbImage) -> Vec<f64> {
     mean.iter().chain(&hist).map(|v| v / n).collect()
 }
 
-type Confusion = [[usize; 7]; 7];
+type Confusion = [[usize; COUNT]; COUNT];
 
 /// Confusion matrices (rows truth) on the training and the test half of a nearest-class-centroid
 /// classifier on colour features, trained on half the lesions of a 200-image set.
@@ -384,7 +388,7 @@ fn centroid_classifier(seed: u64) -> (Confusion, Confusion) {
     lesions.sort();
     lesions.dedup();
     let mut train_lesions = HashSet::new();
-    let mut seen = [0usize; 7];
+    let mut seen = [0usize; COUNT];
     for (c, l) in &lesions {
         if seen[*c] % 2 == 0 {
             train_lesions.insert(l.clone());
@@ -414,8 +418,8 @@ fn centroid_classifier(seed: u64) -> (Confusion, Confusion) {
             .map(|d| (feats[i][d] - mu[d]) / (sd[d].sqrt() + 1e-9))
             .collect()
     };
-    let mut centroid = vec![vec![0.0; dim]; 7];
-    let mut count = [0usize; 7];
+    let mut centroid = vec![vec![0.0; dim]; COUNT];
+    let mut count = [0usize; COUNT];
     for &i in &train {
         let c = set[i].1;
         count[c] += 1;
@@ -424,7 +428,11 @@ fn centroid_classifier(seed: u64) -> (Confusion, Confusion) {
         }
     }
     for c in 0..7 {
-        assert!(count[c] > 0, "class {} has no training image", CLASSES[c]);
+        assert!(
+            count[c] > 0,
+            "class {} has no training image",
+            classes::CODES[c]
+        );
         for v in &mut centroid[c] {
             *v /= count[c] as f64;
         }
@@ -448,7 +456,7 @@ fn centroid_classifier(seed: u64) -> (Confusion, Confusion) {
             .unwrap()
     };
     let confusion = |idx: &[usize]| -> Confusion {
-        let mut m = [[0usize; 7]; 7];
+        let mut m = [[0usize; COUNT]; COUNT];
         for &i in idx {
             m[set[i].1][classify(i)] += 1;
         }
@@ -475,7 +483,7 @@ fn accuracies(m: &Confusion) -> (f64, f64) {
 fn classes_are_learnable_but_not_trivial() {
     // Three independent sets, pooled: a 100-image test half holds only 1-3 images of the rare
     // classes, so one set's balanced accuracy is noisy.
-    let (mut train, mut test) = ([[0usize; 7]; 7], [[0usize; 7]; 7]);
+    let (mut train, mut test) = ([[0usize; COUNT]; COUNT], [[0usize; COUNT]; COUNT]);
     for seed in [21, 22, 23] {
         let (a, b) = centroid_classifier(seed);
         let ((ta, tb), (ea, eb)) = (accuracies(&a), accuracies(&b));
@@ -498,7 +506,8 @@ fn classes_are_learnable_but_not_trivial() {
     eprintln!(
         "nearest class centroid on colour features, 3 sets pooled: train accuracy {ta:.3} \
          (balanced {tb:.3}), test accuracy {ea:.3} (balanced {eb:.3}); chance balanced 0.143\n\
-         test confusion (rows truth, {CLASSES:?}): {test:?}"
+         test confusion (rows truth, {codes:?}): {test:?}",
+        codes = classes::CODES
     );
     assert!(eb > 0.3, "classes should be learnable: balanced {eb:.3}");
     assert!(
@@ -573,74 +582,4 @@ fn errors_are_clear() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("not a folder"), "{e}");
-}
-
-/// Rendering speed at full size, one core (run with `--ignored --nocapture`).
-#[test]
-#[ignore]
-fn render_speed() {
-    let reps = 3;
-    let t0 = std::time::Instant::now();
-    let mut jpeg_secs = 0.0;
-    for class in 0..7 {
-        for r in 0..reps {
-            let rgb = render_example(class, r, 600, 450).unwrap();
-            let t = std::time::Instant::now();
-            let mut buf = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 90)
-                .encode(&rgb, 600, 450, image::ExtendedColorType::Rgb8)
-                .unwrap();
-            jpeg_secs += t.elapsed().as_secs_f64();
-        }
-    }
-    let total = t0.elapsed().as_secs_f64();
-    let n = (7 * reps) as f64;
-    eprintln!(
-        "600x450: {:.1} ms per image on one core ({:.1} ms rendering + {:.1} ms JPEG encoding)",
-        1e3 * total / n,
-        1e3 * (total - jpeg_secs) / n,
-        1e3 * jpeg_secs / n
-    );
-    // The whole command on every core: rendering, encoding, writing.
-    let tmp = tempfile::tempdir().unwrap();
-    let s = write_synth(
-        &tmp.path().join("d"),
-        &cfg(200, SynthLayout::Ham10000, 0, 600, 450),
-    )
-    .unwrap();
-    eprintln!(
-        "write_synth 200 images 600x450 on {} threads: {:.2} s, {:.1} images/s",
-        rayon::current_num_threads(),
-        s.seconds,
-        200.0 / s.seconds
-    );
-}
-
-/// A contact sheet: one row per class, four lesions each, at 300x225
-/// (`SYNTH_SHEET=sheet.png cargo test --release --test synth sheet -- --ignored`).
-#[test]
-#[ignore]
-fn sheet() {
-    let (w, h, cols) = (300u32, 225u32, 4u32);
-    let mut sheet = image::RgbImage::new(w * cols, h * 7);
-    for class in 0..7 {
-        for col in 0..cols {
-            let rgb = render_example(class, 100 + col as u64, w, h).unwrap();
-            let img = image::RgbImage::from_raw(w, h, rgb).unwrap();
-            image::imageops::replace(
-                &mut sheet,
-                &img,
-                (col * w) as i64,
-                (class as u32 * h) as i64,
-            );
-        }
-    }
-    let out = std::env::var("SYNTH_SHEET").unwrap_or_else(|_| {
-        std::env::temp_dir()
-            .join("synth_sheet.png")
-            .display()
-            .to_string()
-    });
-    sheet.save(&out).unwrap();
-    eprintln!("rows: {CLASSES:?} -> {out}");
 }

@@ -4,10 +4,10 @@
 
 use skinengine::CpuBackend;
 use skinengine::cli::train::{InferArgs, infer_probs};
+use skinengine::data::class_weights::ClassWeights;
 use skinengine::data::image::{Preprocess, ResizeMode};
 use skinengine::data::synth::{SynthConfig, write_synth};
 use skinengine::data::views::ViewConfig;
-use skinengine::data::weights::ClassWeights;
 use skinengine::ops::adam::AdamConfig;
 use skinengine::ops::loss::Reduction;
 use skinengine::train::{Protocol, TrainConfig, train};

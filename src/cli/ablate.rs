@@ -4,7 +4,7 @@
 
 use super::Device;
 use super::train::{TrainArgs, run_train};
-use crate::data::weights::ClassWeights;
+use crate::data::class_weights::ClassWeights;
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use crate::ops::loss::Reduction;

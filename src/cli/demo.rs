@@ -3,9 +3,9 @@
 
 use super::Device;
 use super::train::{InferArgs, TrainArgs, run_infer, run_train};
+use crate::data::class_weights::ClassWeights;
 use crate::data::dataset::load;
 use crate::data::synth::{SynthConfig, SynthLayout, write_synth};
-use crate::data::weights::ClassWeights;
 use crate::error::{Result, file_err};
 use std::path::PathBuf;
 use std::time::Instant;

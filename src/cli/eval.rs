@@ -1,7 +1,7 @@
 //! `skinengine eval`: score a prediction CSV against ISIC ground truth with the official
 //! metrics (SPEC section 5; definitions in [`crate::metrics`]).
 
-use crate::CLASSES;
+use crate::classes;
 use crate::error::Result;
 use crate::metrics::{Report, align, evaluate, read_ground_truth, read_predictions};
 use std::path::PathBuf;
@@ -42,14 +42,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             args.truth.display()
         ));
     }
-    let absent: Vec<&str> = (0..CLASSES.len())
+    let absent: Vec<&str> = (0..classes::COUNT)
         .filter(|&c| {
             !a.labels
                 .iter()
                 .zip(&a.score_weight)
                 .any(|(&l, &w)| l == c && w > 0.0)
         })
-        .map(|c| CLASSES[c])
+        .map(|c| classes::CODES[c])
         .collect();
     if !absent.is_empty() {
         notes.push(format!(

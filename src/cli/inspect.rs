@@ -1,6 +1,6 @@
 //! `skinengine inspect`: what a data folder holds and every problem in it (SPEC section 7).
 
-use crate::CLASSES;
+use crate::classes;
 use crate::data::dataset::{Dataset, load};
 use crate::data::image::load_rgb;
 use crate::error::{Result, file_err};
@@ -57,7 +57,7 @@ pub fn report(ds: &Dataset, decode_problems: &[String]) -> String {
         let counts = ds.counts();
         let n = ds.samples.len().max(1) as f64;
         s += "class   images  share\n";
-        for (c, name) in CLASSES.iter().enumerate() {
+        for (c, name) in classes::CODES.iter().enumerate() {
             s += &format!(
                 "{name:<6} {:>7}  {:>5.1}%\n",
                 counts[c],

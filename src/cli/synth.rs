@@ -1,7 +1,7 @@
 //! `skinengine synth`: write a synthetic dermoscopy-like data set in the HAM10000 or ISIC 2018
 //! Task 3 layout (for demos, tests and benchmarks; see `data::synth`).
 
-use crate::CLASSES;
+use crate::classes;
 use crate::data::synth::{SynthConfig, SynthLayout, parse_size, write_synth};
 use crate::error::Result;
 use std::path::PathBuf;
@@ -51,11 +51,13 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         s.seconds,
         s.images as f64 / s.seconds.max(1e-9)
     );
-    let per_class: Vec<String> = (0..CLASSES.len())
+    let per_class: Vec<String> = (0..classes::COUNT)
         .map(|c| {
             format!(
                 "{} {} ({} lesions)",
-                CLASSES[c], s.class_images[c], s.class_lesions[c]
+                classes::CODES[c],
+                s.class_images[c],
+                s.class_lesions[c]
             )
         })
         .collect();

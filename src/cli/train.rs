@@ -2,10 +2,11 @@
 
 use super::Device;
 use crate::backend::Backend;
+use crate::classes;
+use crate::data::class_weights::ClassWeights;
 use crate::data::files::collect_images;
-use crate::data::image::{Preprocess, ResizeMode, preprocess_view};
-use crate::data::views::{Transform, ViewConfig};
-use crate::data::weights::ClassWeights;
+use crate::data::image::{Preprocess, ResizeMode, Transform, preprocess_view};
+use crate::data::views::ViewConfig;
 use crate::error::{Result, file_err};
 use crate::model::resnet50::ResNet50;
 use crate::ops::adam::AdamConfig;
@@ -194,7 +195,7 @@ pub struct InferArgs {
 /// What `infer` computed.
 pub struct Inferred {
     pub ids: Vec<String>,
-    pub probs: Vec<[f32; 7]>,
+    pub probs: Vec<[f32; classes::COUNT]>,
     /// Unreadable images, with the reason.
     pub skipped: Vec<String>,
 }
@@ -262,7 +263,7 @@ pub fn infer_probs<B: Backend>(b: &B, args: &InferArgs) -> Result<Inferred> {
         let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
         let p = b.download(&b.softmax(&logits)?)?;
         for (k, id) in ok.into_iter().enumerate() {
-            let mut avg = [0f32; 7];
+            let mut avg = [0f32; classes::COUNT];
             for row in p.data()[k * nt * 7..(k + 1) * nt * 7].chunks(7) {
                 for (a, v) in avg.iter_mut().zip(row) {
                     *a += v / nt as f32;
@@ -294,7 +295,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         ));
     }
     crate::metrics::write_predictions_csv(&args.out, &ids, &probs)?;
-    let mut counts = [0usize; 7];
+    let mut counts = [0usize; classes::COUNT];
     for p in &probs {
         let best = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
         counts[best] += 1;
@@ -302,7 +303,7 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     println!("{} images -> {}", ids.len(), args.out.display());
     println!(
         "predicted  {}",
-        crate::CLASSES
+        classes::CODES
             .iter()
             .map(|c| format!("{c:>6}"))
             .collect::<String>()

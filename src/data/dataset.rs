@@ -7,10 +7,16 @@
 //! Rows that cannot be used (image missing, unknown label, duplicate id, ...) are not fatal: they
 //! are excluded and listed in `problems`, so `inspect` can show all of them and `train --strict`
 //! can refuse. Fatal are: no layout found, an unreadable or malformed CSV, no usable sample.
+//!
+//! File, folder and column names come from `data::schema` (shared with the `synth` writers);
+//! CSVs are read by `io::csv`, folders listed by `io::walk`.
 
-use crate::CLASSES;
+use crate::classes;
 use crate::data::files::is_image_file;
+use crate::data::schema::{ham, isic};
 use crate::error::{Result, file_err};
+use crate::io::csv::{self as csv_file, Row};
+use crate::io::walk::{Walk, walk};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -36,7 +42,7 @@ pub struct Sample {
     /// Image id without extension, e.g. `ISIC_0024306`.
     pub id: String,
     pub path: PathBuf,
-    /// Class index in [`CLASSES`] order; None in an unlabelled folder.
+    /// Class index in [`classes::CODES`] order; None in an unlabelled folder.
     pub label: Option<usize>,
     /// Lesion id; the image id itself when the data set has no lesion groupings.
     pub lesion: String,
@@ -60,8 +66,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn counts(&self) -> [usize; 7] {
-        let mut c = [0; 7];
+    pub fn counts(&self) -> [usize; classes::COUNT] {
+        let mut c = [0; classes::COUNT];
         for s in &self.samples {
             if let Some(l) = s.label {
                 c[l] += 1;
@@ -77,32 +83,12 @@ impl Dataset {
     }
 }
 
-/// Class index of a HAM10000 `dx` code (mel, nv, bcc, akiec, bkl, df, vasc) or a class name.
-pub fn class_index(code: &str) -> Option<usize> {
-    let up = code.trim().to_ascii_uppercase();
-    CLASSES.iter().position(|c| *c == up)
-}
-
 /// Every image file below `root`, by id (file stem). Duplicate ids are reported as problems
 /// (the first path in sorted order is kept).
 fn index_images(root: &Path, problems: &mut Vec<String>) -> Result<BTreeMap<String, PathBuf>> {
-    let mut paths = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir)
-            .map_err(|e| file_err(&dir, format!("cannot list folder: {e}")))?;
-        for entry in rd {
-            let p = entry
-                .map_err(|e| file_err(&dir, format!("cannot list folder: {e}")))?
-                .path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if is_image_file(&p) {
-                paths.push(p);
-            }
-        }
-    }
-    paths.sort();
+    let paths = walk(root, Walk::FILES)?
+        .into_iter()
+        .filter(|p| is_image_file(p));
     let mut index: BTreeMap<String, PathBuf> = BTreeMap::new();
     for p in paths {
         let id = p
@@ -134,24 +120,12 @@ fn clean_id(raw: &str) -> String {
     }
 }
 
-/// Reads a CSV into (header, rows); errors name the file.
-fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| file_err(path, format!("cannot read CSV: {e}")))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| file_err(path, format!("cannot read CSV header: {e}")))?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
-    let mut rows = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| file_err(path, format!("row {}: malformed CSV: {e}", i + 2)))?;
-        rows.push(rec.iter().map(|s| s.to_string()).collect());
-    }
-    Ok((header, rows))
+/// Reads a CSV into (header, rows) with `io::csv`'s rules; column names are taken without
+/// surrounding spaces (hand-edited metadata has them). Errors name the file.
+fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Row>)> {
+    let t = csv_file::read(path)?;
+    let header = t.header.iter().map(|h| h.trim().to_string()).collect();
+    Ok((header, t.rows))
 }
 
 fn column(header: &[String], name: &str, path: &Path) -> Result<usize> {
@@ -170,31 +144,23 @@ fn find_file(root: &Path, names: &[&str]) -> Option<PathBuf> {
 /// The ISIC ground-truth CSV under root (`ISIC2018_Task3_<Part>_GroundTruth.csv`, directly or in
 /// its `..._GroundTruth/` folder).
 fn find_isic_gt(root: &Path) -> Option<PathBuf> {
-    let mut found = Vec::new();
-    for dir in std::iter::once(root.to_path_buf()).chain(
-        std::fs::read_dir(root)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir()),
-    ) {
-        for e in std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("ISIC2018_Task3_") && name.ends_with("_GroundTruth.csv") {
-                found.push(e.path());
-            }
-        }
-    }
-    found.sort();
+    let one_down = Walk {
+        max_depth: 1,
+        folders: false,
+    };
+    // An unreadable folder means no ground truth here (the image index reports it).
+    let found: Vec<PathBuf> = walk(root, one_down)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| isic::is_ground_truth_file(&n.to_string_lossy()))
+        })
+        .collect();
     // Prefer the training set when several parts sit side by side.
     found
         .iter()
-        .find(|p| p.to_string_lossy().contains("Training"))
+        .find(|p| p.to_string_lossy().contains(isic::TRAINING))
         .or(found.first())
         .cloned()
 }
@@ -206,7 +172,7 @@ pub fn load(root: &Path) -> Result<Dataset> {
     }
     let mut problems = Vec::new();
     let images = index_images(root, &mut problems)?;
-    let ds = if let Some(meta) = find_file(root, &["HAM10000_metadata.csv", "HAM10000_metadata"]) {
+    let ds = if let Some(meta) = find_file(root, &ham::METADATA_FILES) {
         read_ham(root, &meta, &images, problems)?
     } else if let Some(gt) = find_isic_gt(root) {
         read_isic(root, &gt, &images, problems)?
@@ -233,9 +199,13 @@ pub fn load(root: &Path) -> Result<Dataset> {
     } else {
         return Err(file_err(
             root,
-            "no data set found: looked for HAM10000_metadata.csv, \
-             ISIC2018_Task3_*_GroundTruth.csv (directly or in its _GroundTruth folder) and \
-             .jpg/.jpeg/.png images anywhere below",
+            format!(
+                "no data set found: looked for {}, {}*{} (directly or in its _GroundTruth \
+                 folder) and .jpg/.jpeg/.png images anywhere below",
+                ham::METADATA_FILES[0],
+                isic::PREFIX,
+                isic::GROUND_TRUTH_SUFFIX
+            ),
         ));
     };
     if ds.samples.is_empty() {
@@ -251,12 +221,12 @@ pub fn load(root: &Path) -> Result<Dataset> {
 
 /// Image ids seen so far in a labels CSV, with their row numbers.
 #[derive(Default)]
-struct RowIds(HashMap<String, usize>);
+struct RowIds(HashMap<String, u64>);
 
 impl RowIds {
     /// Whether row `line` of `path` with image `id` may be used: not empty, not a duplicate
     /// (both are recorded as problems naming the file and row).
-    fn accept(&mut self, path: &Path, line: usize, id: &str, problems: &mut Vec<String>) -> bool {
+    fn accept(&mut self, path: &Path, line: u64, id: &str, problems: &mut Vec<String>) -> bool {
         if id.is_empty() {
             problems.push(format!("{}: row {line}: empty image id", path.display()));
             return false;
@@ -277,7 +247,7 @@ fn image_for<'a>(
     images: &'a BTreeMap<String, PathBuf>,
     root: &Path,
     labels: &Path,
-    line: usize,
+    line: u64,
     id: &str,
     problems: &mut Vec<String>,
 ) -> Option<&'a PathBuf> {
@@ -295,7 +265,7 @@ fn image_for<'a>(
 /// Reports image files that no CSV row names (they are ignored, which may be a mistake).
 fn unlisted(
     images: &BTreeMap<String, PathBuf>,
-    used: &HashMap<String, usize>,
+    used: &HashMap<String, u64>,
     labels: &Path,
 ) -> Option<String> {
     let extra: Vec<&String> = images.keys().filter(|k| !used.contains_key(*k)).collect();
@@ -318,24 +288,25 @@ fn read_ham(
 ) -> Result<Dataset> {
     let (header, rows) = read_csv(path)?;
     let (c_lesion, c_image, c_dx) = (
-        column(&header, "lesion_id", path)?,
-        column(&header, "image_id", path)?,
-        column(&header, "dx", path)?,
+        column(&header, ham::LESION_ID, path)?,
+        column(&header, ham::IMAGE_ID, path)?,
+        column(&header, ham::DX, path)?,
     );
     let mut samples = Vec::new();
     let mut rows_seen = RowIds::default();
-    for (i, row) in rows.iter().enumerate() {
-        let line = i + 2;
-        let get = |c: usize| row.get(c).map_or("", |s| s.trim());
+    for row in &rows {
+        let line = row.line;
+        let get = |c: usize| row.get(c).trim();
         let id = clean_id(get(c_image));
         if !rows_seen.accept(path, line, &id, &mut problems) {
             continue;
         }
-        let Some(label) = class_index(get(c_dx)) else {
+        let Some(label) = classes::from_dx(get(c_dx)) else {
             problems.push(format!(
-                "{}: row {line}: unknown label dx='{}' for {id} (expected one of mel, nv, bcc, akiec, bkl, df, vasc)",
+                "{}: row {line}: unknown label dx='{}' for {id} (expected one of {})",
                 path.display(),
-                get(c_dx)
+                get(c_dx),
+                classes::DX.join(", ")
             ));
             continue;
         };
@@ -381,17 +352,13 @@ fn read_isic(
     mut problems: Vec<String>,
 ) -> Result<Dataset> {
     let (header, rows) = read_csv(gt)?;
-    let c_image = column(&header, "image", gt)?;
-    let cols: Vec<usize> = CLASSES
+    let c_image = column(&header, isic::IMAGE, gt)?;
+    let cols: Vec<usize> = classes::CODES
         .iter()
         .map(|c| column(&header, c, gt))
         .collect::<Result<_>>()?;
     // Lesion groupings sit beside the ground truth (same part name) or at the root.
-    let part = gt
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .replace("_GroundTruth.csv", "_LesionGroupings.csv");
+    let part = isic::groupings_for(&gt.file_name().unwrap().to_string_lossy());
     let groupings = [
         gt.parent().map(|p| p.join(&part)),
         gt.parent().and_then(|p| p.parent()).map(|p| p.join(&part)),
@@ -404,22 +371,19 @@ fn read_isic(
     let mut notes = Vec::new();
     if let Some(lg) = &groupings {
         let (h, rows) = read_csv(lg)?;
-        let (ci, cl) = (column(&h, "image", lg)?, column(&h, "lesion_id", lg)?);
+        let (ci, cl) = (
+            column(&h, isic::IMAGE, lg)?,
+            column(&h, isic::LESION_ID, lg)?,
+        );
         for row in rows {
-            let id = clean_id(row.get(ci).map_or("", |s| s.as_str()));
+            let id = clean_id(row.get(ci));
             let meta = h
                 .iter()
                 .enumerate()
                 .filter(|(c, _)| *c != ci && *c != cl)
-                .map(|(c, name)| (name.clone(), row.get(c).cloned().unwrap_or_default()))
+                .map(|(c, name)| (name.clone(), row.get(c).to_string()))
                 .collect();
-            lesions.insert(
-                id,
-                (
-                    row.get(cl).cloned().unwrap_or_default().trim().to_string(),
-                    meta,
-                ),
-            );
+            lesions.insert(id, (row.get(cl).trim().to_string(), meta));
         }
     } else {
         notes.push(format!(
@@ -428,17 +392,19 @@ fn read_isic(
     }
     let mut samples = Vec::new();
     let mut rows_seen = RowIds::default();
-    for (i, row) in rows.iter().enumerate() {
-        let line = i + 2;
-        let id = clean_id(row.get(c_image).map_or("", |s| s.as_str()));
+    for row in &rows {
+        let line = row.line;
+        let id = clean_id(row.get(c_image));
         if !rows_seen.accept(gt, line, &id, &mut problems) {
             continue;
         }
         let vals: Vec<Option<f64>> = cols
             .iter()
-            .map(|&c| row.get(c).and_then(|s| s.trim().parse::<f64>().ok()))
+            .map(|&c| row.get(c).trim().parse::<f64>().ok())
             .collect();
-        let ones: Vec<usize> = (0..7).filter(|&k| vals[k] == Some(1.0)).collect();
+        let ones: Vec<usize> = (0..classes::COUNT)
+            .filter(|&k| vals[k] == Some(1.0))
+            .collect();
         let valid = vals
             .iter()
             .all(|v| matches!(v, Some(x) if *x == 0.0 || *x == 1.0))
@@ -447,9 +413,9 @@ fn read_isic(
             problems.push(format!(
                 "{}: row {line}: labels of {id} are not one-hot 0/1 over {} ({})",
                 gt.display(),
-                CLASSES.join(","),
+                classes::CODES.join(","),
                 cols.iter()
-                    .map(|&c| row.get(c).map_or("", |s| s.as_str()))
+                    .map(|&c| row.get(c))
                     .collect::<Vec<_>>()
                     .join(",")
             ));

@@ -2,6 +2,7 @@
 //! .jpg/.jpeg/.png), each image identified by its file stem (ISIC ids: `ISIC_0024310`).
 
 use crate::error::{Result, file_err};
+use crate::io::walk::{Walk, walk};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -11,29 +12,17 @@ pub fn is_image_file(p: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| file_err(dir, format!("cannot list folder: {e}")))?;
-    for entry in rd {
-        let path = entry
-            .map_err(|e| file_err(dir, format!("cannot list folder: {e}")))?
-            .path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if is_image_file(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// (id, path) of every image under `inputs`, sorted by id. Duplicate ids are an error naming
 /// both files; an empty result is an error naming what was searched.
 pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     let mut paths = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            walk(p, &mut paths)?;
+            paths.extend(
+                walk(p, Walk::FILES)?
+                    .into_iter()
+                    .filter(|f| is_image_file(f)),
+            );
         } else if p.exists() {
             paths.push(p.clone());
         } else {

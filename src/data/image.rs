@@ -1,5 +1,6 @@
 //! Image -> tensor: decode any JPEG/PNG (grayscale, RGBA, 16-bit, CMYK JPEG are converted to
-//! 8-bit RGB, not rejected), resize, normalise with the ImageNet statistics to a CHW f32 tensor.
+//! 8-bit RGB, not rejected), apply a view's transform (crop, flips; which views exist is decided
+//! in `data::views`), resize, normalise with the ImageNet statistics to a CHW f32 tensor.
 
 use crate::error::{Result, file_err};
 use crate::tensor::Tensor;
@@ -165,6 +166,67 @@ pub fn shades_of_gray(img: &mut Rgb, p: f64) {
     }
 }
 
+/// A crop in fractions of the image size, so it applies to any resolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropFrac {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+/// What a view does to an image's pixels: an optional crop, then flips.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transform {
+    pub crop: Option<CropFrac>,
+    pub hflip: bool,
+    pub vflip: bool,
+}
+
+impl Transform {
+    pub const IDENTITY: Transform = Transform {
+        crop: None,
+        hflip: false,
+        vflip: false,
+    };
+    /// The same view, mirrored left-right.
+    pub fn mirrored(self) -> Transform {
+        Transform {
+            hflip: true,
+            ..self
+        }
+    }
+}
+
+/// Applies a view's transform to a decoded image (crop, then flips).
+pub fn apply(img: &Rgb, t: &Transform) -> Rgb {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let (x0, y0, cw, ch) = match t.crop {
+        Some(c) => {
+            let cw = ((c.w * w as f64).round() as usize).clamp(1, w);
+            let ch = ((c.h * h as f64).round() as usize).clamp(1, h);
+            let x0 = ((c.x * w as f64).round().max(0.0) as usize).min(w - cw);
+            let y0 = ((c.y * h as f64).round().max(0.0) as usize).min(h - ch);
+            (x0, y0, cw, ch)
+        }
+        None => (0, 0, w, h),
+    };
+    let mut px = Vec::with_capacity(cw * ch * 3);
+    for r in 0..ch {
+        let sy = if t.vflip { y0 + ch - 1 - r } else { y0 + r };
+        for c in 0..cw {
+            let sx = if t.hflip { x0 + cw - 1 - c } else { x0 + c };
+            let at = (sy * w + sx) * 3;
+            px.extend_from_slice(&img.pixels[at..at + 3]);
+        }
+    }
+    Rgb {
+        width: cw as u32,
+        height: ch as u32,
+        pixels: px,
+    }
+}
+
 /// Everything done to a decoded image before it becomes a tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Preprocess {
@@ -173,16 +235,12 @@ pub struct Preprocess {
 }
 
 /// Decode, view transform, optional colour constancy, resize, normalise -> [3, 224, 224].
-pub fn preprocess_view(
-    path: &Path,
-    t: &crate::data::views::Transform,
-    pp: &Preprocess,
-) -> Result<Tensor> {
+pub fn preprocess_view(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Tensor> {
     let decoded = load_rgb(path)?;
-    let mut img = if *t == crate::data::views::Transform::IDENTITY {
+    let mut img = if *t == Transform::IDENTITY {
         decoded
     } else {
-        crate::data::views::apply(&decoded, t)
+        apply(&decoded, t)
     };
     if pp.color_constancy {
         shades_of_gray(&mut img, 6.0);

@@ -1,10 +1,16 @@
-//! Data: image decoding and preprocessing, image folders.
+//! Data: labelled data sets in their on-disk layouts (and synthetic ones), splits, views,
+//! class weights, image decoding and preprocessing, image files.
+//!
+//! Dependencies run one way: `schema` (names of the layouts) <- `dataset` (reading them) and
+//! `synth` (writing them); `image` (pixels, view transforms) <- `views` (which views exist);
+//! `dataset` <- `split`, `views`.
 
+pub mod class_weights;
 pub mod dataset;
 pub mod files;
 pub mod image;
 pub mod prefetch;
+pub mod schema;
 pub mod split;
 pub mod synth;
 pub mod views;
-pub mod weights;

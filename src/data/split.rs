@@ -8,9 +8,11 @@
 //! - the seed's protocol (random split of the augmented views) lives in `views.rs`, because it
 //!   splits after augmentation.
 
+use crate::classes;
 use crate::data::dataset::Dataset;
 use crate::error::{Result, file_err, invalid};
 use crate::io::atomic::write_atomic;
+use crate::io::csv as csv_file;
 use crate::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -98,7 +100,7 @@ pub fn write_split(path: &Path, ds: &Dataset, s: &Split) -> Result<()> {
         let smp = &ds.samples[i];
         let label = smp
             .label
-            .map_or(String::new(), |l| crate::CLASSES[l].to_string());
+            .map_or(String::new(), |l| classes::CODES[l].to_string());
         w.write_record([smp.id.as_str(), side, label.as_str(), smp.lesion.as_str()])
     };
     let mut go = || -> csv::Result<()> {
@@ -127,16 +129,16 @@ pub fn read_split(path: &Path, ds: &Dataset) -> Result<Split> {
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
-    let mut rdr = csv::Reader::from_path(path)
-        .map_err(|e| file_err(path, format!("cannot read split: {e}")))?;
+    // Every row as wide as the header, as the writer makes them.
+    let table = csv_file::read(path)?;
+    table.check_widths(path)?;
     let mut side: Vec<Option<bool>> = vec![None; ds.samples.len()];
-    for (n, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| file_err(path, format!("row {}: {e}", n + 2)))?;
-        let (id, s) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+    for row in &table.rows {
+        let (line, id, s) = (row.line, row.get(0), row.get(1));
         let Some(&i) = index.get(id) else {
             return Err(file_err(
                 path,
-                format!("row {}: image '{id}' is not in the data set", n + 2),
+                format!("row {line}: image '{id}' is not in the data set"),
             ));
         };
         let is_val = match s {
@@ -145,14 +147,14 @@ pub fn read_split(path: &Path, ds: &Dataset) -> Result<Split> {
             _ => {
                 return Err(file_err(
                     path,
-                    format!("row {}: split must be train or val, got '{s}'", n + 2),
+                    format!("row {line}: split must be train or val, got '{s}'"),
                 ));
             }
         };
         if side[i].replace(is_val).is_some() {
             return Err(file_err(
                 path,
-                format!("row {}: image '{id}' is listed twice", n + 2),
+                format!("row {line}: image '{id}' is listed twice"),
             ));
         }
     }

@@ -8,40 +8,15 @@
 //!   the mirror of each (`_crop<k>_hflip`); AKIEC gets a vertical flip (`_vflip`) and its mirror
 //!   (`_vflip_hflip`). Crops are real crops, drawn from an RNG seeded by (seed, image id, k), so
 //!   a view's pixels never depend on which other images are in the set.
+//!
+//! What a transform does to pixels lives in `data::image` ([`Transform`], `image::apply`): this
+//! module only decides which views exist and names them.
 
+use crate::classes;
 use crate::data::dataset::Dataset;
-use crate::data::image::Rgb;
+use crate::data::image::{CropFrac, Transform};
+use crate::io::hash::fnv1a64;
 use crate::rng::Rng;
-
-/// A crop in fractions of the image size, so it applies to any resolution.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CropFrac {
-    pub x: f64,
-    pub y: f64,
-    pub w: f64,
-    pub h: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Transform {
-    pub crop: Option<CropFrac>,
-    pub hflip: bool,
-    pub vflip: bool,
-}
-
-impl Transform {
-    pub const IDENTITY: Transform = Transform {
-        crop: None,
-        hflip: false,
-        vflip: false,
-    };
-    fn mirrored(self) -> Transform {
-        Transform {
-            hflip: true,
-            ..self
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct View {
@@ -69,23 +44,17 @@ impl Default for ViewConfig {
             mirror: false,
             oversample: false,
             crops: 4,
-            crop_classes: vec![5, 6],
-            vflip_classes: vec![3],
+            crop_classes: vec![classes::DF, classes::VASC],
+            vflip_classes: vec![classes::AKIEC],
         }
     }
-}
-
-/// FNV-1a of the id: a stable per-image seed component.
-fn id_hash(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The k-th random central crop: about the central 500x350 of 600x450 (w 5/6, h 7/9 of the
 /// image), centre jittered by up to 20/600 of the width and 20/450 of the height.
 pub fn random_crop(seed: u64, id: &str, k: usize) -> CropFrac {
-    let mut rng = Rng::new(seed ^ id_hash(id) ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        Rng::new(seed ^ fnv1a64(id.as_bytes()) ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (w, h) = (500.0 / 600.0, 350.0 / 450.0);
     let dx = rng.uniform(-20.0, 20.0) / 600.0;
     let dy = rng.uniform(-20.0, 20.0) / 450.0;
@@ -165,33 +134,4 @@ pub fn seed_protocol_split(
         if val { va.push(v) } else { tr.push(v) }
     }
     (tr, va)
-}
-
-/// Applies a view's transform to a decoded image (crop, then flips).
-pub fn apply(img: &Rgb, t: &Transform) -> Rgb {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let (x0, y0, cw, ch) = match t.crop {
-        Some(c) => {
-            let cw = ((c.w * w as f64).round() as usize).clamp(1, w);
-            let ch = ((c.h * h as f64).round() as usize).clamp(1, h);
-            let x0 = ((c.x * w as f64).round().max(0.0) as usize).min(w - cw);
-            let y0 = ((c.y * h as f64).round().max(0.0) as usize).min(h - ch);
-            (x0, y0, cw, ch)
-        }
-        None => (0, 0, w, h),
-    };
-    let mut px = Vec::with_capacity(cw * ch * 3);
-    for r in 0..ch {
-        let sy = if t.vflip { y0 + ch - 1 - r } else { y0 + r };
-        for c in 0..cw {
-            let sx = if t.hflip { x0 + cw - 1 - c } else { x0 + c };
-            let at = (sy * w + sx) * 3;
-            px.extend_from_slice(&img.pixels[at..at + 3]);
-        }
-    }
-    Rgb {
-        width: cw as u32,
-        height: ch as u32,
-        pixels: px,
-    }
 }

@@ -1,4 +1,8 @@
-//! Files in and out: safetensors tensors, atomic writes.
+//! Files in and out: safetensors tensors, atomic writes, the one CSV reader, the one folder
+//! walker and stable hashes.
 
 pub mod atomic;
+pub mod csv;
+pub mod hash;
 pub mod safetensors;
+pub mod walk;

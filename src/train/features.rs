@@ -10,6 +10,7 @@ use crate::data::dataset::Dataset;
 use crate::data::image::{INPUT_SIZE, Preprocess, preprocess_view};
 use crate::data::views::View;
 use crate::error::{Result, file_err};
+use crate::io::hash::fnv1a64_words;
 use crate::io::safetensors as st;
 use crate::model::resnet50::{FEATURES, ResNet50};
 use crate::tensor::Tensor;
@@ -21,13 +22,7 @@ use std::path::{Path, PathBuf};
 /// backbone weights in cache keys and model files.
 pub fn file_hash(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for c in bytes.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0100_0000_01b3);
-        h ^= h >> 29;
-    }
+    let h = fnv1a64_words(&bytes);
     Ok(format!("{h:016x}{:08x}", bytes.len() as u32))
 }
 

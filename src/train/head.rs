@@ -3,14 +3,13 @@
 //! described head. All compute goes through the backend.
 
 use crate::backend::Backend;
+use crate::classes;
 use crate::ops::batchnorm::{BnBatchStats, BnParams};
 use crate::error::{Result, file_err};
 use crate::ops::adam::AdamConfig;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
-
-pub const CLASSES_N: usize = 7;
 
 /// One hidden layer: dense, optional BN, ReLU.
 pub struct Layer<T> {
@@ -76,11 +75,15 @@ impl<B: Backend> Head<B> {
         }
         let last = *dims.last().unwrap();
         // Output layer: variance 1/fan_in (no ReLU after it).
-        let out_w = Tensor::randn(&[CLASSES_N, last], (1.0 / last as f64).sqrt(), &mut rng);
+        let out_w = Tensor::randn(
+            &[classes::COUNT, last],
+            (1.0 / last as f64).sqrt(),
+            &mut rng,
+        );
         Ok(Head {
             hidden: layers,
             out_w: b.upload(&out_w)?,
-            out_b: b.upload(&Tensor::zeros(&[CLASSES_N]))?,
+            out_b: b.upload(&Tensor::zeros(&[classes::COUNT]))?,
             dims,
         })
     }

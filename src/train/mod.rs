@@ -13,11 +13,12 @@ pub mod plots;
 pub mod report;
 
 use crate::backend::Backend;
+use crate::classes;
+use crate::data::class_weights::ClassWeights;
 use crate::data::dataset::{Dataset, load};
 use crate::data::image::{Preprocess, ResizeMode};
 use crate::data::split::{SplitKind, read_split, split, write_split};
 use crate::data::views::{View, ViewConfig, make_views, seed_protocol_split};
-use crate::data::weights::ClassWeights;
 use crate::error::{Result, file_err, invalid};
 use crate::io::atomic::write_atomic;
 use crate::io::safetensors as st;
@@ -135,7 +136,7 @@ impl EpochMetrics {
 pub struct Scored {
     pub ids: Vec<String>,
     pub labels: Vec<usize>,
-    pub probs: Vec<[f32; 7]>,
+    pub probs: Vec<[f32; classes::COUNT]>,
 }
 
 /// The outcome of `train`.
@@ -146,7 +147,7 @@ pub struct TrainResult {
     pub val_ids: Vec<String>,
     pub val_labels: Vec<usize>,
     /// Softmax outputs of the best model on the validation views.
-    pub val_probs: Vec<[f32; 7]>,
+    pub val_probs: Vec<[f32; classes::COUNT]>,
     /// The best model on the official test set, when one was given.
     pub test: Option<Scored>,
     pub skipped: Vec<String>,
@@ -214,9 +215,9 @@ fn predict<B: Backend>(
     h: &Head<B>,
     x: &Tensor,
     labels: &[usize],
-    w: &[f32; 7],
+    w: &[f32; classes::COUNT],
     red: Reduction,
-) -> Result<(f64, Vec<[f32; 7]>)> {
+) -> Result<(f64, Vec<[f32; classes::COUNT]>)> {
     let (mut loss, mut probs) = (0.0, Vec::new());
     let n = x.shape()[0];
     for start in (0..n).step_by(1024) {
@@ -312,7 +313,7 @@ fn save_model<B: Backend>(
     );
     let meta = HashMap::from([
         ("format".to_string(), "skinengine-head-v1".to_string()),
-        ("classes".to_string(), crate::CLASSES.join(",")),
+        ("classes".to_string(), classes::CODES.join(",")),
         (
             "head".to_string(),
             serde_json::to_string(&head.dims[1..]).expect("ints"),
@@ -406,7 +407,7 @@ fn make_sides(
                     csv += &format!(
                         "{},{side},{},{}\n",
                         v.name,
-                        crate::CLASSES[s.label.unwrap_or(0)],
+                        classes::CODES[s.label.unwrap_or(0)],
                         s.lesion
                     );
                 }

@@ -3,7 +3,7 @@
 //! $SKINENGINE_FONT and the common system sans-serif fonts (DejaVu, Liberation) is used; with
 //! none, the figures are skipped and the report says so (the tables carry the same numbers).
 
-use crate::CLASSES;
+use crate::classes;
 use crate::error::{Result, file_err};
 use crate::train::EpochMetrics;
 use plotters::prelude::*;
@@ -66,7 +66,10 @@ fn atomic_png(
 /// Confusion matrix heat map (rows truth, columns prediction), counts in the cells, each row
 /// shaded by its share of the row so rare classes stay readable. Laid out in pixels with
 /// plotters' shapes and text (cell-centred labels need no axis machinery).
-pub fn confusion_png(path: &Path, confusion: &[[usize; 7]; 7]) -> Result<()> {
+pub fn confusion_png(
+    path: &Path,
+    confusion: &[[usize; classes::COUNT]; classes::COUNT],
+) -> Result<()> {
     const CELL: i32 = 66;
     const LEFT: i32 = 90;
     const TOP: i32 = 60;
@@ -99,7 +102,7 @@ pub fn confusion_png(path: &Path, confusion: &[[usize; 7]; 7]) -> Result<()> {
                 let total = row.iter().sum::<usize>().max(1) as f64;
                 let y0 = TOP + t as i32 * CELL;
                 root.draw(&center(
-                    CLASSES[t].into(),
+                    classes::CODES[t].into(),
                     (LEFT / 2 + 8, y0 + CELL / 2),
                     15,
                     &BLACK,
@@ -130,7 +133,7 @@ pub fn confusion_png(path: &Path, confusion: &[[usize; 7]; 7]) -> Result<()> {
                 }
             }
             let bottom = TOP + 7 * CELL;
-            for (p, name) in CLASSES.iter().enumerate() {
+            for (p, name) in classes::CODES.iter().enumerate() {
                 root.draw(&center(
                     (*name).into(),
                     (LEFT + p as i32 * CELL + CELL / 2, bottom + 14),

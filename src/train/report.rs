@@ -1,7 +1,7 @@
 //! The run folder's report.md (and the validation predictions and truth as ISIC CSVs, so the
 //! numbers can be re-scored with `skinengine eval` or the official scorer).
 
-use crate::CLASSES;
+use crate::classes;
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use crate::metrics::{evaluate_probs, write_predictions_csv};
@@ -13,7 +13,9 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
     write_predictions_csv(&out.join("val_pred.csv"), &r.val_ids, &r.val_probs)?;
     let mut truth = String::from("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n");
     for (id, &l) in r.val_ids.iter().zip(&r.val_labels) {
-        let row: Vec<&str> = (0..7).map(|c| if c == l { "1.0" } else { "0.0" }).collect();
+        let row: Vec<&str> = (0..classes::COUNT)
+            .map(|c| if c == l { "1.0" } else { "0.0" })
+            .collect();
         let _ = writeln!(truth, "{id},{}", row.join(","));
     }
     write_atomic(&out.join("val_truth.csv"), truth.as_bytes())?;
@@ -61,7 +63,7 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
         s += "\n(Figures skipped: no TrueType font found; set SKINENGINE_FONT to a .ttf file.)\n";
     }
     s += "\n## Validation confusion matrix (best epoch; rows truth, columns prediction)\n\n| truth \\ pred | ";
-    s += &CLASSES.join(" | ");
+    s += &classes::CODES.join(" | ");
     s += " | tied |\n|---|";
     s += &"---|".repeat(8);
     s += "\n";
@@ -70,7 +72,7 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
         let _ = writeln!(
             s,
             "| **{}** | {} | {} |",
-            CLASSES[t],
+            classes::CODES[t],
             cells.join(" | "),
             rep.undecided[t]
         );
@@ -80,7 +82,14 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
         let _ = writeln!(
             s,
             "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
-            CLASSES[c], m.sensitivity, m.specificity, m.ppv, m.npv, m.f1, m.auc, m.ap
+            classes::CODES[c],
+            m.sensitivity,
+            m.specificity,
+            m.ppv,
+            m.npv,
+            m.f1,
+            m.auc,
+            m.ap
         );
     }
     if let Some(t) = &r.test {

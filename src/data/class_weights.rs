@@ -1,5 +1,7 @@
-//! Class weights for the loss.
+//! Class weights for the loss (one weight per class, not backbone weights): none, the
+//! seed's frequency weights, balanced inverse frequency, or given numbers.
 
+use crate::classes;
 use crate::error::{Result, invalid};
 use std::str::FromStr;
 
@@ -29,7 +31,7 @@ impl FromStr for ClassWeights {
                     .map(|x| x.trim().parse::<f32>())
                     .collect::<Result<_, _>>()
                     .map_err(|_| format!("class weights must be none, frequency, inverse or 7 numbers w1,..,w7; got '{s}'"))?;
-                if v.len() != 7 || v.iter().any(|w| !w.is_finite() || *w < 0.0) {
+                if v.len() != classes::COUNT || v.iter().any(|w| !w.is_finite() || *w < 0.0) {
                     return Err(format!(
                         "explicit class weights need 7 finite non-negative numbers, got '{s}'"
                     ));
@@ -41,24 +43,24 @@ impl FromStr for ClassWeights {
 }
 
 impl ClassWeights {
-    /// The 7 weights for training labels `labels`.
-    pub fn compute(&self, labels: &[usize]) -> Result<[f32; 7]> {
-        let mut counts = [0usize; 7];
+    /// The weights (one per class) for training labels `labels`.
+    pub fn compute(&self, labels: &[usize]) -> Result<[f32; classes::COUNT]> {
+        let mut counts = [0usize; classes::COUNT];
         for &l in labels {
-            if l >= 7 {
+            if l >= classes::COUNT {
                 return Err(invalid("class_weights", format!("label {l} out of range")));
             }
             counts[l] += 1;
         }
         let n = labels.len().max(1) as f64;
         Ok(match self {
-            ClassWeights::None => [1.0; 7],
+            ClassWeights::None => [1.0; classes::COUNT],
             ClassWeights::Frequency => counts.map(|c| (c as f64 / n) as f32),
             ClassWeights::Inverse => counts.map(|c| {
                 if c == 0 {
                     0.0
                 } else {
-                    (n / (7.0 * c as f64)) as f32
+                    (n / (classes::COUNT as f64 * c as f64)) as f32
                 }
             }),
             ClassWeights::Explicit(v) => std::array::from_fn(|i| v[i]),

@@ -1,0 +1,149 @@
+//! The layouts a synthetic data set can be written in ([`SynthLayout`]: HAM10000 or ISIC 2018
+//! Task 3), where its files go and what its tables say. Every file, folder and column name
+//! comes from `data::schema`, the module the readers in `data::dataset` use too, so what is
+//! written here is what they look for.
+
+use super::plan::Plan;
+use crate::classes;
+use crate::data::schema::{ham, isic};
+use crate::error::Result;
+use crate::io::atomic::write_atomic;
+use std::path::{Path, PathBuf};
+
+/// Which on-disk layout to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SynthLayout {
+    /// `HAM10000_metadata.csv` + `HAM10000_images_part_{1,2}/` (Harvard Dataverse / Kaggle).
+    #[default]
+    #[value(name = "ham10000")]
+    Ham10000,
+    /// `ISIC2018_Task3_Training_{Input,GroundTruth}/` + `..._LesionGroupings.csv`.
+    #[value(name = "isic2018")]
+    Isic2018,
+}
+
+impl SynthLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthLayout::Ham10000 => "ham10000",
+            SynthLayout::Isic2018 => "isic2018",
+        }
+    }
+}
+
+/// HAM10000 `dx_type` values; a lesion's `dx_type` indexes this.
+const DX_TYPES: [&str; 4] = ["histo", "follow_up", "consensus", "confocal"];
+/// ISIC 2018 `diagnosis_confirm_type` for each of [`DX_TYPES`].
+const CONFIRM_TYPES: [&str; 4] = [
+    "histopathology",
+    "serial imaging showing no change",
+    "single image expert consensus",
+    "confocal microscopy with consensus dermoscopy",
+];
+
+/// The folders a layout's images and tables go in (created before any image is written).
+pub(super) fn folders(out: &Path, layout: SynthLayout) -> Vec<PathBuf> {
+    match layout {
+        SynthLayout::Ham10000 => ham::IMAGE_FOLDERS.iter().map(|f| out.join(f)).collect(),
+        SynthLayout::Isic2018 => vec![
+            out.join(isic::input_folder(isic::TRAINING)),
+            out.join(isic::ground_truth_folder(isic::TRAINING)),
+        ],
+    }
+}
+
+/// The folder of image `k` of `n`: HAM10000 splits the images over its two folders, the first
+/// half (rounded up) in part 1.
+pub(super) fn image_folder(out: &Path, layout: SynthLayout, k: usize, n: usize) -> PathBuf {
+    match layout {
+        SynthLayout::Ham10000 if k < n.div_ceil(2) => out.join(ham::IMAGE_FOLDERS[0]),
+        SynthLayout::Ham10000 => out.join(ham::IMAGE_FOLDERS[1]),
+        SynthLayout::Isic2018 => out.join(isic::input_folder(isic::TRAINING)),
+    }
+}
+
+/// Names that mark a folder as already holding a data set of one of the layouts.
+pub(super) fn dataset_markers() -> Vec<String> {
+    ham::METADATA_FILES
+        .iter()
+        .chain(&ham::IMAGE_FOLDERS)
+        .map(|s| s.to_string())
+        .chain([
+            isic::input_folder(isic::TRAINING),
+            isic::ground_truth_folder(isic::TRAINING),
+            isic::groupings_file(isic::TRAINING),
+        ])
+        .collect()
+}
+
+/// Writes the layout's tables for `plan` (images are named by `image_id`, lesions by
+/// `lesion_id`).
+pub(super) fn write_tables(
+    out: &Path,
+    layout: SynthLayout,
+    plan: &Plan,
+    image_id: impl Fn(usize) -> String,
+    lesion_id: impl Fn(usize) -> String,
+) -> Result<()> {
+    let n = plan.image_lesion.len();
+    match layout {
+        SynthLayout::Ham10000 => {
+            let mut s = String::with_capacity(64 * (n + 1));
+            s.push_str(&ham::COLUMNS.join(","));
+            s.push('\n');
+            for &k in &plan.row_order {
+                let l = &plan.lesions[plan.image_lesion[k]];
+                let age = l.age.map_or_else(String::new, |a| format!("{a}.0"));
+                // In the order of ham::COLUMNS.
+                s.push_str(&format!(
+                    "{},{},{},{},{},{},{},{}\n",
+                    lesion_id(l.number),
+                    image_id(k),
+                    classes::DX[l.class],
+                    DX_TYPES[l.dx_type],
+                    age,
+                    l.sex,
+                    l.localization,
+                    l.dataset
+                ));
+            }
+            write_atomic(&out.join(ham::METADATA_FILES[0]), s.as_bytes())
+        }
+        SynthLayout::Isic2018 => {
+            let mut gt = String::with_capacity(48 * (n + 1));
+            let mut groups = String::with_capacity(64 * (n + 1));
+            gt.push_str(isic::IMAGE);
+            for c in classes::CODES {
+                gt.push(',');
+                gt.push_str(c);
+            }
+            gt.push('\n');
+            groups.push_str(&isic::GROUPINGS_COLUMNS.join(","));
+            groups.push('\n');
+            for k in 0..n {
+                let l = &plan.lesions[plan.image_lesion[k]];
+                gt.push_str(&image_id(k));
+                for c in 0..classes::COUNT {
+                    gt.push_str(if c == l.class { ",1.0" } else { ",0.0" });
+                }
+                gt.push('\n');
+                // In the order of isic::GROUPINGS_COLUMNS.
+                groups.push_str(&format!(
+                    "{},{},{}\n",
+                    image_id(k),
+                    lesion_id(l.number),
+                    CONFIRM_TYPES[l.dx_type]
+                ));
+            }
+            write_atomic(
+                &out.join(isic::ground_truth_folder(isic::TRAINING))
+                    .join(isic::ground_truth_file(isic::TRAINING)),
+                gt.as_bytes(),
+            )?;
+            write_atomic(
+                &out.join(isic::groupings_file(isic::TRAINING)),
+                groups.as_bytes(),
+            )
+        }
+    }
+}
