@@ -24,3 +24,22 @@ extern "C" __global__ void add_forward(const float* __restrict__ a, const float*
         y[i] = a[i] + b[i];
     }
 }
+
+// SiLU: y = x * sigmoid(x) = x / (1 + e^-x), the formula of Activation::f32 (mod.rs). expf, not
+// __expf: the fast intrinsic's error grows with |x| and would break the tests' bound.
+extern "C" __global__ void silu_forward(const float* __restrict__ x, float* __restrict__ y, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        float v = x[i];
+        y[i] = v / (1.f + expf(-v));
+    }
+}
+
+// dx = dy * s (1 + x (1 - s)), s = sigmoid(x).
+extern "C" __global__ void silu_backward(const float* __restrict__ dy, const float* __restrict__ x,
+                                         float* __restrict__ dx, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        float v = x[i];
+        float s = 1.f / (1.f + expf(-v));
+        dx[i] = dy[i] * (s * (1.f + v * (1.f - s)));
+    }
+}

@@ -22,15 +22,18 @@ use crate::tensor::ShapeFmt;
 pub enum Activation {
     /// max(x, 0); the gradient at exactly 0 is taken as 0, as PyTorch does.
     Relu,
+    /// x * sigmoid(x) (also called swish), used by EfficientNet-style backbones.
+    Silu,
 }
 
 impl Activation {
-    pub const ALL: &[Activation] = &[Activation::Relu];
+    pub const ALL: &[Activation] = &[Activation::Relu, Activation::Silu];
 
     /// The op's name; its CUDA kernels are `<name>_forward` and `<name>_backward`.
     pub fn name(self) -> &'static str {
         match self {
             Activation::Relu => "relu",
+            Activation::Silu => "silu",
         }
     }
 
@@ -44,6 +47,7 @@ impl Activation {
                     0.0
                 }
             }
+            Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
 
@@ -57,6 +61,11 @@ impl Activation {
                     0.0
                 }
             }
+            // d/dx x s(x) = s(x) + x s(x) (1 - s(x)), s = sigmoid.
+            Activation::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                s * (1.0 + x * (1.0 - s))
+            }
         }
     }
 
@@ -65,6 +74,7 @@ impl Activation {
     pub fn f32(self, x: f32) -> f32 {
         match self {
             Activation::Relu => x.max(0.0),
+            Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
 
@@ -78,6 +88,10 @@ impl Activation {
                 } else {
                     0.0
                 }
+            }
+            Activation::Silu => {
+                let s = 1.0 / (1.0 + (-x).exp());
+                dy * (s * (1.0 + x * (1.0 - s)))
             }
         }
     }
@@ -130,6 +144,7 @@ impl<B: ElementwiseKernels + ?Sized> ElementwiseOps for B {}
 fn backward_op(act: Activation) -> &'static str {
     match act {
         Activation::Relu => "relu_backward",
+        Activation::Silu => "silu_backward",
     }
 }
 
