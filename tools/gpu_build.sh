@@ -3,8 +3,10 @@
 #
 #   tools/gpu_build.sh
 #
-# Runs `cargo build --release` and `cargo test --release --no-run --test cuda_gpu`, and copies
-# target/release/skinengine and the cuda_gpu test executable into .gpu-carry/ (git-ignored), with
+# Runs `cargo build --release` and `cargo test --release --no-run --lib --test resnet50_parity`,
+# and copies target/release/skinengine and the two test executables (op_suites: every op's suite,
+# whose `gpu` instances are the GPU parity tests; resnet50_parity: the model end to end) into
+# .gpu-carry/ (git-ignored), with
 # .gpu-carry/build_info.txt (commit, local changes, toolchain, source hash) and
 # .gpu-carry/source_files.txt (the source files the hash covers, so that tools/gpu_check.sh can
 # tell on the device whether the tree it runs in is the one these binaries were built from).
@@ -32,7 +34,7 @@ fi
 # device (tracked, or untracked and not ignored).
 source_files() {
   git ls-files --cached --others --exclude-standard -- \
-    build.rs Cargo.toml Cargo.lock src kernels emu tests | LC_ALL=C sort -u |
+    build.rs Cargo.toml Cargo.lock src emu tests | LC_ALL=C sort -u |
     while IFS= read -r f; do [[ -f $f ]] && printf '%s\n' "$f"; done
 }
 source_hash() { source_files | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1; }
@@ -42,11 +44,13 @@ hash_before=$(source_hash)
 log "cargo build --release $*"
 cargo build --release "$@"
 
-log "cargo test --release --no-run --test cuda_gpu $*"
-json=$(cargo test --release --no-run --test cuda_gpu --message-format=json "$@")
-# The compiler-artifact message of the cuda_gpu test target carries the executable's path.
-test_exe=$(printf '%s\n' "$json" | python3 -c '
+log "cargo test --release --no-run --lib --test resnet50_parity $*"
+json=$(cargo test --release --no-run --lib --test resnet50_parity --message-format=json "$@")
+# The compiler-artifact messages of the test targets carry the executables' paths.
+exe_of() {
+  printf '%s\n' "$json" | python3 -c '
 import json, sys
+name, kind = sys.argv[1], sys.argv[2]
 exe = ""
 for line in sys.stdin:
     try:
@@ -54,33 +58,40 @@ for line in sys.stdin:
     except ValueError:
         continue
     t = m.get("target") or {}
-    if (m.get("reason") == "compiler-artifact" and t.get("name") == "cuda_gpu"
-            and "test" in t.get("kind", []) and m.get("executable")):
+    if (m.get("reason") == "compiler-artifact" and t.get("name") == name
+            and kind in t.get("kind", []) and m.get("executable")
+            and (m.get("profile") or {}).get("test")):
         exe = m["executable"]
-print(exe)')
-[[ -n $test_exe && -x $test_exe ]] || die "no cuda_gpu test executable in cargo's JSON output"
+print(exe)' "$1" "$2"
+}
+suites_exe=$(exe_of skinengine lib)
+parity_exe=$(exe_of resnet50_parity test)
+[[ -n $suites_exe && -x $suites_exe ]] || die "no lib test executable in cargo's JSON output"
+[[ -n $parity_exe && -x $parity_exe ]] || die "no resnet50_parity test executable in cargo's JSON output"
 
 hash_after=$(source_hash)
 
 rm -rf "$CARRY"
 mkdir -p "$CARRY"
 cp target/release/skinengine "$CARRY/skinengine"
-cp "$test_exe" "$CARRY/cuda_gpu"
-for f in "$CARRY/skinengine" "$CARRY/cuda_gpu"; do
+cp "$suites_exe" "$CARRY/op_suites"
+cp "$parity_exe" "$CARRY/resnet50_parity"
+BINS=("$CARRY/skinengine" "$CARRY/op_suites" "$CARRY/resnet50_parity")
+for f in "${BINS[@]}"; do
   if command -v objcopy >/dev/null; then
     objcopy --compress-debug-sections=zlib "$f" || log "objcopy failed on $f (left as is)"
   fi
 done
-total=$(du -cb "$CARRY"/skinengine "$CARRY"/cuda_gpu | tail -n 1 | cut -f1)
+total=$(du -cb "${BINS[@]}" | tail -n 1 | cut -f1)
 if ((total > MAX_CARRY_BYTES)); then
   log "binaries are $((total / 1048576)) MiB: stripping debug info (panics lose file:line)"
-  strip --strip-debug "$CARRY/skinengine" "$CARRY/cuda_gpu"
-  total=$(du -cb "$CARRY"/skinengine "$CARRY"/cuda_gpu | tail -n 1 | cut -f1)
+  strip --strip-debug "${BINS[@]}"
+  total=$(du -cb "${BINS[@]}" | tail -n 1 | cut -f1)
   ((total <= MAX_CARRY_BYTES)) || die "binaries still $((total / 1048576)) MiB after strip"
 fi
 
 source_files >"$CARRY/source_files.txt"
-changed=$(git status --porcelain -- build.rs Cargo.toml Cargo.lock src kernels emu tests | wc -l)
+changed=$(git status --porcelain -- build.rs Cargo.toml Cargo.lock src emu tests | wc -l)
 {
   echo "commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
   echo "local_changes=$changed"
@@ -94,7 +105,7 @@ changed=$(git status --porcelain -- build.rs Cargo.toml Cargo.lock src kernels e
 
 [[ $hash_before == "$hash_after" ]] ||
   log "warning: sources changed during the build; the binaries may not match the tree (run again)"
-log "built: $(du -h "$CARRY"/skinengine "$CARRY"/cuda_gpu | tr '\t\n' ' ')"
+log "built: $(du -h "${BINS[@]}" | tr '\t\n' ' ')"
 cat "$CARRY/build_info.txt" >&2
 echo "carry: [\"$CARRY\"]"
 echo "device command: bash tools/gpu_check.sh   (timeout_s 600)"

@@ -9,7 +9,8 @@
 #   env      nvidia-smi; finds libnvrtc (toolkit, ldconfig, Python's nvidia wheels) and libcuda
 #            and puts their folders on LD_LIBRARY_PATH; checks that the tree matches the build
 #   doctor   .gpu-carry/skinengine doctor
-#   parity   .gpu-carry/cuda_gpu --ignored --test-threads 1        (tests/cuda_gpu.rs)
+#   parity   .gpu-carry/op_suites --ignored gpu --test-threads 1   (every op suite's GPU instance)
+#   model    .gpu-carry/resnet50_parity --ignored --test-threads 1 (ResNet50 vs torchvision)
 #   bench_b32, bench_b128
 #            .gpu-carry/skinengine bench --device cuda --batch B --iters N --json
 #   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
@@ -36,7 +37,8 @@ TORCH=$OUT/torch.json
 SECTION=$OUT/gpu_results_section.md
 CARRY=${GPU_CHECK_CARRY:-.gpu-carry}
 BIN=$CARRY/skinengine
-TESTS=$CARRY/cuda_gpu
+SUITES=$CARRY/op_suites
+MODEL_TEST=$CARRY/resnet50_parity
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 ITERS=${GPU_CHECK_BENCH_ITERS:-20}
 RESERVE=30 # seconds kept back for the report
@@ -186,7 +188,7 @@ step_env() {
 
   # A shared library the carried binaries need but this machine lacks fails every later step:
   # say which, up front.
-  if ldd "$BIN" "$TESTS" 2>&1 | grep 'not found'; then
+  if ldd "$BIN" "$SUITES" "$MODEL_TEST" 2>&1 | grep 'not found'; then
     echo "carried binaries need libraries this machine lacks (above)"
   fi
 
@@ -240,7 +242,7 @@ step_env() {
     echo "no $CARRY/build_info.txt: was tools/gpu_build.sh run and $CARRY carried?"
     rc=1
   fi
-  for f in "$BIN" "$TESTS"; do
+  for f in "$BIN" "$SUITES" "$MODEL_TEST"; do
     if [[ -f $f ]]; then
       chmod +x "$f" 2>/dev/null
     else
@@ -255,7 +257,8 @@ step_env() {
 say "writing to $OUT (budget ${BUDGET}s)"
 run_step env 0 - true step_env
 run_step doctor 30 - true "$BIN" doctor
-run_step parity 120 - check_parity "$TESTS" --ignored --test-threads 1
+run_step parity 120 - check_parity "$SUITES" --ignored gpu --test-threads 1
+run_step model 60 - check_parity "$MODEL_TEST" --ignored --test-threads 1
 for b in 32 128; do
   cap=60
   ((b > 32)) && cap=75

@@ -179,18 +179,14 @@ pub fn compile(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> {
     }
 }
 
-/// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
+/// The cache key: FNV-1a over the parts, each ended by a separator (stable across releases).
 fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
+    let mut h = crate::io::hash::Fnv1a64::new();
     for p in parts {
-        for &b in *p {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x100000001b3);
+        h.write(p);
+        h.separator();
     }
-    h
+    h.finish()
 }
 
 fn cache_dir() -> Option<PathBuf> {
