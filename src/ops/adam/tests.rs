@@ -289,7 +289,8 @@ fn errors_equal_the_reference<B: Backend>(be: &B) {
     let t = |s: &[usize]| Tensor::full(s, 0.5);
     let ok = AdamConfig::default();
     let s3 = || [vec![3], vec![3], vec![3], vec![3]];
-    let cases: Vec<(&str, [Vec<usize>; 4], AdamConfig, u64, &[&str])> = vec![
+    type ErrCase<'a> = (&'a str, [Vec<usize>; 4], AdamConfig, u64, &'a [&'a str]);
+    let cases: Vec<ErrCase> = vec![
         (
             "beta1 = 1",
             s3(),
