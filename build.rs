@@ -73,7 +73,13 @@ fn main() {
     for p in &sources {
         println!("cargo:rerun-if-changed={}", rel(p));
         let abs = std::fs::canonicalize(p).expect("kernel file path");
-        writeln!(out, "    ({:?}, include_str!({:?})),", rel(p), abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({:?}, include_str!({:?})),",
+            rel(p),
+            abs.display().to_string()
+        )
+        .unwrap();
         let src = std::fs::read_to_string(&abs).expect("read kernel file");
         kernels.extend(parse_kernels(&rel(p), &src));
     }
@@ -88,7 +94,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", rel(p));
         let abs = std::fs::canonicalize(p).expect("header path");
         let name = p.file_name().unwrap().to_string_lossy();
-        writeln!(out, "    ({name:?}, include_str!({:?})),", abs.display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .unwrap();
         let src = std::fs::read_to_string(&abs).expect("read header");
         header_structs.extend(parse_c_structs(&rel(p), &src));
     }
@@ -130,7 +141,11 @@ fn parse_c_structs(file: &str, src: &str) -> Vec<(String, String, Fields)> {
         let name = after[..open].trim().to_string();
         let close = after.find('}').expect("unclosed struct");
         let mut fields = Vec::new();
-        for decl in after[open + 1..close].split(';').map(str::trim).filter(|d| !d.is_empty()) {
+        for decl in after[open + 1..close]
+            .split(';')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
             let words: Vec<&str> = decl.split_whitespace().collect();
             let (ty, names) = match words.as_slice() {
                 ["long", "long", rest @ ..] => ("long long".to_string(), rest.join(" ")),
@@ -159,7 +174,9 @@ fn check_struct_mirrors(structs: &[(String, String, Fields)], rust_files: &[Path
     for (file, name, fields) in structs {
         let pat = format!("pub struct {name} {{");
         let Some(pos) = rust_src.find(&pat) else {
-            panic!("{file}: struct {name} has no #[repr(C)] Rust mirror (`pub struct {name}`) under src/ops or src/cuda");
+            panic!(
+                "{file}: struct {name} has no #[repr(C)] Rust mirror (`pub struct {name}`) under src/ops or src/cuda"
+            );
         };
         let before = &rust_src[..pos];
         let attr_start = before.rfind("\n\n").unwrap_or(0);
@@ -188,7 +205,9 @@ fn check_struct_mirrors(structs: &[(String, String, Fields)], rust_files: &[Path
                     "float" => "f32",
                     "double" => "f64",
                     "long long" => "i64",
-                    other => panic!("{file}: struct {name}: field type `{other}` has no Rust mirror rule"),
+                    other => panic!(
+                        "{file}: struct {name}: field type `{other}` has no Rust mirror rule"
+                    ),
                 };
                 (n.clone(), rt.to_string())
             })
@@ -204,7 +223,12 @@ fn check_struct_mirrors(structs: &[(String, String, Fields)], rust_files: &[Path
 
 /// Compiles each kernel file as its own C++ translation unit with `emu/cuda_emu.h` forced in,
 /// plus a table per file and one registry the runtime looks kernels up in.
-fn build_emulator(out_dir: &Path, files: &[PathBuf], header_dirs: &[PathBuf], kernels: &[KernelDecl]) {
+fn build_emulator(
+    out_dir: &Path,
+    files: &[PathBuf],
+    header_dirs: &[PathBuf],
+    kernels: &[KernelDecl],
+) {
     let emu_dir = out_dir.join("emu");
     std::fs::create_dir_all(&emu_dir).unwrap();
     let header = std::fs::canonicalize("emu/cuda_emu.h").expect("emu/cuda_emu.h");
@@ -226,7 +250,11 @@ fn build_emulator(out_dir: &Path, files: &[PathBuf], header_dirs: &[PathBuf], ke
     let mut lookups = String::new();
     for p in files {
         let f = &rel(p);
-        let stem = p.file_stem().unwrap().to_string_lossy().replace(['-', '.'], "_");
+        let stem = p
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .replace(['-', '.'], "_");
         let abs = std::fs::canonicalize(p).unwrap();
         let src = std::fs::read_to_string(&abs).unwrap();
         let mut tu = format!("#line 1 {:?}\n", abs.display().to_string());

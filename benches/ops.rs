@@ -113,14 +113,20 @@ fn cuda(c: &mut Criterion) {
     for &(_, ci, h, o, k, s, p) in CONV_SHAPES {
         let prm = Conv2dParams::square(s, p);
         let g = geometry(&[n, ci, h, h], &[o, ci, k, k], &prm).unwrap();
-        let x = be.upload(&Tensor::uniform(&[n, ci, h, h], -1.0, 1.0, &mut rng)).unwrap();
-        let w = be.upload(&Tensor::kaiming_normal(&[o, ci, k, k], &mut rng)).unwrap();
+        let x = be
+            .upload(&Tensor::uniform(&[n, ci, h, h], -1.0, 1.0, &mut rng))
+            .unwrap();
+        let w = be
+            .upload(&Tensor::kaiming_normal(&[o, ci, k, k], &mut rng))
+            .unwrap();
         let bias = be.upload(&Tensor::zeros(&[o])).unwrap();
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
         let name = format!("conv{k}x{k}s{s}_c{ci}_{h}x{h}_o{o}");
         group.bench_function(name, |bch| {
             bch.iter(|| {
-                let y = be.conv2d_fused(&x, &w, Some(&bias), None, true, &prm).unwrap();
+                let y = be
+                    .conv2d_fused(&x, &w, Some(&bias), None, true, &prm)
+                    .unwrap();
                 dev.synchronize().unwrap();
                 y
             })
@@ -129,8 +135,12 @@ fn cuda(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group(format!("cuda_dense_b{n}"));
     for (i, o) in [(2048, 1000), (2048, 120), (120, 84), (84, 7)] {
-        let x = be.upload(&Tensor::uniform(&[n, i], -1.0, 1.0, &mut rng)).unwrap();
-        let w = be.upload(&Tensor::kaiming_uniform(&[o, i], &mut rng)).unwrap();
+        let x = be
+            .upload(&Tensor::uniform(&[n, i], -1.0, 1.0, &mut rng))
+            .unwrap();
+        let w = be
+            .upload(&Tensor::kaiming_uniform(&[o, i], &mut rng))
+            .unwrap();
         let bias = be.upload(&Tensor::zeros(&[o])).unwrap();
         group.throughput(Throughput::Elements(2 * (n * i * o) as u64));
         group.bench_function(format!("{i}to{o}"), |bch| {

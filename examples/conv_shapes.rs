@@ -2,8 +2,8 @@
 //!   cargo run --release --example conv_shapes -- [BATCH]
 //! Prints GFLOP/s per shape and the share of the forward pass each takes (count x time).
 
-use skinengine::ops::prelude::*;
 use skinengine::ops::conv2d::{Conv2dParams, geometry};
+use skinengine::ops::prelude::*;
 use skinengine::{CpuBackend, Rng, Tensor};
 use std::time::Instant;
 

@@ -28,9 +28,9 @@ pub mod train;
 
 pub use cpu::CpuBackend;
 pub use cuda::CudaBackend;
-pub use ops::Backend;
-pub use reference::ReferenceBackend;
 pub use error::{Error, Result};
+pub use ops::Backend;
 pub use real::Real;
+pub use reference::ReferenceBackend;
 pub use rng::Rng;
 pub use tensor::Tensor;

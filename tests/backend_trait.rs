@@ -2,10 +2,10 @@
 //! cross-entropy and Adam through `Backend` only, as training code will use it. Written generic so
 //! every backend runs the same check.
 
-use skinengine::ops::batchnorm::BnParams;
-use skinengine::ops::prelude::*;
 use skinengine::ops::adam::AdamConfig;
+use skinengine::ops::batchnorm::BnParams;
 use skinengine::ops::loss::Reduction;
+use skinengine::ops::prelude::*;
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
 
 /// Three Gaussian blobs in 6-d, classes 0..3. Returns (x [n, 6], labels).

@@ -11,9 +11,9 @@
 
 use skinengine::CudaBackend;
 use skinengine::model::parity;
+use skinengine::model::resnet50::{ResNet50, validate};
 use skinengine::ops::prelude::*;
 use skinengine::testing::{fixture_f64, rel_err};
-use skinengine::model::resnet50::{ResNet50, validate};
 use skinengine::{CpuBackend, ReferenceBackend, Rng, Tensor};
 use std::path::Path;
 

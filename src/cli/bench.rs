@@ -1,10 +1,10 @@
 //! `skinengine bench`: ResNet50 forward throughput on random weights and inputs at 224x224.
 
 use super::Device;
-use crate::ops::prelude::*;
 use crate::error::{Result, invalid};
 use crate::model::init::random_state_dict;
 use crate::model::resnet50::{ResNet50, forward_flops};
+use crate::ops::prelude::*;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::time::Instant;

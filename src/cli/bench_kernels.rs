@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use super::{Device, Resolved};
-use crate::ops::prelude::*;
 use crate::error::{Result, invalid};
 use crate::model::resnet50::CONV_SHAPES;
 use crate::ops::conv2d::{Conv2dParams, geometry};
+use crate::ops::prelude::*;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 

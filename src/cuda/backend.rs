@@ -49,5 +49,4 @@ impl BackendBase for CudaBackend {
     fn shape<'a>(&self, t: &'a CudaTensor) -> &'a [usize] {
         t.shape()
     }
-
 }

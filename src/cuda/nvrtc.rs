@@ -215,7 +215,11 @@ pub fn compile_cached(file: &str, arch: u32, target: Target) -> Result<Vec<u8>> 
         Target::Cubin => "cubin",
         Target::Ptx => "ptx",
     };
-    let stem = file.rsplit('/').next().unwrap_or(file).trim_end_matches(".cu");
+    let stem = file
+        .rsplit('/')
+        .next()
+        .unwrap_or(file)
+        .trim_end_matches(".cu");
     let path = cache_dir().map(|d| d.join(format!("{stem}-sm{arch}-{key:016x}.{ext}")));
     if let Some(p) = &path
         && let Ok(bytes) = std::fs::read(p)

@@ -135,8 +135,13 @@ fn ranges_and_structs_checked(be: &CudaBackend) {
         e.contains("selftest_block_reverse") && e.contains("32-bit") && e.contains("argument 2"),
         "{e}"
     );
-    let e = crate::cuda::KInt::new("conv2d", "batch", MAX_KERNEL_INT + 1).unwrap_err().to_string();
-    assert!(e.contains("conv2d") && e.contains("batch") && e.contains("32-bit"), "{e}");
+    let e = crate::cuda::KInt::new("conv2d", "batch", MAX_KERNEL_INT + 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("conv2d") && e.contains("batch") && e.contains("32-bit"),
+        "{e}"
+    );
     #[repr(C)]
     #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
     struct Other {
@@ -150,7 +155,11 @@ fn ranges_and_structs_checked(be: &CudaBackend) {
         .launch(
             "selftest_struct_args",
             Dims::linear(1, 1),
-            &[Arg::by_value(&Other { a: 1 }), Arg::F64(0.5), Arg::Buf(&out)],
+            &[
+                Arg::by_value(&Other { a: 1 }),
+                Arg::F64(0.5),
+                Arg::Buf(&out),
+            ],
         )
         .unwrap_err()
         .to_string();
@@ -180,7 +189,11 @@ fn struct_and_double_by_value(be: &CudaBackend) {
     )
     .unwrap();
     let got = dev.download_i32(&out).unwrap();
-    assert_eq!(&got[..13], &(1..=13).collect::<Vec<i32>>()[..], "Window fields in order");
+    assert_eq!(
+        &got[..13],
+        &(1..=13).collect::<Vec<i32>>()[..],
+        "Window fields in order"
+    );
     let bits = ((got[13] as u32 as u64) << 32) | got[14] as u32 as u64;
     assert_eq!(f64::from_bits(bits), d, "double by value");
 }

@@ -4,9 +4,9 @@
 
 use crate::backend::Backend;
 use crate::classes;
-use crate::ops::batchnorm::{BnBatchStats, BnParams};
 use crate::error::{Result, file_err};
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::{BnBatchStats, BnParams};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;

@@ -270,12 +270,7 @@ impl Conv2dKernels for CudaBackend {
     fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
         backward_data(self.device(), dy, w, g)
     }
-    fn backward_weight(
-        &self,
-        dy: &CudaTensor,
-        x: &CudaTensor,
-        g: &ConvGeom,
-    ) -> Result<CudaTensor> {
+    fn backward_weight(&self, dy: &CudaTensor, x: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
         backward_weight(self.device(), dy, x, g)
     }
     fn backward_bias(&self, dy: &CudaTensor, [n, o, ho, wo]: [usize; 4]) -> Result<CudaTensor> {

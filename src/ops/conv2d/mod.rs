@@ -176,8 +176,12 @@ pub trait Conv2dKernels: BackendBase {
         g: &ConvGeom,
         e: Epilogue<'_, Self::Tensor>,
     ) -> Result<Self::Tensor>;
-    fn backward_data(&self, dy: &Self::Tensor, w: &Self::Tensor, g: &ConvGeom)
-    -> Result<Self::Tensor>;
+    fn backward_data(
+        &self,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        g: &ConvGeom,
+    ) -> Result<Self::Tensor>;
     fn backward_weight(
         &self,
         dy: &Self::Tensor,

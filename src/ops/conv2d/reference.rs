@@ -148,7 +148,13 @@ pub fn backward_bias<T: Real>(dy: &Tensor<T>) -> Result<Tensor<T>> {
 impl Conv2dKernels for ReferenceBackend {
     /// The unfused definition: conv + bias, then the residual add, then ReLU, each rounded to
     /// f32 as separate ops would.
-    fn forward(&self, x: &Tensor, w: &Tensor, g: &ConvGeom, e: Epilogue<'_, Tensor>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        g: &ConvGeom,
+        e: Epilogue<'_, Tensor>,
+    ) -> Result<Tensor> {
         let mut y = forward(x, w, e.bias, g)?;
         if let Some(r) = e.residual {
             y = ew::add(&y, r);

@@ -19,7 +19,8 @@ fn hand_cases<B: Backend>(b: &B) {
     let x = up(b, &[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
     let w = up(b, &[1, 1, 2, 2], &[1., 2., 3., 4.]);
     let bias = up(b, &[1], &[0.5]);
-    let run = |x, w, bias: Option<&B::Tensor>, p| b.download(&b.conv2d(x, w, bias, &p).unwrap()).unwrap();
+    let run =
+        |x, w, bias: Option<&B::Tensor>, p| b.download(&b.conv2d(x, w, bias, &p).unwrap()).unwrap();
     // Stride 1, no padding: y00 = 1+4+12+20 = 37, y01 = 2+6+15+24 = 47, y10 = 67, y11 = 77.
     let y = run(&x, &w, Some(&bias), Conv2dParams::square(1, 0));
     assert_eq!(y.shape(), &[1, 1, 2, 2]);
@@ -62,13 +63,23 @@ fn shape_errors<B: Backend>(b: &B) {
         b.conv2d(&z(&[1, 3, 5, 5]), &z(&[4, 2, 3, 3]), None, &p),
         &["conv2d", "[1, 3, 5, 5]", "[4, 2, 3, 3]", "3 channels"],
     );
-    fails(b.conv2d(&z(&[3, 5, 5]), &z(&[4, 3, 3, 3]), None, &p), &["conv2d", "[3, 5, 5]", "4-d"]);
+    fails(
+        b.conv2d(&z(&[3, 5, 5]), &z(&[4, 3, 3, 3]), None, &p),
+        &["conv2d", "[3, 5, 5]", "4-d"],
+    );
     fails(
         b.conv2d(&z(&[1, 3, 5, 5]), &z(&[4, 3, 3, 3]), Some(&z(&[3])), &p),
         &["conv2d", "bias", "[3]", "[4]"],
     );
     fails(
-        b.conv2d_fused(&z(&[1, 3, 5, 5]), &z(&[4, 3, 3, 3]), None, Some(&z(&[1, 4, 3, 4])), true, &p),
+        b.conv2d_fused(
+            &z(&[1, 3, 5, 5]),
+            &z(&[4, 3, 3, 3]),
+            None,
+            Some(&z(&[1, 4, 3, 4])),
+            true,
+            &p,
+        ),
         &["conv2d", "residual", "[1, 4, 3, 4]", "[1, 4, 3, 3]"],
     );
     fails(
@@ -76,7 +87,12 @@ fn shape_errors<B: Backend>(b: &B) {
         &["conv2d", "larger than padded input"],
     );
     fails(
-        b.conv2d(&z(&[1, 1, 4, 4]), &z(&[1, 1, 3, 3]), None, &Conv2dParams::square(0, 0)),
+        b.conv2d(
+            &z(&[1, 1, 4, 4]),
+            &z(&[1, 1, 3, 3]),
+            None,
+            &Conv2dParams::square(0, 0),
+        ),
         &["conv2d", "stride"],
     );
     fails(
@@ -87,7 +103,10 @@ fn shape_errors<B: Backend>(b: &B) {
         b.conv2d_backward_weight(&z(&[1, 4, 3, 3]), &z(&[1, 3, 5, 5]), &[4, 2, 3, 3], &p),
         &["conv2d", "3 channels"],
     );
-    fails(b.conv2d_backward_bias(&z(&[4, 3])), &["conv2d_backward_bias", "4-d", "[4, 3]"]);
+    fails(
+        b.conv2d_backward_bias(&z(&[4, 3])),
+        &["conv2d_backward_bias", "4-d", "[4, 3]"],
+    );
 }
 
 /// Shapes that reach every path of every backend: the stem's 7x7/s2/p3 (K = 147, not a multiple
@@ -131,19 +150,28 @@ fn matches_reference<B: Backend>(be: &B) {
 
         let want = r.conv2d(&x, &w, None, &p).unwrap();
         let absref = r.conv2d(&abs(&x), &abs(&w), None, &p).unwrap();
-        let got = be.download(&be.conv2d(&xd, &wd, None, &p).unwrap()).unwrap();
+        let got = be
+            .download(&be.conv2d(&xd, &wd, None, &p).unwrap())
+            .unwrap();
         within_bound(&format!("conv fwd {tag}"), &got, &want, &absref, k);
 
         let want = r.conv2d(&x, &w, Some(&b), &p).unwrap();
         let absref = r.conv2d(&abs(&x), &abs(&w), Some(&abs(&b)), &p).unwrap();
-        let got = be.download(&be.conv2d(&xd, &wd, Some(&bd), &p).unwrap()).unwrap();
+        let got = be
+            .download(&be.conv2d(&xd, &wd, Some(&bd), &p).unwrap())
+            .unwrap();
         within_bound(&format!("conv fwd + bias {tag}"), &got, &want, &absref, k);
 
         // Fused: relu(conv + b + residual); relu is 1-Lipschitz, so the bound carries over.
-        let want_f = r.conv2d_fused(&x, &w, Some(&b), Some(&res), true, &p).unwrap();
+        let want_f = r
+            .conv2d_fused(&x, &w, Some(&b), Some(&res), true, &p)
+            .unwrap();
         let abs_f = r.add(&absref, &abs(&res)).unwrap();
         let got_f = be
-            .download(&be.conv2d_fused(&xd, &wd, Some(&bd), Some(&rd), true, &p).unwrap())
+            .download(
+                &be.conv2d_fused(&xd, &wd, Some(&bd), Some(&rd), true, &p)
+                    .unwrap(),
+            )
             .unwrap();
         within_bound(&format!("conv fused {tag}"), &got_f, &want_f, &abs_f, k);
         assert!(got_f.data().contains(&0.0) && got_f.data().iter().any(|&v| v > 0.0));
@@ -151,21 +179,43 @@ fn matches_reference<B: Backend>(be: &B) {
         let dy = Tensor::randn(&g.y_shape(), 1.0, &mut rng);
         let dyd = be.upload(&dy).unwrap();
         let want = r.conv2d_backward_data(&dy, &w, &xs, &p).unwrap();
-        let absref = r.conv2d_backward_data(&abs(&dy), &abs(&w), &xs, &p).unwrap();
-        let got = be.download(&be.conv2d_backward_data(&dyd, &wd, &xs, &p).unwrap()).unwrap();
+        let absref = r
+            .conv2d_backward_data(&abs(&dy), &abs(&w), &xs, &p)
+            .unwrap();
+        let got = be
+            .download(&be.conv2d_backward_data(&dyd, &wd, &xs, &p).unwrap())
+            .unwrap();
         // A GEMM over O, then col2im adds up to KH*KW taps.
         let kdx = g.o + g.kh * g.kw;
         within_bound(&format!("conv dx {tag}"), &got, &want, &absref, kdx);
 
         let want = r.conv2d_backward_weight(&dy, &x, &ws, &p).unwrap();
-        let absref = r.conv2d_backward_weight(&abs(&dy), &abs(&x), &ws, &p).unwrap();
-        let got = be.download(&be.conv2d_backward_weight(&dyd, &xd, &ws, &p).unwrap()).unwrap();
-        within_bound(&format!("conv dw {tag}"), &got, &want, &absref, g.n * g.ho * g.wo);
+        let absref = r
+            .conv2d_backward_weight(&abs(&dy), &abs(&x), &ws, &p)
+            .unwrap();
+        let got = be
+            .download(&be.conv2d_backward_weight(&dyd, &xd, &ws, &p).unwrap())
+            .unwrap();
+        within_bound(
+            &format!("conv dw {tag}"),
+            &got,
+            &want,
+            &absref,
+            g.n * g.ho * g.wo,
+        );
 
         let want = r.conv2d_backward_bias(&dy).unwrap();
         let absref = r.conv2d_backward_bias(&abs(&dy)).unwrap();
-        let got = be.download(&be.conv2d_backward_bias(&dyd).unwrap()).unwrap();
-        within_bound(&format!("conv db {tag}"), &got, &want, &absref, g.n * g.ho * g.wo);
+        let got = be
+            .download(&be.conv2d_backward_bias(&dyd).unwrap())
+            .unwrap();
+        within_bound(
+            &format!("conv db {tag}"),
+            &got,
+            &want,
+            &absref,
+            g.n * g.ho * g.wo,
+        );
     }
 }
 
@@ -182,7 +232,9 @@ fn cuda_split_k_paths(be: &CudaBackend) {
         let res = Tensor::randn(&g.y_shape(), 1.0, &mut rng);
         let up = |t: &Tensor| be.upload(t).unwrap();
         let (xd, wd, bd, rd) = (up(&x), up(&w), up(&b), up(&res));
-        let want = r.conv2d_fused(&x, &w, Some(&b), Some(&res), true, &p).unwrap();
+        let want = r
+            .conv2d_fused(&x, &w, Some(&b), Some(&res), true, &p)
+            .unwrap();
         let absref = r.conv2d(&abs(&x), &abs(&w), Some(&abs(&b)), &p).unwrap();
         let abs_f = r.add(&absref, &abs(&res)).unwrap();
         for splits in [1, 3] {

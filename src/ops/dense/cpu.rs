@@ -57,7 +57,13 @@ impl DenseKernels for CpuBackend {
     fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, d: DenseDims) -> Result<Tensor> {
         forward(x, w, b, d)
     }
-    fn backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor, d: DenseDims) -> Result<DenseGrads<Tensor>> {
+    fn backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        d: DenseDims,
+    ) -> Result<DenseGrads<Tensor>> {
         backward(dy, x, w, d)
     }
 }

@@ -6,7 +6,12 @@ use crate::real::Real;
 use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
 
-pub fn forward<T: Real>(x: &Tensor<T>, w: &Tensor<T>, b: Option<&Tensor<T>>, d: DenseDims) -> Result<Tensor<T>> {
+pub fn forward<T: Real>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+    d: DenseDims,
+) -> Result<Tensor<T>> {
     let DenseDims { n, i, o } = d;
     let mut y = Vec::with_capacity(n * o);
     for r in 0..n {
@@ -56,7 +61,13 @@ impl DenseKernels for ReferenceBackend {
     fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, d: DenseDims) -> Result<Tensor> {
         forward(x, w, b, d)
     }
-    fn backward(&self, dy: &Tensor, x: &Tensor, w: &Tensor, d: DenseDims) -> Result<DenseGrads<Tensor>> {
+    fn backward(
+        &self,
+        dy: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        d: DenseDims,
+    ) -> Result<DenseGrads<Tensor>> {
         backward(dy, x, w, d)
     }
 }

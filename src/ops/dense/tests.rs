@@ -35,23 +35,37 @@ fn shape_errors<B: Backend>(b: &B) {
         b.dense_backward(&z(&[4, 2]), &z(&[4, 8]), &z(&[3, 8])),
         &["dense_backward", "[4, 2]", "[4, 3]"],
     );
-    fails(b.dense(&z(&[2, 5]), &z(&[3, 4]), None), &["dense", "[2, 5]", "[3, 4]"]);
+    fails(
+        b.dense(&z(&[2, 5]), &z(&[3, 4]), None),
+        &["dense", "[2, 5]", "[3, 4]"],
+    );
 }
 
 /// The head's shapes (2048 -> 120 -> 84 -> 7), odd sizes, and sizes spanning several GEMM tiles.
 fn matches_reference<B: Backend>(be: &B) {
     let r = ReferenceBackend;
     let mut rng = Rng::new(42);
-    for (n, i, o) in [(32, 2048, 120), (5, 120, 84), (1, 84, 7), (13, 33, 17), (70, 33, 130)] {
+    for (n, i, o) in [
+        (32, 2048, 120),
+        (5, 120, 84),
+        (1, 84, 7),
+        (13, 33, 17),
+        (70, 33, 130),
+    ] {
         let x = Tensor::randn(&[n, i], 1.0, &mut rng);
         let w = Tensor::randn(&[o, i], 1.0, &mut rng);
         let b = Tensor::randn(&[o], 1.0, &mut rng);
-        let (xd, wd, bd) = (be.upload(&x).unwrap(), be.upload(&w).unwrap(), be.upload(&b).unwrap());
+        let (xd, wd, bd) = (
+            be.upload(&x).unwrap(),
+            be.upload(&w).unwrap(),
+            be.upload(&b).unwrap(),
+        );
         let tag = format!("{} {n}x{i}->{o}", be.name());
         let absref = r.dense(&abs(&x), &abs(&w), Some(&abs(&b))).unwrap();
         within_bound(
             &format!("dense {tag}"),
-            &be.download(&be.dense(&xd, &wd, Some(&bd)).unwrap()).unwrap(),
+            &be.download(&be.dense(&xd, &wd, Some(&bd)).unwrap())
+                .unwrap(),
             &r.dense(&x, &w, Some(&b)).unwrap(),
             &absref,
             i + 1,
@@ -82,9 +96,15 @@ fn gradients_by_finite_differences() {
         let f = |x: &Tensor<f64>, w: &Tensor<f64>, b: &Tensor<f64>| {
             dot(&dense::forward(x, w, Some(b), d).unwrap(), &r)
         };
-        check_grad(&format!("dense {n}x{i}->{o} dx"), &x, &g.dx, |x| f(x, &w, &b));
-        check_grad(&format!("dense {n}x{i}->{o} dw"), &w, &g.dw, |w| f(&x, w, &b));
-        check_grad(&format!("dense {n}x{i}->{o} db"), &b, &g.db, |b| f(&x, &w, b));
+        check_grad(&format!("dense {n}x{i}->{o} dx"), &x, &g.dx, |x| {
+            f(x, &w, &b)
+        });
+        check_grad(&format!("dense {n}x{i}->{o} dw"), &w, &g.dw, |w| {
+            f(&x, w, &b)
+        });
+        check_grad(&format!("dense {n}x{i}->{o} db"), &b, &g.db, |b| {
+            f(&x, &w, b)
+        });
     }
 }
 

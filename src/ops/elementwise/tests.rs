@@ -17,7 +17,13 @@ fn down<B: Backend>(b: &B, t: &B::Tensor) -> Tensor {
 
 fn hand_cases<B: Backend>(b: &B) {
     let x = up(b, &[1, 4], &[-1., 0., 2., -0.5]);
-    assert_close("relu", &down(b, &b.relu(&x).unwrap()), &[0., 0., 2., 0.], 0.0, 0.0);
+    assert_close(
+        "relu",
+        &down(b, &b.relu(&x).unwrap()),
+        &[0., 0., 2., 0.],
+        0.0,
+        0.0,
+    );
     let dy = up(b, &[1, 4], &[1., 2., 3., 4.]);
     let dx = b.relu_backward(&dy, &x).unwrap();
     assert_close("relu backward", &down(b, &dx), &[0., 0., 3., 0.], 0.0, 0.0);
@@ -28,14 +34,20 @@ fn hand_cases<B: Backend>(b: &B) {
 fn shape_errors<B: Backend>(b: &B) {
     let z = |s: &[usize]| b.upload(&Tensor::full(s, 0.5)).unwrap();
     let e = b.add(&z(&[2, 3]), &z(&[3, 2])).unwrap_err().to_string();
-    assert!(e.contains("add") && e.contains("[2, 3]") && e.contains("[3, 2]"), "{e}");
+    assert!(
+        e.contains("add") && e.contains("[2, 3]") && e.contains("[3, 2]"),
+        "{e}"
+    );
     for &act in Activation::ALL {
         let e = b
             .activation_grad(act, &z(&[2, 3]), &z(&[2, 4]))
             .unwrap_err()
             .to_string();
         let op = format!("{}_backward", act.name());
-        assert!(e.contains(&op) && e.contains("[2, 3]") && e.contains("[2, 4]"), "{e}");
+        assert!(
+            e.contains(&op) && e.contains("[2, 3]") && e.contains("[2, 4]"),
+            "{e}"
+        );
     }
 }
 
@@ -74,7 +86,11 @@ fn matches_reference<B: Backend>(b: &B) {
                 }
             }
         }
-        assert_eq!(down(b, &b.add(&xd, &yd).unwrap()), r.add(&x, &y).unwrap(), "add {shape:?}");
+        assert_eq!(
+            down(b, &b.add(&xd, &yd).unwrap()),
+            r.add(&x, &y).unwrap(),
+            "add {shape:?}"
+        );
     }
 }
 
@@ -109,7 +125,11 @@ fn close_ulps(what: &str, got: &Tensor, want: &Tensor, ulps: f64) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
     for (i, (&g, &w)) in got.data().iter().zip(want.data()).enumerate() {
         if ulps == 0.0 {
-            assert_eq!(g.to_bits(), w.to_bits(), "{what}: element {i}: got {g} vs reference {w}");
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{what}: element {i}: got {g} vs reference {w}"
+            );
             continue;
         }
         let ulp = (w.abs().max(f32::MIN_POSITIVE)) as f64 * f32::EPSILON as f64;
@@ -137,8 +157,12 @@ fn gradients_by_finite_differences() {
         }
         // add: the gradient for each operand is dy itself.
         let b = randn(&xs, &mut rng);
-        check_grad(&format!("add {xs:?} da"), &x, &r, |a| dot(&ew::add(a, &b), &r));
-        check_grad(&format!("add {xs:?} db"), &b, &r, |b| dot(&ew::add(&x, b), &r));
+        check_grad(&format!("add {xs:?} da"), &x, &r, |a| {
+            dot(&ew::add(a, &b), &r)
+        });
+        check_grad(&format!("add {xs:?} db"), &b, &r, |b| {
+            dot(&ew::add(&x, b), &r)
+        });
     }
 }
 

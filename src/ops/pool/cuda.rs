@@ -39,12 +39,7 @@ impl PoolKernels for CudaBackend {
         )?;
         Ok(y)
     }
-    fn max_backward(
-        &self,
-        dy: &CudaTensor,
-        x: &CudaTensor,
-        g: &PoolGeom,
-    ) -> Result<CudaTensor> {
+    fn max_backward(&self, dy: &CudaTensor, x: &CudaTensor, g: &PoolGeom) -> Result<CudaTensor> {
         let win = window(g)?;
         let dx = CudaTensor::alloc(self.device(), x.shape())?;
         self.device().launch(
@@ -59,11 +54,7 @@ impl PoolKernels for CudaBackend {
         )?;
         Ok(dx)
     }
-    fn avg_forward(
-        &self,
-        x: &CudaTensor,
-        [n, c, h, w]: [usize; 4],
-    ) -> Result<CudaTensor> {
+    fn avg_forward(&self, x: &CudaTensor, [n, c, h, w]: [usize; 4]) -> Result<CudaTensor> {
         let y = CudaTensor::alloc(self.device(), &[n, c])?;
         let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
         self.device().launch(
@@ -78,11 +69,7 @@ impl PoolKernels for CudaBackend {
         )?;
         Ok(y)
     }
-    fn avg_backward(
-        &self,
-        dy: &CudaTensor,
-        [n, c, h, w]: [usize; 4],
-    ) -> Result<CudaTensor> {
+    fn avg_backward(&self, dy: &CudaTensor, [n, c, h, w]: [usize; 4]) -> Result<CudaTensor> {
         let dx = CudaTensor::alloc(self.device(), &[n, c, h, w])?;
         self.device().launch(
             "global_avg_pool_backward",

@@ -100,8 +100,7 @@ pub trait PoolKernels: BackendBase {
     /// x is [n, c, h, w] with h * w > 0.
     fn avg_forward(&self, x: &Self::Tensor, dims: [usize; 4]) -> Result<Self::Tensor>;
     /// dy is [n, c] for an input of `dims` = [n, c, h, w].
-    fn avg_backward(&self, dy: &Self::Tensor, dims: [usize; 4])
-    -> Result<Self::Tensor>;
+    fn avg_backward(&self, dy: &Self::Tensor, dims: [usize; 4]) -> Result<Self::Tensor>;
 }
 
 /// The checked entry points, the same for every backend.
@@ -117,7 +116,12 @@ pub trait PoolOps: PoolKernels {
         p: &Pool2dParams,
     ) -> Result<Self::Tensor> {
         let g = p.geometry(self.shape(x))?;
-        expect_shape("maxpool2d_backward", "output gradient", self.shape(dy), &g.out)?;
+        expect_shape(
+            "maxpool2d_backward",
+            "output gradient",
+            self.shape(dy),
+            &g.out,
+        )?;
         PoolKernels::max_backward(self, dy, x, &g)
     }
     /// Mean over H, W: [N, C, H, W] -> [N, C].

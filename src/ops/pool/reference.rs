@@ -49,7 +49,11 @@ pub fn maxpool2d<T: Real>(x: &Tensor<T>, g: &PoolGeom) -> Result<Tensor<T>> {
 }
 
 /// Routes each output gradient to the input that won its window.
-pub fn maxpool2d_backward<T: Real>(dy: &Tensor<T>, x: &Tensor<T>, g: &PoolGeom) -> Result<Tensor<T>> {
+pub fn maxpool2d_backward<T: Real>(
+    dy: &Tensor<T>,
+    x: &Tensor<T>,
+    g: &PoolGeom,
+) -> Result<Tensor<T>> {
     let idx = argmax_windows(x, g);
     let mut dx = vec![0.0f64; x.len()];
     for (o, &i) in idx.iter().enumerate() {

@@ -19,7 +19,10 @@ fn t(shape: &[usize], v: &[f32]) -> Tensor {
 }
 
 fn hand_cases<B: Backend>(b: &B) {
-    let run = |x: &Tensor, p: &Pool2dParams| b.download(&b.maxpool2d(&b.upload(x).unwrap(), p).unwrap()).unwrap();
+    let run = |x: &Tensor, p: &Pool2dParams| {
+        b.download(&b.maxpool2d(&b.upload(x).unwrap(), p).unwrap())
+            .unwrap()
+    };
     // 4x4 = 1..16; 3x3 stride 2 padding 1: windows rows/cols {-1..1, 1..3}.
     let x = Tensor::from_fn(&[1, 1, 4, 4], |i| (i + 1) as f32);
     let p = Pool2dParams::square(3, 2, 1);
@@ -28,7 +31,13 @@ fn hand_cases<B: Backend>(b: &B) {
     assert_close("maxpool", &y, &[6., 8., 14., 16.], 0.0, 0.0);
     // All negative: padding must never win the max; each window keeps its top-left value.
     let neg = Tensor::from_fn(&[1, 1, 4, 4], |i| -((i + 1) as f32));
-    assert_close("maxpool negative", &run(&neg, &p), &[-1., -2., -5., -6.], 0.0, 0.0);
+    assert_close(
+        "maxpool negative",
+        &run(&neg, &p),
+        &[-1., -2., -5., -6.],
+        0.0,
+        0.0,
+    );
     // Backward: each gradient lands on its window's winner; overlapping winners accumulate.
     let x = t(&[1, 1, 1, 3], &[1., 5., 2.]);
     let p = Pool2dParams {
@@ -37,8 +46,16 @@ fn hand_cases<B: Backend>(b: &B) {
         padding: (0, 0),
     };
     let dy = b.upload(&t(&[1, 1, 1, 2], &[10., 20.])).unwrap();
-    let dx = b.maxpool2d_backward(&dy, &b.upload(&x).unwrap(), &p).unwrap();
-    assert_close("maxpool backward", &b.download(&dx).unwrap(), &[0., 30., 0.], 0.0, 0.0);
+    let dx = b
+        .maxpool2d_backward(&dy, &b.upload(&x).unwrap(), &p)
+        .unwrap();
+    assert_close(
+        "maxpool backward",
+        &b.download(&dx).unwrap(),
+        &[0., 30., 0.],
+        0.0,
+        0.0,
+    );
 
     // Small integers and halves: exact in f32 whatever the summation order.
     let x = t(&[1, 2, 2, 2], &[1., 2., 3., 4., -1., -1., -1., 3.]);
@@ -58,14 +75,30 @@ fn hand_cases<B: Backend>(b: &B) {
 /// Bad shapes and parameters are errors naming the op and the shapes, never panics.
 fn shape_errors<B: Backend>(b: &B) {
     let z = |s: &[usize]| b.upload(&Tensor::full(s, 0.5)).unwrap();
-    fails(b.maxpool2d(&z(&[1, 1, 2, 2]), &Pool2dParams::square(5, 1, 1)), &["maxpool2d", "larger"]);
-    fails(b.maxpool2d(&z(&[1, 1, 8, 8]), &Pool2dParams::square(3, 2, 2)), &["maxpool2d", "padding"]);
-    fails(b.maxpool2d(&z(&[8, 8]), &Pool2dParams::square(3, 2, 1)), &["maxpool2d", "[8, 8]"]);
     fails(
-        b.maxpool2d_backward(&z(&[1, 1, 3, 3]), &z(&[1, 1, 8, 8]), &Pool2dParams::square(3, 2, 1)),
+        b.maxpool2d(&z(&[1, 1, 2, 2]), &Pool2dParams::square(5, 1, 1)),
+        &["maxpool2d", "larger"],
+    );
+    fails(
+        b.maxpool2d(&z(&[1, 1, 8, 8]), &Pool2dParams::square(3, 2, 2)),
+        &["maxpool2d", "padding"],
+    );
+    fails(
+        b.maxpool2d(&z(&[8, 8]), &Pool2dParams::square(3, 2, 1)),
+        &["maxpool2d", "[8, 8]"],
+    );
+    fails(
+        b.maxpool2d_backward(
+            &z(&[1, 1, 3, 3]),
+            &z(&[1, 1, 8, 8]),
+            &Pool2dParams::square(3, 2, 1),
+        ),
         &["maxpool2d_backward", "[1, 1, 4, 4]", "[1, 1, 3, 3]"],
     );
-    fails(b.global_avg_pool(&z(&[2, 3])), &["global_avg_pool", "[2, 3]"]);
+    fails(
+        b.global_avg_pool(&z(&[2, 3])),
+        &["global_avg_pool", "[2, 3]"],
+    );
     fails(
         b.global_avg_pool_backward(&z(&[2, 4]), &[2, 3, 5, 5]),
         &["global_avg_pool_backward", "[2, 4]", "[2, 3]"],
@@ -169,7 +202,11 @@ fn global_avg_pool_matches_reference<B: Backend>(be: &B) {
         // mean|x| (the reference pool of |x|), plus u |want| for the reference's own rounding.
         // The CPU backend adds a plane's values in order: k = hw + 1.
         let absref = r.global_avg_pool(&abs(&x)).unwrap();
-        let k = if be.name() == "cpu" { hw + 1 } else { hw.div_ceil(32) + 5 };
+        let k = if be.name() == "cpu" {
+            hw + 1
+        } else {
+            hw.div_ceil(32) + 5
+        };
         within_bound(
             &format!("global_avg_pool {shape:?}"),
             &got,
@@ -192,7 +229,10 @@ fn global_avg_pool_matches_reference<B: Backend>(be: &B) {
         let want = r.global_avg_pool_backward(&dy, shape).unwrap();
         assert_bits(&format!("global_avg_pool_backward {shape:?}"), &got, &want);
     }
-    eprintln!("{}: global_avg_pool max |err| = {worst:.2} u * mean|x|", be.name());
+    eprintln!(
+        "{}: global_avg_pool max |err| = {worst:.2} u * mean|x|",
+        be.name()
+    );
 }
 
 /// Every bad shape or parameter is the reference's error, word for word.
