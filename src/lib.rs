@@ -3,20 +3,29 @@
 //!
 //! Data path: image -> tensor -> backbone -> features -> head -> metrics -> report.
 //! Compute goes through one [`backend::Backend`] trait; ops live one folder each under [`ops`].
+//! Every command is a library call with a plain config struct ([`train`], [`pipeline`] for
+//! embed and infer, [`eval`], [`ablate`], [`demo`], [`inspect`], [`bench`]); [`cli`] only
+//! parses arguments, resolves the device once ([`backend::select`]) and calls them.
 
+pub mod ablate;
 pub mod backend;
+pub mod bench;
 pub mod classes;
 pub mod cli;
 pub mod cpu;
 pub mod cuda;
 pub mod data;
+pub mod demo;
 pub mod doctor;
 pub mod error;
+pub mod eval;
+pub mod inspect;
 pub mod io;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod pipeline;
 pub mod real;
 pub mod rng;
 pub mod tensor;

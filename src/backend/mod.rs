@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod reference;
+pub mod select;
 
 use crate::error::Result;
 use crate::ops::adam::AdamConfig;
