@@ -8,7 +8,7 @@
 //! NumPy's pairwise summation included. (The largest difference is printed as well.)
 
 use skinengine::classes::{self, COUNT};
-use skinengine::cli::eval::{EvalArgs, run};
+use skinengine::eval::{EvalConfig, evaluate_files};
 use skinengine::metrics::{
     ClassMetrics, Report, ZERO_WEIGHT_IMAGE, argmax_or_tie, evaluate, evaluate_probs,
     format_probability, read_ground_truth, score_files, write_predictions_csv,
@@ -462,10 +462,9 @@ fn eval_command_writes_json_with_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
     let case = fixture_dir().join("basic");
     let out = dir.path().join("report.json");
-    run(&EvalArgs {
+    evaluate_files(&EvalConfig {
         truth: case.join("truth.csv"),
         pred: case.join("pred.csv"),
-        json: true,
         out: Some(out.clone()),
     })
     .unwrap();

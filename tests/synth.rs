@@ -2,7 +2,6 @@
 //! (Rendering speed and a contact sheet to look at are in tests/synth_render.rs.)
 
 use skinengine::classes::{self, COUNT};
-use skinengine::cli::synth::{SynthArgs, run};
 use skinengine::data::synth::{
     SynthConfig, SynthLayout, SynthSummary, render_example, write_synth,
 };
@@ -528,13 +527,21 @@ fn errors_are_clear() {
     assert!(e.contains("--n"), "{e}");
     assert!(!tmp.path().join("z").exists(), "nothing written on error");
 
-    let args = |size: &str, out: &Path| SynthArgs {
-        out: out.to_path_buf(),
-        n: 3,
-        layout: SynthLayout::Ham10000,
-        seed: 0,
-        size: size.to_string(),
-        threads: 0,
+    // What `skinengine synth --n 3 --size SIZE --out OUT` runs: the size parsed, then written.
+    let args = |size: &str, out: &Path| (size.to_string(), out.to_path_buf());
+    let run = |(size, out): &(String, PathBuf)| {
+        let (width, height) = skinengine::data::synth::parse_size(size)?;
+        write_synth(
+            out,
+            &SynthConfig {
+                n: 3,
+                layout: SynthLayout::Ham10000,
+                seed: 0,
+                width,
+                height,
+                ..SynthConfig::default()
+            },
+        )
     };
     for bad in [
         "600by450",

@@ -3,13 +3,13 @@
 //! folder holds what it should; infer reproduces the validation predictions from the model file.
 
 use skinengine::CpuBackend;
-use skinengine::cli::train::{InferArgs, infer_probs};
 use skinengine::data::class_weights::ClassWeights;
 use skinengine::data::image::{Preprocess, ResizeMode};
 use skinengine::data::synth::{SynthConfig, write_synth};
 use skinengine::data::views::ViewConfig;
 use skinengine::ops::adam::AdamConfig;
 use skinengine::ops::loss::Reduction;
+use skinengine::pipeline::infer::{InferConfig, infer};
 use skinengine::train::{Protocol, TrainConfig, train};
 use std::path::Path;
 
@@ -113,17 +113,15 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
         .map(|l| l.split(',').next().unwrap().to_string())
         .collect();
     let images: Vec<_> = val.iter().map(|id| walk_find(&data, id)).collect();
-    let args = InferArgs {
+    let args = InferConfig {
         model: full_dir.join("model.safetensors"),
         weights: None,
         images,
-        out: d.path().join("p.csv"),
         tta: false,
         batch: 4,
-        device: Default::default(),
-        threads: 0,
+        strict: true,
     };
-    let inf = infer_probs(&b, &args).unwrap();
+    let inf = infer(&b, &args).unwrap();
     for (id, p) in inf.ids.iter().zip(&inf.probs) {
         let k = full.val_ids.iter().position(|v| v == id).unwrap();
         for c in 0..7 {
@@ -199,4 +197,31 @@ fn official_validation_and_test_sets() {
     cfg.protocol = Protocol::Seed;
     let msg = train(&CpuBackend, &cfg).err().unwrap().to_string();
     assert!(msg.contains("--val-data"), "{msg}");
+}
+
+/// Only a batch whose samples all weigh 0 is skipped; any other error from the loss stops
+/// training with its message (here: class weights the loss refuses).
+#[test]
+fn a_loss_error_stops_training_with_its_message() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    write_synth(
+        &data,
+        &SynthConfig {
+            n: 14,
+            width: 48,
+            height: 36,
+            seed: 2,
+            ..SynthConfig::default()
+        },
+    )
+    .unwrap();
+    let mut cfg = config(&data, &d.path().join("run"));
+    cfg.epochs = 1;
+    cfg.views.mirror = false;
+    cfg.class_weights = ClassWeights::Explicit(vec![f32::NAN; 7]);
+    let msg = train(&CpuBackend, &cfg).err().unwrap().to_string();
+    assert!(msg.contains("cross_entropy"), "{msg}");
+    assert!(msg.contains("weights must be finite"), "{msg}");
+    assert!(!d.path().join("run/model.safetensors").exists());
 }

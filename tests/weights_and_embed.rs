@@ -2,12 +2,12 @@
 //! and image preprocessing / `embed` on real JPEG and PNG files.
 
 use safetensors::{Dtype, tensor::TensorView};
-use skinengine::cli::embed::embed_images;
 use skinengine::data::files::collect_images;
 use skinengine::data::image::{ResizeMode, load_rgb, preprocess};
 use skinengine::io::safetensors as st;
 use skinengine::model::init::random_state_dict;
 use skinengine::model::resnet50::{ResNet50, load_state_dict};
+use skinengine::pipeline::embed::{EmbedOptions, embed_images};
 use skinengine::{CpuBackend, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -209,7 +209,13 @@ fn embed_matches_direct_forward_and_skips_bad_files() {
     let b = CpuBackend;
     let model = ResNet50::from_state_dict(&b, &random_state_dict(7, Some(10))).unwrap();
     // Batch 2 over 6 files: batches of good and bad files mixed.
-    let e = embed_images(&b, &model, &images, ResizeMode::Squash, 2, true, false).unwrap();
+    let opts = |logits, strict| EmbedOptions {
+        resize: ResizeMode::Squash,
+        batch: 2,
+        logits,
+        strict,
+    };
+    let e = embed_images(&b, &model, &images, &opts(true, false)).unwrap();
     assert_eq!(
         e.ids,
         [
@@ -221,7 +227,8 @@ fn embed_matches_direct_forward_and_skips_bad_files() {
         ]
     );
     assert_eq!(e.skipped.len(), 1);
-    assert!(e.skipped[0].1.contains("ISIC_0000009.jpg"));
+    assert!(e.skipped[0].reason.contains("ISIC_0000009.jpg"));
+    assert!(e.skipped[0].file.ends_with("ISIC_0000009.jpg"));
     assert_eq!(e.features.shape(), &[5, 2048]);
     assert_eq!(e.logits.as_ref().unwrap().shape(), &[5, 10]);
     // Row 3 equals a batch-of-one forward of the same file: batching changes nothing.
@@ -236,7 +243,7 @@ fn embed_matches_direct_forward_and_skips_bad_files() {
         assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
     }
     // Strict mode turns the bad file into an error naming it.
-    let err = embed_images(&b, &model, &images, ResizeMode::Squash, 2, false, true)
+    let err = embed_images(&b, &model, &images, &opts(false, true))
         .err()
         .unwrap();
     assert!(err.to_string().contains("ISIC_0000009.jpg"), "{err}");

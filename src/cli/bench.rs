@@ -1,18 +1,13 @@
-//! `skinengine bench`: ResNet50 forward throughput on random weights and inputs at 224x224.
+//! `skinengine bench`: arguments -> [`crate::bench::forward`] per batch size, as a table or JSON.
 
-use super::Device;
-use crate::error::{Result, invalid};
-use crate::model::init::random_state_dict;
-use crate::model::resnet50::{ResNet50, forward_flops};
-use crate::ops::prelude::*;
-use crate::rng::Rng;
-use crate::tensor::Tensor;
-use std::time::Instant;
+use super::DeviceChoice;
+use crate::bench::bench_backend;
+use crate::error::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    pub device: Device,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
     /// Comma-separated batch sizes.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 32])]
     pub batch: Vec<usize>,
@@ -25,43 +20,6 @@ pub struct BenchArgs {
     /// One JSON object per batch size instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-pub struct BenchResult {
-    pub batch: usize,
-    pub median_s: f64,
-    pub images_per_s: f64,
-    pub gflop_per_s: f64,
-}
-
-pub fn bench_backend<B: Backend>(b: &B, batch: usize, iters: usize) -> Result<BenchResult> {
-    if batch == 0 || iters == 0 {
-        return Err(invalid("bench", "batch and iters must be >= 1"));
-    }
-    let model = ResNet50::from_state_dict(b, &random_state_dict(0, None))?;
-    let x = b.upload(&Tensor::uniform(
-        &[batch, 3, 224, 224],
-        -2.0,
-        2.0,
-        &mut Rng::new(1),
-    ))?;
-    model.forward(b, &x, false)?; // warm-up: thread pools, scratch buffers, caches
-    let mut times = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t = Instant::now();
-        let out = model.forward(b, &x, false)?;
-        b.download(&out.features)?; // includes the wait for asynchronous backends
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let median_s = times[times.len() / 2];
-    let flops = forward_flops(224, 224)? * batch as f64;
-    Ok(BenchResult {
-        batch,
-        median_s,
-        images_per_s: batch as f64 / median_s,
-        gflop_per_s: flops / median_s / 1e9,
-    })
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {

@@ -1,9 +1,8 @@
-//! `skinengine eval`: score a prediction CSV against ISIC ground truth with the official
-//! metrics (SPEC section 5; definitions in [`crate::metrics`]).
+//! `skinengine eval`: arguments -> [`EvalConfig`]; the work is [`crate::eval`]. Prints the
+//! report as a table or JSON, and the notes.
 
-use crate::classes;
 use crate::error::Result;
-use crate::metrics::{Report, align, evaluate, read_ground_truth, read_predictions};
+use crate::eval::{EvalConfig, evaluate_files};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -24,57 +23,22 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let gt = read_ground_truth(&args.truth)?;
-    let pred = read_predictions(&args.pred)?;
-    let a = align(&gt, &pred)?;
-    let mut report: Report = evaluate(&a.labels, &a.probs, Some(&a.score_weight))?;
-    report.validation_bmca = Some(
-        evaluate(&a.labels, &a.probs, Some(&a.validation_weight)).map_or(f64::NAN, |r| r.bmca),
-    );
-
-    // Things the official scorer would do differently (see crate::metrics docs).
-    let mut notes = Vec::new();
-    if gt.scorer_misaligns_weights() {
-        notes.push(format!(
-            "{} is not sorted by image id and its weights differ between rows: the official \
-             scorer would pair weights with the wrong rows (its numbers would differ); \
-             skinengine keeps each weight with its row",
-            args.truth.display()
-        ));
-    }
-    let absent: Vec<&str> = (0..classes::COUNT)
-        .filter(|&c| {
-            !a.labels
-                .iter()
-                .zip(&a.score_weight)
-                .any(|(&l, &w)| l == c && w > 0.0)
-        })
-        .map(|c| classes::CODES[c])
-        .collect();
-    if !absent.is_empty() {
-        notes.push(format!(
-            "no image of class(es) {} in the ground truth: their AUC/AP are undefined (null) and \
-             bmca is the mean over the other classes; the official scorer 5.6.0 fails on such a \
-             file",
-            absent.join(",")
-        ));
-    }
-
-    let json = report.to_json_string();
-    if let Some(out) = &args.out {
-        crate::io::atomic::write_atomic(out, json.as_bytes())?;
-    }
+    let e = evaluate_files(&EvalConfig {
+        truth: args.truth.clone(),
+        pred: args.pred.clone(),
+        out: args.out.clone(),
+    })?;
     if args.json {
-        print!("{json}");
+        print!("{}", e.report.to_json_string());
     } else {
         println!(
             "truth {}  predictions {}",
             args.truth.display(),
             args.pred.display()
         );
-        print!("{}", report.to_table());
+        print!("{}", e.report.to_table());
     }
-    for n in notes {
+    for n in e.notes {
         eprintln!("note: {n}");
     }
     Ok(())

@@ -1,19 +1,16 @@
-//! `skinengine train` and `skinengine infer`.
+//! `skinengine train` and `skinengine infer`: arguments -> [`TrainConfig`] / [`InferConfig`].
 
-use super::Device;
-use crate::backend::Backend;
-use crate::classes;
+use super::DeviceChoice;
 use crate::data::class_weights::ClassWeights;
-use crate::data::files::collect_images;
-use crate::data::image::{Preprocess, ResizeMode, Transform, preprocess_view};
+use crate::data::image::{Preprocess, ResizeMode};
 use crate::data::views::ViewConfig;
-use crate::error::{Result, file_err};
-use crate::model::resnet50::ResNet50;
+use crate::error::Result;
 use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
-use crate::tensor::Tensor;
-use crate::train::{LoadedModel, Protocol, TrainConfig, TrainResult, backbone, load_model, train};
-use std::path::{Path, PathBuf};
+use crate::pipeline::batches::describe_skipped;
+use crate::pipeline::infer::{InferConfig, infer};
+use crate::train::{Protocol, TrainConfig, train};
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -26,8 +23,8 @@ pub struct TrainArgs {
     /// Run folder: config.json, split.csv, metrics.json, model.safetensors, report.md, cache/.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    pub device: Device,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
     #[arg(long, value_enum, default_value_t = Protocol::Honest)]
     pub protocol: Protocol,
     /// Reuse a split.csv instead of drawing one.
@@ -91,21 +88,6 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The command line's defaults for `data` and `out`: callers (demo, ablate) change only
-    /// what they mean to.
-    pub fn new(data: PathBuf, out: PathBuf) -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrap {
-            #[command(flatten)]
-            t: TrainArgs,
-        }
-        let (d, o) = (data.display().to_string(), out.display().to_string());
-        Wrap::try_parse_from(["train", "--data", d.as_str(), "--out", o.as_str()])
-            .expect("TrainArgs defaults parse")
-            .t
-    }
-
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
             data: self.data.clone(),
@@ -145,26 +127,13 @@ impl TrainArgs {
     }
 }
 
-/// Trains and writes the run folder's report; returns the result for callers (demo, ablate).
-pub fn run_train(args: &TrainArgs) -> Result<TrainResult> {
+/// Trains and writes the run folder's report.
+pub fn run(args: &TrainArgs) -> Result<()> {
     super::set_threads(args.threads);
     let cfg = args.config();
     let r = crate::with_backend!(args.device.resolve()?, |b| train(b, &cfg)?);
-    eprintln!(
-        "best epoch {} (val bmca {:.4}); model {}; report {}",
-        r.best_epoch,
-        r.history
-            .iter()
-            .find(|h| h.epoch == r.best_epoch)
-            .map_or(0.0, |h| h.val_bmca),
-        r.model_path.display(),
-        cfg.out.join("report.md").display()
-    );
-    Ok(r)
-}
-
-pub fn run(args: &TrainArgs) -> Result<()> {
-    run_train(args).map(|_| ())
+    eprintln!("{}", r.summary(&cfg));
+    Ok(())
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -186,138 +155,55 @@ pub struct InferArgs {
     pub tta: bool,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    pub device: Device,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
 
-/// What `infer` computed.
-pub struct Inferred {
-    pub ids: Vec<String>,
-    pub probs: Vec<[f32; classes::COUNT]>,
-    /// Unreadable images, with the reason.
-    pub skipped: Vec<String>,
-}
-
-/// Probabilities for images under a trained model.
-pub fn infer_probs<B: Backend>(b: &B, args: &InferArgs) -> Result<Inferred> {
-    let LoadedModel {
-        head,
-        norm,
-        preprocess: pp,
-        backbone: (bb_name, bb_hash),
-    } = load_model(b, &args.model)?;
-    let wpath = match (&args.weights, bb_name.as_str()) {
-        (Some(w), _) => Some(w.clone()),
-        (None, "random-init") => None,
-        (None, p) => Some(PathBuf::from(p)),
-    };
-    let (sd, (_, hash)) = backbone(wpath.as_deref())?;
-    if hash != bb_hash {
-        return Err(file_err(
-            wpath.as_deref().unwrap_or(Path::new("random-init")),
-            format!(
-                "these backbone weights (hash {hash}) are not the ones the model was trained on (hash {bb_hash})"
-            ),
-        ));
+impl InferArgs {
+    pub fn config(&self) -> InferConfig {
+        InferConfig {
+            model: self.model.clone(),
+            weights: self.weights.clone(),
+            images: self.images.clone(),
+            tta: self.tta,
+            batch: self.batch,
+            strict: false,
+        }
     }
-    let model = ResNet50::from_state_dict(b, &sd)?;
-    let images = collect_images(&args.images)?;
-    let transforms: Vec<Transform> = if args.tta {
-        vec![
-            Transform::IDENTITY,
-            Transform {
-                hflip: true,
-                ..Transform::IDENTITY
-            },
-        ]
-    } else {
-        vec![Transform::IDENTITY]
-    };
-    let (mut ids, mut probs, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    let decode = |(_, p): &(String, std::path::PathBuf)| -> Result<Vec<Tensor>> {
-        transforms
-            .iter()
-            .map(|t| preprocess_view(p, t, &pp))
-            .collect()
-    };
-    crate::data::prefetch::decode_ahead(&images, args.batch, decode, |_, chunk, decoded| {
-        let mut x = Vec::new();
-        let mut ok = Vec::new();
-        for ((id, _), r) in chunk.iter().zip(decoded) {
-            match r {
-                Ok(ts) => {
-                    ts.iter().for_each(|t| x.extend_from_slice(t.data()));
-                    ok.push(id.clone());
-                }
-                Err(e) => skipped.push(e.to_string()),
-            }
-        }
-        if ok.is_empty() {
-            return Ok(());
-        }
-        let nt = transforms.len();
-        let xt = Tensor::new(&[ok.len() * nt, 3, 224, 224], x)?;
-        let f = norm.apply(b.download(&model.forward(b, &b.upload(&xt)?, false)?.features)?);
-        let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
-        let p = b.download(&b.softmax(&logits)?)?;
-        for (k, id) in ok.into_iter().enumerate() {
-            let mut avg = [0f32; classes::COUNT];
-            for row in p.data()[k * nt * 7..(k + 1) * nt * 7].chunks(7) {
-                for (a, v) in avg.iter_mut().zip(row) {
-                    *a += v / nt as f32;
-                }
-            }
-            ids.push(id);
-            probs.push(avg);
-        }
-        Ok(())
-    })?;
-    Ok(Inferred {
-        ids,
-        probs,
-        skipped,
-    })
 }
 
 pub fn run_infer(args: &InferArgs) -> Result<()> {
     super::set_threads(args.threads);
-    let Inferred {
-        ids,
-        probs,
-        skipped,
-    } = crate::with_backend!(args.device.resolve()?, |b| infer_probs(b, args)?);
-    if ids.is_empty() {
-        return Err(file_err(
-            &args.out,
-            "no image could be read; nothing written",
-        ));
-    }
-    crate::metrics::write_predictions_csv(&args.out, &ids, &probs)?;
-    let mut counts = [0usize; classes::COUNT];
-    for p in &probs {
-        let best = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
-        counts[best] += 1;
-    }
-    println!("{} images -> {}", ids.len(), args.out.display());
-    println!(
-        "predicted  {}",
-        classes::CODES
-            .iter()
-            .map(|c| format!("{c:>6}"))
-            .collect::<String>()
-    );
-    println!(
-        "images     {}",
-        counts.iter().map(|c| format!("{c:>6}")).collect::<String>()
-    );
-    if !skipped.is_empty() {
-        eprintln!(
-            "skipped {} unreadable images:\n  {}",
-            skipped.len(),
-            skipped.join("\n  ")
-        );
+    let cfg = args.config();
+    let inferred = crate::with_backend!(args.device.resolve()?, |b| infer(b, &cfg)?);
+    inferred.write_csv(&args.out)?;
+    print!("{}", inferred.summary(&args.out));
+    if !inferred.skipped.is_empty() {
+        eprintln!("{}", describe_skipped(&inferred.skipped));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrainArgs;
+    use crate::train::TrainConfig;
+    use clap::Parser;
+
+    /// `TrainConfig::new` (what demo and ablate start from) holds the command line's defaults.
+    #[test]
+    fn train_config_defaults_are_the_command_line_defaults() {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            t: TrainArgs,
+        }
+        let args = Wrap::try_parse_from(["train", "--data", "d", "--out", "o"])
+            .unwrap()
+            .t;
+        let lib = TrainConfig::new("d".into(), "o".into());
+        assert_eq!(format!("{:?}", args.config()), format!("{lib:?}"));
+    }
 }

@@ -3,18 +3,19 @@
 //! The cache is one safetensors file per (backbone weights hash, preprocessing): tensor
 //! `features` [N, 2048] and the view names as a JSON array in metadata `views`. Missing views
 //! are computed and the file is rewritten atomically every few batches, so a killed run keeps
-//! what it computed.
+//! what it computed. The batches run through the pipeline's one batch loop
+//! ([`crate::pipeline::batches`]), with its rule for bad images.
 
 use crate::backend::Backend;
 use crate::data::dataset::Dataset;
-use crate::data::image::{INPUT_SIZE, Preprocess, preprocess_view};
+use crate::data::image::{Preprocess, preprocess_view};
 use crate::data::views::View;
 use crate::error::{Result, file_err};
 use crate::io::hash::fnv1a64_words;
 use crate::io::safetensors as st;
 use crate::model::resnet50::{FEATURES, ResNet50};
+use crate::pipeline::batches::{BatchOptions, run_batches};
 use crate::tensor::Tensor;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -87,17 +88,25 @@ fn write_cache(path: &Path, cache: &HashMap<String, Vec<f32>>) -> Result<()> {
     st::write(path, &[("features", &t)], &meta)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How the feature pass runs: the preprocessing, the cache file (if any), images per forward
+/// pass, and the bad-image rule (see [`crate::pipeline::batches`]).
+#[derive(Clone, Debug)]
+pub struct FeaturePass {
+    pub preprocess: Preprocess,
+    pub cache: Option<PathBuf>,
+    pub batch: usize,
+    pub strict: bool,
+}
+
+/// Features of `views` through the shared batch loop, reading and extending the cache.
 pub fn view_features<B: Backend>(
     b: &B,
     model: &ResNet50<B>,
     ds: &Dataset,
     views: &[View],
-    pp: &Preprocess,
-    cache: Option<&Path>,
-    batch: usize,
-    strict: bool,
+    pass: &FeaturePass,
 ) -> Result<ViewFeatures> {
+    let cache = pass.cache.as_deref();
     let mut store = match cache {
         Some(p) => read_cache(p)?,
         None => HashMap::new(),
@@ -105,51 +114,35 @@ pub fn view_features<B: Backend>(
     let todo: Vec<usize> = (0..views.len())
         .filter(|&i| !store.contains_key(&views[i].name))
         .collect();
-    let mut failed: HashMap<usize, String> = HashMap::new();
+    let mut failed = Vec::new();
     if !todo.is_empty() {
-        let bar = ProgressBar::new(todo.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "features {bar:30} {pos}/{len} views  {per_sec}  ETA {eta}",
-            )
-            .expect("static template"),
-        );
-        let s = INPUT_SIZE as usize;
-        let decode = |&i: &usize| {
-            preprocess_view(&ds.samples[views[i].sample].path, &views[i].transform, pp)
+        let opts = BatchOptions {
+            batch: pass.batch,
+            strict: pass.strict,
+            logits: false,
+            progress: Some("features {bar:30} {pos}/{len} views  {per_sec}  ETA {eta}"),
         };
-        crate::data::prefetch::decode_ahead(&todo, batch, decode, |n_batch, chunk, decoded| {
-            let mut x = Vec::with_capacity(chunk.len() * 3 * s * s);
-            let mut ok = Vec::new();
-            for (&i, r) in chunk.iter().zip(decoded) {
-                match r {
-                    Ok(t) => {
-                        x.extend_from_slice(t.data());
-                        ok.push(i);
-                    }
-                    Err(e) if strict => return Err(e),
-                    Err(e) => {
-                        failed.insert(i, e.to_string());
-                    }
-                }
+        let path_of = |&i: &usize| ds.samples[views[i].sample].path.clone();
+        let decode = |&i: &usize| {
+            Ok(preprocess_view(
+                &ds.samples[views[i].sample].path,
+                &views[i].transform,
+                &pass.preprocess,
+            )?
+            .into_data())
+        };
+        failed = run_batches(b, model, &todo, &opts, path_of, decode, |c| {
+            for (&&i, row) in c.items.iter().zip(c.features.data().chunks(FEATURES)) {
+                store.insert(views[i].name.clone(), row.to_vec());
             }
-            if !ok.is_empty() {
-                let xt = b.upload(&Tensor::new(&[ok.len(), 3, s, s], x)?)?;
-                let f = b.download(&model.forward(b, &xt, false)?.features)?;
-                for (&i, row) in ok.iter().zip(f.data().chunks(FEATURES)) {
-                    store.insert(views[i].name.clone(), row.to_vec());
-                }
-            }
-            bar.inc(chunk.len() as u64);
             // Persist progress every 16 batches: a killed run loses at most that much.
             if let Some(p) = cache
-                && n_batch % 16 == 15
+                && c.index % 16 == 15
             {
                 write_cache(p, &store)?;
             }
             Ok(())
         })?;
-        bar.finish_and_clear();
         if let Some(p) = cache {
             write_cache(p, &store)?;
         }
@@ -162,7 +155,8 @@ pub fn view_features<B: Backend>(
             kept.push(i);
         }
     }
-    let mut skipped: Vec<String> = failed.into_values().collect();
+    // Several views of one bad image fail alike: each reason once, sorted.
+    let mut skipped: Vec<String> = failed.into_iter().map(|f| f.reason).collect();
     skipped.sort();
     skipped.dedup();
     Ok(ViewFeatures {

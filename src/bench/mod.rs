@@ -1,0 +1,9 @@
+//! Throughput measurements on one backend: [`forward`] (ResNet50 forward passes, images/s and
+//! GFLOP/s, `skinengine bench`) and [`kernels`] (each ResNet50 convolution and dense layer
+//! alone, with its GEMM size, `skinengine bench-kernels`).
+
+pub mod forward;
+pub mod kernels;
+
+pub use forward::{BenchResult, bench_backend};
+pub use kernels::{KernelBenchConfig, KernelTiming, bench_kernels};

@@ -1,0 +1,174 @@
+//! The one batch loop behind embed, infer and training's feature pass: images are decoded one
+//! batch ahead of the compute ([`decode_ahead`]), each batch goes through the backbone and its
+//! features (and logits, when asked) come back to the host. One rule for bad images holds for
+//! all three: without `strict` a bad image is skipped and listed with its file and the reason;
+//! with `strict` the first bad image stops the run with an error naming the file.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::Backend;
+use crate::data::image::INPUT_SIZE;
+use crate::data::prefetch::decode_ahead;
+use crate::error::{Error, Result, file_err};
+use crate::model::resnet50::ResNet50;
+use crate::tensor::Tensor;
+
+/// An image that could not be used, and why (`reason` is the decoder's message, which names
+/// the file too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// "skipped N unreadable images:" and one indented line per image (the reasons).
+pub fn describe_skipped(skipped: &[Skipped]) -> String {
+    let mut s = format!("skipped {} unreadable images:", skipped.len());
+    for x in skipped {
+        s += "\n  ";
+        s += &x.reason;
+    }
+    s
+}
+
+/// How the batch loop runs.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchOptions {
+    /// Items per forward pass (at least 1).
+    pub batch: usize,
+    /// The first bad image is an error instead of being skipped.
+    pub strict: bool,
+    /// Also compute the backbone's fc outputs.
+    pub logits: bool,
+    /// indicatif template of the progress bar over items; `None` shows none.
+    pub progress: Option<&'static str>,
+}
+
+/// One computed batch: the items that decoded, in order, with their backbone outputs on the
+/// host. Each item contributes `views` consecutive rows (several for test-time augmentation).
+pub struct Computed<'a, T> {
+    /// Index of the batch among all batches (bad items included).
+    pub index: usize,
+    pub items: Vec<&'a T>,
+    pub views: usize,
+    /// [items * views, 2048]
+    pub features: Tensor,
+    /// [items * views, K] when logits were asked for.
+    pub logits: Option<Tensor>,
+}
+
+/// What to do with a bad image under the rule above: `Ok(skipped)` to list it, or the error
+/// that stops the run (naming the file).
+pub fn bad_image(file: &Path, e: Error, strict: bool) -> Result<Skipped> {
+    let reason = e.to_string();
+    if !strict {
+        return Ok(Skipped {
+            file: file.to_path_buf(),
+            reason,
+        });
+    }
+    if reason.contains(&file.display().to_string()) {
+        Err(e)
+    } else {
+        Err(file_err(file, reason))
+    }
+}
+
+/// Decodes `items` one batch ahead (`decode` gives an item's images, each 3x224x224, as one
+/// flat vector), runs each batch's good items through `model` and hands the result to
+/// `consume`. `file_of` names an item's file (for bad items). Returns the bad items, in order. An error from `consume` (or a bad item under
+/// `strict`) stops everything and is returned.
+pub fn run_batches<'a, B, T, D, F, C>(
+    b: &B,
+    model: &ResNet50<B>,
+    items: &'a [T],
+    opts: &BatchOptions,
+    file_of: F,
+    decode: D,
+    mut consume: C,
+) -> Result<Vec<Skipped>>
+where
+    B: Backend,
+    T: Sync,
+    F: Fn(&T) -> PathBuf,
+    D: Fn(&T) -> Result<Vec<f32>> + Sync,
+    C: FnMut(Computed<'a, T>) -> Result<()>,
+{
+    let s = INPUT_SIZE as usize;
+    let image_len = 3 * s * s;
+    let bar = opts.progress.map(|template| {
+        let bar = ProgressBar::new(items.len() as u64);
+        bar.set_style(ProgressStyle::with_template(template).expect("static template"));
+        bar
+    });
+    let mut skipped = Vec::new();
+    decode_ahead(items, opts.batch, decode, |index, chunk, decoded| {
+        let mut x = Vec::new();
+        let mut good: Vec<&'a T> = Vec::with_capacity(chunk.len());
+        let first = index * opts.batch.max(1);
+        for (j, r) in decoded.into_iter().enumerate() {
+            let item = &items[first + j];
+            match r {
+                Ok(pixels) => {
+                    x.extend_from_slice(&pixels);
+                    good.push(item);
+                }
+                Err(e) => skipped.push(bad_image(&file_of(item), e, opts.strict)?),
+            }
+        }
+        if let Some(bar) = &bar {
+            bar.inc(chunk.len() as u64);
+        }
+        if good.is_empty() {
+            return Ok(());
+        }
+        let rows = x.len() / image_len;
+        let xt = b.upload(&Tensor::new(&[rows, 3, s, s], x)?)?;
+        let out = model.forward(b, &xt, opts.logits)?;
+        let features = b.download(&out.features)?;
+        let logits = match &out.logits {
+            Some(l) => Some(b.download(l)?),
+            None => None,
+        };
+        consume(Computed {
+            index,
+            views: rows / good.len(),
+            items: good,
+            features,
+            logits,
+        })
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bad_image;
+    use crate::error::{file_err, invalid};
+    use std::path::Path;
+
+    #[test]
+    fn bad_images_are_listed_or_stop_the_run_naming_the_file() {
+        let f = Path::new("/data/ISIC_1.jpg");
+        let s = bad_image(f, file_err(f, "truncated"), false).unwrap();
+        assert_eq!(s.file, f);
+        assert!(s.reason.contains("ISIC_1.jpg") && s.reason.contains("truncated"));
+        let e = bad_image(f, file_err(f, "truncated"), true).unwrap_err();
+        assert_eq!(e.to_string(), "/data/ISIC_1.jpg: truncated");
+        // An error that does not name the file gets it added.
+        let e = bad_image(f, invalid("decode", "bad marker"), true).unwrap_err();
+        assert!(e.to_string().contains("ISIC_1.jpg"), "{e}");
+        assert!(e.to_string().contains("bad marker"), "{e}");
+    }
+}

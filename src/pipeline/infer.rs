@@ -1,0 +1,157 @@
+//! `infer`: class probabilities of image files under a trained model file (backbone features
+//! -> the model's feature standardisation -> head -> softmax, optionally averaged with the
+//! horizontal mirror), and the ISIC submission CSV they are written to.
+
+use std::path::{Path, PathBuf};
+
+use super::batches::{BatchOptions, Skipped, run_batches};
+use crate::backend::Backend;
+use crate::classes;
+use crate::data::files::collect_images;
+use crate::data::image::{Transform, preprocess_view};
+use crate::error::{Result, file_err};
+use crate::model::resnet50::ResNet50;
+use crate::train::model_file::{LoadedModel, backbone, load_model};
+
+/// An inference run.
+#[derive(Clone, Debug)]
+pub struct InferConfig {
+    /// Model file written by `train` (RUN/model.safetensors).
+    pub model: PathBuf,
+    /// Backbone weights; `None`: the file recorded in the model (its hash must match).
+    pub weights: Option<PathBuf>,
+    /// Image files and/or folders.
+    pub images: Vec<PathBuf>,
+    /// Test-time augmentation: average over the image and its horizontal mirror.
+    pub tta: bool,
+    /// Images per forward pass.
+    pub batch: usize,
+    /// Fail on the first unreadable image instead of skipping it.
+    pub strict: bool,
+}
+
+/// What `infer` computed.
+pub struct Inferred {
+    pub ids: Vec<String>,
+    pub probs: Vec<[f32; classes::COUNT]>,
+    /// Unreadable images (file, reason).
+    pub skipped: Vec<Skipped>,
+}
+
+impl Inferred {
+    /// How many images each class wins (argmax of the probabilities).
+    pub fn predicted_counts(&self) -> [usize; classes::COUNT] {
+        let mut counts = [0usize; classes::COUNT];
+        for p in &self.probs {
+            let best = (0..classes::COUNT)
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or(0);
+            counts[best] += 1;
+        }
+        counts
+    }
+
+    /// The summary `infer` prints: image count, CSV path and predicted images per class.
+    pub fn summary(&self, out: &Path) -> String {
+        format!(
+            "{} images -> {}\npredicted  {}\nimages     {}\n",
+            self.ids.len(),
+            out.display(),
+            classes::CODES
+                .iter()
+                .map(|c| format!("{c:>6}"))
+                .collect::<String>(),
+            self.predicted_counts()
+                .iter()
+                .map(|c| format!("{c:>6}"))
+                .collect::<String>()
+        )
+    }
+
+    /// Writes the ISIC submission CSV (atomically); no readable image is an error (nothing
+    /// written).
+    pub fn write_csv(&self, out: &Path) -> Result<()> {
+        if self.ids.is_empty() {
+            return Err(file_err(out, "no image could be read; nothing written"));
+        }
+        crate::metrics::write_predictions_csv(out, &self.ids, &self.probs)
+    }
+}
+
+/// Probabilities for the images of `cfg` under its model file.
+pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
+    let LoadedModel {
+        head,
+        norm,
+        preprocess: pp,
+        backbone: (bb_name, bb_hash),
+    } = load_model(b, &cfg.model)?;
+    let wpath = match (&cfg.weights, bb_name.as_str()) {
+        (Some(w), _) => Some(w.clone()),
+        (None, "random-init") => None,
+        (None, p) => Some(PathBuf::from(p)),
+    };
+    let (sd, (_, hash)) = backbone(wpath.as_deref())?;
+    if hash != bb_hash {
+        return Err(file_err(
+            wpath.as_deref().unwrap_or(Path::new("random-init")),
+            format!(
+                "these backbone weights (hash {hash}) are not the ones the model was trained on (hash {bb_hash})"
+            ),
+        ));
+    }
+    let model = ResNet50::from_state_dict(b, &sd)?;
+    let images = collect_images(&cfg.images)?;
+    let mut transforms = vec![Transform::IDENTITY];
+    if cfg.tta {
+        transforms.push(Transform {
+            hflip: true,
+            ..Transform::IDENTITY
+        });
+    }
+    let (mut ids, mut probs) = (Vec::new(), Vec::new());
+    let opts = BatchOptions {
+        batch: cfg.batch,
+        strict: cfg.strict,
+        logits: false,
+        progress: None,
+    };
+    let decode = |(_, p): &(String, PathBuf)| -> Result<Vec<f32>> {
+        let mut x = Vec::new();
+        for t in &transforms {
+            x.extend_from_slice(preprocess_view(p, t, &pp)?.data());
+        }
+        Ok(x)
+    };
+    let skipped = run_batches(
+        b,
+        &model,
+        &images,
+        &opts,
+        |(_, p)| p.clone(),
+        decode,
+        |c| {
+            let f = norm.apply(c.features);
+            let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
+            let p = b.download(&b.softmax(&logits)?)?;
+            let nt = c.views;
+            let k = classes::COUNT;
+            for (i, (id, _)) in c.items.into_iter().enumerate() {
+                let mut avg = [0f32; classes::COUNT];
+                for row in p.data()[i * nt * k..(i + 1) * nt * k].chunks(k) {
+                    for (a, v) in avg.iter_mut().zip(row) {
+                        *a += v / nt as f32;
+                    }
+                }
+                ids.push(id.clone());
+                probs.push(avg);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Inferred {
+        ids,
+        probs,
+        skipped,
+    })
+}

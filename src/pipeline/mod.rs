@@ -1,0 +1,12 @@
+//! The image pipeline as library calls with plain config structs: [`embed`] (backbone
+//! features of image files), [`infer`] (class probabilities under a trained model file), and
+//! the batch loop they share with training's feature pass ([`batches`]: decode ahead ->
+//! forward -> download, one rule for bad images).
+
+pub mod batches;
+pub mod embed;
+pub mod infer;
+
+pub use batches::{BatchOptions, Computed, Skipped, describe_skipped, run_batches};
+pub use embed::{EmbedConfig, EmbedOptions, Embedded, embed, embed_images, write_embedding};
+pub use infer::{InferConfig, Inferred, infer};

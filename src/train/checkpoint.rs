@@ -1,0 +1,120 @@
+//! The checkpoint written atomically after every epoch (RUN/checkpoint.safetensors): head
+//! tensors, BN running statistics, Adam moments and step, the epoch and the best epoch so far:
+//! every tensor that changes, so `--resume` ends exactly where an uninterrupted run ends.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::epochs::EpochMetrics;
+use super::head::{AdamState, Head};
+use crate::backend::Backend;
+use crate::error::{Result, file_err};
+use crate::io::safetensors as st;
+use crate::tensor::Tensor;
+
+/// The checkpoint's name in a run folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Where training stands: completed epochs, (best epoch, its val bmca) and the metrics so far.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub done: usize,
+    pub best: (usize, f64),
+    pub history: Vec<EpochMetrics>,
+}
+
+impl Progress {
+    /// A run that has not started.
+    pub fn fresh() -> Self {
+        Progress {
+            done: 0,
+            best: (0, f64::NEG_INFINITY),
+            history: Vec::new(),
+        }
+    }
+}
+
+pub fn save_checkpoint<B: Backend>(
+    b: &B,
+    out: &Path,
+    head: &Head<B>,
+    adam: &AdamState<B::Tensor>,
+    epoch: usize,
+    best: (usize, f64),
+) -> Result<()> {
+    let mut named = head.named(b)?;
+    for (i, (m, v)) in adam.m.iter().zip(&adam.v).enumerate() {
+        named.insert(format!("adam.m.{i}"), b.download(m)?);
+        named.insert(format!("adam.v.{i}"), b.download(v)?);
+    }
+    let meta = HashMap::from([
+        ("epoch".to_string(), epoch.to_string()),
+        ("adam_step".to_string(), adam.step.to_string()),
+        ("best_epoch".to_string(), best.0.to_string()),
+        ("best_bmca".to_string(), format!("{:e}", best.1)),
+    ]);
+    let list: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    st::write(&out.join(CHECKPOINT), &list, &meta)
+}
+
+/// Loads a checkpoint into `head` and `adam`; returns (completed epochs, best epoch, best bmca).
+pub fn load_checkpoint<B: Backend>(
+    b: &B,
+    out: &Path,
+    head: &mut Head<B>,
+    adam: &mut AdamState<B::Tensor>,
+) -> Result<(usize, usize, f64)> {
+    let p = out.join(CHECKPOINT);
+    let f = st::read(&p)?;
+    head.load_named(b, &f.tensors, &p)?;
+    for i in 0..adam.m.len() {
+        let get = |k: String| {
+            f.tensors
+                .get(&k)
+                .ok_or_else(|| file_err(&p, format!("missing {k}")))
+        };
+        adam.m[i] = b.upload(get(format!("adam.m.{i}"))?)?;
+        adam.v[i] = b.upload(get(format!("adam.v.{i}"))?)?;
+    }
+    let num = |k: &str| {
+        f.metadata
+            .get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| file_err(&p, format!("missing metadata {k}")))
+    };
+    adam.step = num("adam_step")? as u64;
+    Ok((
+        num("epoch")? as usize,
+        num("best_epoch")? as usize,
+        num("best_bmca")?,
+    ))
+}
+
+/// With a checkpoint in `out`: loads it into `head` and `adam` and returns where it left off
+/// (metrics.json's records up to that epoch); without one, a fresh start.
+pub fn resume<B: Backend>(
+    b: &B,
+    out: &Path,
+    head: &mut Head<B>,
+    adam: &mut AdamState<B::Tensor>,
+) -> Result<Progress> {
+    if !out.join(CHECKPOINT).exists() {
+        return Ok(Progress::fresh());
+    }
+    let (done, be, bb) = load_checkpoint(b, out, head, adam)?;
+    let text = std::fs::read_to_string(out.join("metrics.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let mut history: Vec<EpochMetrics> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(EpochMetrics::from_json).collect())
+        .unwrap_or_default();
+    history.truncate(done);
+    eprintln!("resuming after epoch {done} (best so far: epoch {be}, val bmca {bb:.4})");
+    Ok(Progress {
+        done,
+        best: (be, bb),
+        history,
+    })
+}
