@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::epochs::EpochMetrics;
 use super::head::{AdamState, Head};
+use super::step::EpochMetrics;
 use crate::backend::Backend;
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;

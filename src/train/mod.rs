@@ -25,12 +25,13 @@ pub mod plots;
 pub mod report;
 pub mod scoring;
 pub mod sides;
+pub mod step;
 
 pub use config::{Protocol, TrainConfig};
-pub use epochs::EpochMetrics;
 pub use model_file::{LoadedModel, backbone, load_model};
 pub use norm::FeatureNorm;
 pub use scoring::Scored;
+pub use step::EpochMetrics;
 
 use std::path::PathBuf;
 

@@ -2,8 +2,8 @@
 //! rows (per epoch on train and validation, and once with the best model on the validation and
 //! the official test set).
 
-use super::epochs::{BatchLoss, batch_loss};
 use super::head::Head;
+use super::step::{BatchLoss, batch_loss};
 use crate::backend::Backend;
 use crate::classes;
 use crate::error::Result;
