@@ -181,13 +181,30 @@ fn bad_image_files_are_named_errors() {
     rgb.save(d.join("full.jpg")).unwrap();
     let bytes = std::fs::read(d.join("full.jpg")).unwrap();
     std::fs::write(d.join("truncated.jpg"), &bytes[..bytes.len() / 3]).unwrap();
+    // Cut 10 bytes short: the decoder alone would fill the rest with grey and say nothing.
+    std::fs::write(d.join("cut_short.jpg"), &bytes[..bytes.len() - 10]).unwrap();
     std::fs::write(d.join("empty.png"), b"").unwrap();
-    for name in ["text.jpg", "truncated.jpg", "empty.png"] {
+    rgb.save(d.join("whole.png")).unwrap();
+    let png = std::fs::read(d.join("whole.png")).unwrap();
+    std::fs::write(d.join("no_iend.png"), &png[..png.len() - 12]).unwrap();
+    let mut flipped = png.clone();
+    flipped[png.len() / 2] ^= 0x04;
+    std::fs::write(d.join("flipped.png"), &flipped).unwrap();
+    for (name, what) in [
+        ("text.jpg", "not an image"),
+        ("truncated.jpg", "truncated"),
+        ("cut_short.jpg", "truncated"),
+        ("empty.png", "not an image"),
+        ("no_iend.png", "truncated"),
+        ("flipped.png", "corrupt"),
+    ] {
         let msg = preprocess(&d.join(name), ResizeMode::Squash)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains(name), "{msg}");
+        assert!(msg.contains(name) && msg.contains(what), "{msg}");
     }
+    preprocess(&d.join("whole.png"), ResizeMode::Squash).unwrap();
+    std::fs::remove_file(d.join("whole.png")).unwrap();
     // Duplicate ids across folders, and nothing found.
     std::fs::create_dir(d.join("sub")).unwrap();
     rgb.save(d.join("sub/full.png")).unwrap();

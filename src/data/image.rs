@@ -41,24 +41,51 @@ pub struct Rgb {
     pub pixels: Vec<u8>,
 }
 
-/// Decodes a file of any supported format and colour type to 8-bit RGB.
+/// The largest image decoded: 64 megapixels (a 600 x 450 dermoscopy image is 0.27; the
+/// largest dermoscopy cameras make ~25). Larger files are refused before any pixel buffer is
+/// allocated, with their size in the message.
+pub const MAX_PIXELS: u64 = 64_000_000;
+
+/// Decodes a file of any supported format and colour type to 8-bit RGB. A file cut short or
+/// corrupt ([`super::integrity`]) is an error that names the file and says "truncated" or
+/// "corrupt"; so is an image over [`MAX_PIXELS`].
 pub fn load_rgb(path: &Path) -> Result<Rgb> {
-    let reader = ::image::ImageReader::open(path)
-        .map_err(|e| file_err(path, format!("cannot open: {e}")))?
-        .with_guessed_format()
-        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    if reader.format().is_none() {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot open: {e}")))?;
+    decode_rgb(path, &bytes)
+}
+
+/// [`load_rgb`] on bytes already read (`path` names them in errors).
+pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<Rgb> {
+    let reader = || {
+        ::image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| file_err(path, format!("cannot read: {e}")))
+    };
+    if reader()?.format().is_none() {
         return Err(file_err(
             path,
             "not an image (unrecognised format; expected JPEG or PNG)",
         ));
     }
-    let img = reader.decode().map_err(|e| {
-        file_err(
+    super::integrity::check(bytes).map_err(|problem| file_err(path, problem))?;
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| file_err(path, format!("cannot decode image (corrupt?): {e}")))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(file_err(
             path,
-            format!("cannot decode image (truncated or corrupt?): {e}"),
-        )
-    })?;
+            format!(
+                "image too large ({w} x {h}, limit {} megapixels)",
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
+    }
+    let mut r = reader()?;
+    // The decoder's own allocation limit would refuse some legal sizes below ours.
+    r.no_limits();
+    let img = r
+        .decode()
+        .map_err(|e| file_err(path, format!("cannot decode image (corrupt?): {e}")))?;
     let rgb = img.to_rgb8();
     if rgb.width() == 0 || rgb.height() == 0 {
         return Err(file_err(path, "image has zero width or height"));

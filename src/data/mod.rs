@@ -9,6 +9,7 @@ pub mod class_weights;
 pub mod dataset;
 pub mod files;
 pub mod image;
+pub mod integrity;
 pub mod prefetch;
 pub mod schema;
 pub mod split;
