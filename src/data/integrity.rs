@@ -77,7 +77,7 @@ fn jpeg(b: &[u8]) -> Result<(), Problem> {
             // Entropy-coded data runs to the next marker that is not a stuffed byte (0xFF00) or
             // a restart marker (0xFFD0-0xFFD7).
             loop {
-                let Some(p) = b[i..].iter().position(|&v| v == 0xFF).map(|p| p + i) else {
+                let Some(p) = memchr::memchr(0xFF, &b[i..]).map(|p| p + i) else {
                     return Err(cut());
                 };
                 match b.get(p + 1) {
