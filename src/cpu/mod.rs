@@ -7,10 +7,6 @@ pub mod gemm;
 pub mod scratch;
 pub mod weight_cache;
 
-use crate::error::Result;
-use crate::ops::BackendBase;
-use crate::tensor::Tensor;
-
 /// Threads the CPU backend uses (rayon's global pool).
 pub fn threads() -> usize {
     rayon::current_num_threads()
@@ -20,19 +16,4 @@ pub fn threads() -> usize {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuBackend;
 
-impl BackendBase for CpuBackend {
-    type Tensor = Tensor;
-
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-    fn upload(&self, t: &Tensor) -> Result<Tensor> {
-        Ok(t.clone())
-    }
-    fn download(&self, t: &Tensor) -> Result<Tensor> {
-        Ok(t.clone())
-    }
-    fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
-        t.shape()
-    }
-}
+crate::host_backend_base!(CpuBackend, "cpu");

@@ -35,6 +35,36 @@ pub trait BackendBase: Send + Sync {
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
 }
 
+/// [`BackendBase`] for a backend computing on host [`Tensor`]s (`reference`, `cpu`): upload and
+/// download are copies, so a caller can never alias a backend's tensor.
+#[macro_export]
+macro_rules! host_backend_base {
+    ($backend:ty, $name:literal) => {
+        impl $crate::ops::BackendBase for $backend {
+            type Tensor = $crate::tensor::Tensor;
+
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn upload(
+                &self,
+                t: &$crate::tensor::Tensor,
+            ) -> $crate::error::Result<$crate::tensor::Tensor> {
+                Ok(t.clone())
+            }
+            fn download(
+                &self,
+                t: &$crate::tensor::Tensor,
+            ) -> $crate::error::Result<$crate::tensor::Tensor> {
+                Ok(t.clone())
+            }
+            fn shape<'a>(&self, t: &'a $crate::tensor::Tensor) -> &'a [usize] {
+                t.shape()
+            }
+        }
+    };
+}
+
 /// Everything model, training and data code may compute: the sum of the ops' entry traits.
 /// Implemented for every type that implements all the ops' kernel traits; code written against
 /// it never knows where it runs.
