@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod classes;
 pub mod cli;
+pub mod convert;
 pub mod cpu;
 pub mod cuda;
 pub mod data;

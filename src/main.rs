@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 // would page-fault its output in again.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use skinengine::cli::{ablate, bench, bench_kernels, demo, embed, eval, inspect, synth, train};
+use skinengine::cli::{
+    ablate, bench, bench_kernels, convert, demo, embed, eval, inspect, synth, train,
+};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,9 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Check a data folder: layout, classes, lesions and every problem found.
     Inspect(inspect::InspectArgs),
+    /// A PyTorch .pth checkpoint (torch.save) to safetensors, reading its pickle without
+    /// running any code.
+    Convert(convert::ConvertArgs),
     /// ResNet50 forward throughput (images/s, GFLOP/s) on the chosen device.
     Bench(bench::BenchArgs),
     /// Each ResNet50 convolution and dense layer timed alone, with its GEMM size (m, n, k).
@@ -101,6 +106,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Convert(a) => convert::run(a),
         Command::BenchKernels(a) => bench_kernels::run(a),
         Command::Doctor(a) => doctor(a),
     };

@@ -5,6 +5,7 @@
 pub mod ablate;
 pub mod bench;
 pub mod bench_kernels;
+pub mod convert;
 pub mod demo;
 pub mod embed;
 pub mod eval;

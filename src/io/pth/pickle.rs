@@ -1,0 +1,1284 @@
+//! A pickle reader for PyTorch state dicts that never executes anything.
+//!
+//! It is a pickle virtual machine over a small subset of opcodes (protocols 2 to 5: what
+//! `torch.save` writes), building plain values in an arena. Python's unpickler imports any
+//! `module.name` a GLOBAL opcode asks for and calls it on REDUCE, which is how a pickle runs
+//! code; here a GLOBAL is looked up in a fixed allow-list ([`Global`]) and anything else is
+//! refused on the spot, before any later opcode is read. REDUCE on an allowed name builds a
+//! value (a dict, a tensor description); nothing is ever imported or called.
+//!
+//! Values live in one arena and refer to each other by index, so shared and even cyclic
+//! structures cost nothing extra, dropping is flat (no recursion on deep nesting) and every
+//! allocation is counted against [`Limits`]: a hostile file gets an error, not the machine's
+//! memory.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// Index of a value in [`Pickle::objs`].
+pub type Id = u32;
+
+/// Element types of torch storages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    F64,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+    Complex64,
+    Complex128,
+    QInt8,
+    QUInt8,
+    QInt32,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 | DType::Complex64 => 8,
+            DType::F32 | DType::I32 | DType::QInt32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool | DType::QInt8 | DType::QUInt8 => 1,
+            DType::Complex128 => 16,
+        }
+    }
+
+    /// Real floating-point types (converted to f32); the rest are skipped.
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+    }
+
+    /// torch's name: float32, int64, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::F64 => "float64",
+            DType::I64 => "int64",
+            DType::I32 => "int32",
+            DType::I16 => "int16",
+            DType::I8 => "int8",
+            DType::U8 => "uint8",
+            DType::Bool => "bool",
+            DType::Complex64 => "complex64",
+            DType::Complex128 => "complex128",
+            DType::QInt8 => "qint8",
+            DType::QUInt8 => "quint8",
+            DType::QInt32 => "qint32",
+        }
+    }
+
+    fn from_storage(name: &str) -> Option<DType> {
+        Some(match name {
+            "FloatStorage" => DType::F32,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "DoubleStorage" => DType::F64,
+            "LongStorage" => DType::I64,
+            "IntStorage" => DType::I32,
+            "ShortStorage" => DType::I16,
+            "CharStorage" => DType::I8,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            "ComplexFloatStorage" => DType::Complex64,
+            "ComplexDoubleStorage" => DType::Complex128,
+            "QInt8Storage" => DType::QInt8,
+            "QUInt8Storage" => DType::QUInt8,
+            "QInt32Storage" => DType::QInt32,
+            _ => return None,
+        })
+    }
+
+    fn from_torch_attr(name: &str) -> Option<DType> {
+        Some(match name {
+            "float32" | "float" => DType::F32,
+            "float16" | "half" => DType::F16,
+            "bfloat16" => DType::BF16,
+            "float64" | "double" => DType::F64,
+            "int64" | "long" => DType::I64,
+            "int32" | "int" => DType::I32,
+            "int16" | "short" => DType::I16,
+            "int8" => DType::I8,
+            "uint8" => DType::U8,
+            "bool" => DType::Bool,
+            "complex64" | "cfloat" => DType::Complex64,
+            "complex128" | "cdouble" => DType::Complex128,
+            _ => return None,
+        })
+    }
+}
+
+/// The only names a GLOBAL / STACK_GLOBAL may import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Global {
+    /// `collections.OrderedDict`: REDUCE / NEWOBJ give a dict.
+    OrderedDict,
+    /// `torch._utils._rebuild_tensor_v2` (and the older `_rebuild_tensor`): a tensor view.
+    RebuildTensor { v2: bool },
+    /// `torch._utils._rebuild_parameter(_with_state)`: the tensor it wraps.
+    RebuildParameter { with_state: bool },
+    /// `torch.FloatStorage` and friends: the element type in a persistent id.
+    StorageType(DType),
+    /// `torch.float32` and friends (may appear as plain values).
+    Dtype(DType),
+}
+
+/// What the allow-list says, for error messages.
+pub const ALLOWED: &str = "collections.OrderedDict, torch._utils._rebuild_tensor_v2, \
+     torch._utils._rebuild_tensor, torch._utils._rebuild_parameter, \
+     torch._utils._rebuild_parameter_with_state, torch.<Type>Storage and torch dtypes";
+
+fn resolve(module: &str, name: &str) -> Option<Global> {
+    Some(match (module, name) {
+        ("collections", "OrderedDict") => Global::OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor { v2: true },
+        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor { v2: false },
+        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter { with_state: false },
+        ("torch._utils", "_rebuild_parameter_with_state") => {
+            Global::RebuildParameter { with_state: true }
+        }
+        ("torch", n) => match DType::from_storage(n) {
+            Some(d) => Global::StorageType(d),
+            None => Global::Dtype(DType::from_torch_attr(n)?),
+        },
+        _ => return None,
+    })
+}
+
+/// A storage named by a persistent id: `data/<key>` in the archive, `numel` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageRef {
+    pub dtype: DType,
+    pub key: String,
+    pub numel: u64,
+}
+
+/// A tensor as a strided view of a storage (elements, not bytes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorRef {
+    pub storage: StorageRef,
+    pub offset: u64,
+    pub size: Vec<u64>,
+    pub stride: Vec<u64>,
+}
+
+/// A value built by the VM. Containers hold ids of other values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Obj {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer too large for i64 (kept only as "some integer").
+    BigInt,
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Id>),
+    List(Vec<Id>),
+    /// Any dict (plain or OrderedDict), items in insertion order; a repeated key appears twice
+    /// and the later one wins when read.
+    Dict(Vec<(Id, Id)>),
+    Set(Vec<Id>),
+    Global(Global),
+    Storage(StorageRef),
+    Tensor(TensorRef),
+}
+
+impl Obj {
+    /// Python-ish name for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Obj::None => "None",
+            Obj::Bool(_) => "bool",
+            Obj::Int(_) | Obj::BigInt => "int",
+            Obj::Float(_) => "float",
+            Obj::Str(_) => "str",
+            Obj::Bytes(_) => "bytes",
+            Obj::Tuple(_) => "tuple",
+            Obj::List(_) => "list",
+            Obj::Dict(_) => "dict",
+            Obj::Set(_) => "set",
+            Obj::Global(_) => "class or function",
+            Obj::Storage(_) => "storage",
+            Obj::Tensor(_) => "tensor",
+        }
+    }
+}
+
+/// Caps on what a pickle may make the reader allocate.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Values in the arena (every opcode makes at most one).
+    pub max_objects: usize,
+    /// Items on the stack at once.
+    pub max_stack: usize,
+    /// Memo entries.
+    pub max_memo: usize,
+    /// Open MARKs at once.
+    pub max_marks: usize,
+    /// Items in all containers together.
+    pub max_items: usize,
+    /// Dimensions of one tensor.
+    pub max_ndim: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_objects: 1 << 22,
+            max_stack: 1 << 22,
+            max_memo: 1 << 22,
+            max_marks: 1 << 16,
+            max_items: 1 << 24,
+            max_ndim: 64,
+        }
+    }
+}
+
+/// Why a pickle was not read; `at` is the byte offset of the opcode in data.pkl.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PickleError {
+    /// A GLOBAL / STACK_GLOBAL outside the allow-list.
+    Refused { at: usize, global: String },
+    /// A byte that is no pickle opcode, or one this reader does not run.
+    Opcode {
+        at: usize,
+        op: u8,
+        name: Option<&'static str>,
+    },
+    /// The pickle ends inside an opcode or without STOP.
+    Truncated { at: usize },
+    /// A [`Limits`] cap was reached.
+    Limit {
+        at: usize,
+        what: &'static str,
+        limit: usize,
+    },
+    /// Anything else malformed.
+    Bad { at: usize, detail: String },
+}
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PickleError::Refused { at, global } => write!(
+                f,
+                "refused: data.pkl (byte {at}) imports `{global}`, which is not on the \
+                 allow-list for a weights file ({ALLOWED}). Nothing was run. The file may be \
+                 malicious, or it holds more than weights (a whole pickled model or training \
+                 state): load it only with Python code you trust and save the state dict alone \
+                 with torch.save(model.state_dict(), path)"
+            ),
+            PickleError::Opcode { at, op, name } => match name {
+                Some(n) => write!(
+                    f,
+                    "data.pkl (byte {at}): pickle opcode {n} (0x{op:02x}) is not supported in a \
+                     weights file"
+                ),
+                None => write!(
+                    f,
+                    "data.pkl (byte {at}): unknown pickle opcode 0x{op:02x} (corrupt file?)"
+                ),
+            },
+            PickleError::Truncated { at } => write!(
+                f,
+                "data.pkl is truncated: it ends at byte {at} inside an opcode or before STOP"
+            ),
+            PickleError::Limit { at, what, limit } => write!(
+                f,
+                "data.pkl (byte {at}): more than {limit} {what}; refusing to read further \
+                 (limit against files that would exhaust memory)"
+            ),
+            PickleError::Bad { at, detail } => write!(f, "data.pkl (byte {at}): {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for PickleError {}
+
+/// The values a pickle built, and the one it returned.
+#[derive(Debug)]
+pub struct Pickle {
+    pub objs: Vec<Obj>,
+    pub root: Id,
+}
+
+impl Pickle {
+    pub fn get(&self, id: Id) -> &Obj {
+        &self.objs[id as usize]
+    }
+
+    /// The string a value holds, if it is one.
+    pub fn str(&self, id: Id) -> Option<&str> {
+        match self.get(id) {
+            Obj::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A dict's items with string keys, later duplicates replacing earlier ones (Python's
+    /// semantics), in first-insertion order. `None` if `id` is no dict.
+    pub fn dict_items(&self, id: Id) -> Option<Vec<(Option<&str>, Id)>> {
+        let Obj::Dict(items) = self.get(id) else {
+            return None;
+        };
+        let mut out: Vec<(Option<&str>, Id)> = Vec::with_capacity(items.len());
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for &(k, v) in items {
+            match self.str(k) {
+                Some(s) => match index.get(s) {
+                    Some(&i) => out[i].1 = v,
+                    None => {
+                        index.insert(s, out.len());
+                        out.push((Some(s), v));
+                    }
+                },
+                None => out.push((None, v)),
+            }
+        }
+        Some(out)
+    }
+}
+
+struct Vm<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Offset of the opcode being run (for errors).
+    at: usize,
+    objs: Vec<Obj>,
+    stack: Vec<Id>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Id>,
+    items: usize,
+    limits: Limits,
+}
+
+fn opcode_name(op: u8) -> Option<&'static str> {
+    Some(match op {
+        b'i' => "INST",
+        b'o' => "OBJ",
+        b'P' => "PERSID",
+        b'I' => "INT",
+        b'L' => "LONG",
+        b'F' => "FLOAT",
+        b'S' => "STRING",
+        b'V' => "UNICODE",
+        b'g' => "GET",
+        b'p' => "PUT",
+        0x82 => "EXT1",
+        0x83 => "EXT2",
+        0x84 => "EXT4",
+        0x96 => "BYTEARRAY8",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        _ => return None,
+    })
+}
+
+impl<'a> Vm<'a> {
+    fn bad(&self, detail: impl Into<String>) -> PickleError {
+        PickleError::Bad {
+            at: self.at,
+            detail: detail.into(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(PickleError::Truncated {
+                at: self.data.len(),
+            })?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, PickleError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, PickleError> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
+    }
+
+    fn u32(&mut self) -> Result<u32, PickleError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, PickleError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
+    }
+
+    fn len_prefixed(&mut self, n: u64) -> Result<&'a [u8], PickleError> {
+        let n = usize::try_from(n).map_err(|_| PickleError::Truncated {
+            at: self.data.len(),
+        })?;
+        self.take(n)
+    }
+
+    fn line(&mut self) -> Result<&'a str, PickleError> {
+        let rest = &self.data[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(PickleError::Truncated {
+                at: self.data.len(),
+            })?;
+        let s = std::str::from_utf8(&rest[..n]).map_err(|_| self.bad("GLOBAL name is not text"))?;
+        self.pos += n + 1;
+        Ok(s)
+    }
+
+    fn utf8(&self, b: &[u8]) -> Result<String, PickleError> {
+        String::from_utf8(b.to_vec()).map_err(|_| self.bad("string is not valid UTF-8"))
+    }
+
+    fn new_obj(&mut self, o: Obj) -> Result<Id, PickleError> {
+        if self.objs.len() >= self.limits.max_objects {
+            return Err(PickleError::Limit {
+                at: self.at,
+                what: "values",
+                limit: self.limits.max_objects,
+            });
+        }
+        let n = match &o {
+            Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => v.len(),
+            Obj::Dict(v) => v.len(),
+            _ => 0,
+        };
+        self.count_items(n)?;
+        self.objs.push(o);
+        Ok((self.objs.len() - 1) as Id)
+    }
+
+    fn count_items(&mut self, n: usize) -> Result<(), PickleError> {
+        self.items = self.items.saturating_add(n);
+        if self.items > self.limits.max_items {
+            return Err(PickleError::Limit {
+                at: self.at,
+                what: "container items",
+                limit: self.limits.max_items,
+            });
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, id: Id) -> Result<(), PickleError> {
+        if self.stack.len() >= self.limits.max_stack {
+            return Err(PickleError::Limit {
+                at: self.at,
+                what: "stack items",
+                limit: self.limits.max_stack,
+            });
+        }
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn push_new(&mut self, o: Obj) -> Result<(), PickleError> {
+        let id = self.new_obj(o)?;
+        self.push(id)
+    }
+
+    fn pop(&mut self) -> Result<Id, PickleError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.bad("stack underflow"));
+        }
+        self.stack.pop().ok_or_else(|| self.bad("stack underflow"))
+    }
+
+    fn top(&self) -> Result<Id, PickleError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.bad("stack underflow"));
+        }
+        self.stack
+            .last()
+            .copied()
+            .ok_or_else(|| self.bad("stack underflow"))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Id>, PickleError> {
+        let m = self
+            .marks
+            .pop()
+            .ok_or_else(|| self.bad("no MARK to pop to"))?;
+        Ok(self.stack.split_off(m))
+    }
+
+    fn memo_put(&mut self, key: u32) -> Result<(), PickleError> {
+        let id = self.top()?;
+        if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&key) {
+            return Err(PickleError::Limit {
+                at: self.at,
+                what: "memo entries",
+                limit: self.limits.max_memo,
+            });
+        }
+        self.memo.insert(key, id);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u32) -> Result<(), PickleError> {
+        let id = *self
+            .memo
+            .get(&key)
+            .ok_or_else(|| self.bad(format!("memo key {key} was never stored")))?;
+        self.push(id)
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> Result<(), PickleError> {
+        match resolve(module, name) {
+            Some(g) => self.push_new(Obj::Global(g)),
+            None => Err(PickleError::Refused {
+                at: self.at,
+                global: format!("{module}.{name}"),
+            }),
+        }
+    }
+
+    fn int(&self, id: Id, what: &str) -> Result<i64, PickleError> {
+        match &self.objs[id as usize] {
+            Obj::Int(v) => Ok(*v),
+            Obj::Bool(b) => Ok(*b as i64),
+            o => Err(self.bad(format!("{what} must be an int, found {}", o.kind()))),
+        }
+    }
+
+    fn dims(&self, id: Id, what: &str) -> Result<Vec<u64>, PickleError> {
+        let (Obj::Tuple(v) | Obj::List(v)) = &self.objs[id as usize] else {
+            return Err(self.bad(format!(
+                "tensor {what} must be a tuple, found {}",
+                self.objs[id as usize].kind()
+            )));
+        };
+        if v.len() > self.limits.max_ndim {
+            return Err(PickleError::Limit {
+                at: self.at,
+                what: "tensor dimensions",
+                limit: self.limits.max_ndim,
+            });
+        }
+        v.iter()
+            .map(|&d| {
+                let x = self.int(d, what)?;
+                u64::try_from(x).map_err(|_| self.bad(format!("negative tensor {what} {x}")))
+            })
+            .collect()
+    }
+
+    /// REDUCE / NEWOBJ on an allowed name: builds the value, runs nothing.
+    fn call(&mut self, f: Id, args: Id) -> Result<Id, PickleError> {
+        let Obj::Global(g) = self.objs[f as usize] else {
+            return Err(self.bad(format!(
+                "REDUCE on a {}, not on an allowed function",
+                self.objs[f as usize].kind()
+            )));
+        };
+        let Obj::Tuple(a) = &self.objs[args as usize] else {
+            return Err(self.bad("REDUCE arguments are not a tuple"));
+        };
+        let a = a.clone();
+        match g {
+            Global::OrderedDict => {
+                let mut items = Vec::new();
+                if let Some(&src) = a.first() {
+                    let (Obj::List(pairs) | Obj::Tuple(pairs)) = &self.objs[src as usize] else {
+                        return Err(self.bad("OrderedDict(...) argument is not a list of pairs"));
+                    };
+                    for &p in pairs {
+                        match &self.objs[p as usize] {
+                            Obj::Tuple(kv) | Obj::List(kv) if kv.len() == 2 => {
+                                items.push((kv[0], kv[1]))
+                            }
+                            _ => return Err(self.bad("OrderedDict(...) item is not a pair")),
+                        }
+                    }
+                }
+                self.new_obj(Obj::Dict(items))
+            }
+            Global::RebuildTensor { v2 } => {
+                let ok = if v2 {
+                    (6..=7).contains(&a.len())
+                } else {
+                    a.len() == 4
+                };
+                if !ok {
+                    return Err(self.bad(format!(
+                        "_rebuild_tensor{} takes {} arguments, got {}",
+                        if v2 { "_v2" } else { "" },
+                        if v2 { "6 or 7" } else { "4" },
+                        a.len()
+                    )));
+                }
+                let Obj::Storage(storage) = &self.objs[a[0] as usize] else {
+                    return Err(self.bad(format!(
+                        "tensor storage is a {}, not a persistent storage reference",
+                        self.objs[a[0] as usize].kind()
+                    )));
+                };
+                let storage = storage.clone();
+                let offset = self.int(a[1], "storage offset")?;
+                let offset = u64::try_from(offset)
+                    .map_err(|_| self.bad(format!("negative storage offset {offset}")))?;
+                let size = self.dims(a[2], "size")?;
+                let stride = self.dims(a[3], "stride")?;
+                if size.len() != stride.len() {
+                    return Err(self.bad(format!(
+                        "tensor size has {} dimensions but stride has {}",
+                        size.len(),
+                        stride.len()
+                    )));
+                }
+                self.new_obj(Obj::Tensor(TensorRef {
+                    storage,
+                    offset,
+                    size,
+                    stride,
+                }))
+            }
+            Global::RebuildParameter { with_state } => {
+                let n = if with_state { 4 } else { 3 };
+                if a.len() != n {
+                    return Err(self.bad(format!(
+                        "_rebuild_parameter takes {n} arguments, got {}",
+                        a.len()
+                    )));
+                }
+                match self.objs[a[0] as usize] {
+                    Obj::Tensor(_) => Ok(a[0]),
+                    ref o => {
+                        Err(self.bad(format!("parameter data is a {}, not a tensor", o.kind())))
+                    }
+                }
+            }
+            Global::StorageType(d) | Global::Dtype(d) => Err(self.bad(format!(
+                "torch.{} is not callable in a weights file",
+                d.name()
+            ))),
+        }
+    }
+
+    fn persistent_load(&mut self, pid: Id) -> Result<Id, PickleError> {
+        let Obj::Tuple(t) = &self.objs[pid as usize] else {
+            return Err(self.bad("persistent id is not a tuple"));
+        };
+        let t = t.clone();
+        let fields: Vec<&Obj> = t.iter().map(|&i| &self.objs[i as usize]).collect();
+        let storage = match fields.as_slice() {
+            [
+                Obj::Str(tag),
+                Obj::Global(Global::StorageType(dtype)),
+                key,
+                _location,
+                numel,
+            ] if tag == "storage" => {
+                let key = match key {
+                    Obj::Str(s) => s.clone(),
+                    Obj::Int(i) => i.to_string(),
+                    _ => return Err(self.bad("storage key is not a string")),
+                };
+                let numel = match numel {
+                    Obj::Int(n) if *n >= 0 => *n as u64,
+                    _ => return Err(self.bad("storage size is not a non-negative int")),
+                };
+                StorageRef {
+                    dtype: *dtype,
+                    key,
+                    numel,
+                }
+            }
+            _ => {
+                return Err(self.bad(
+                    "unsupported persistent id (expected ('storage', torch.<Type>Storage, key, \
+                     location, numel))",
+                ));
+            }
+        };
+        self.new_obj(Obj::Storage(storage))
+    }
+
+    fn run(mut self) -> Result<Pickle, PickleError> {
+        loop {
+            self.at = self.pos;
+            let op = self.byte()?;
+            match op {
+                0x80 => {
+                    let v = self.byte()?;
+                    if v > 5 {
+                        return Err(self.bad(format!("pickle protocol {v} is not supported")));
+                    }
+                }
+                0x95 => {
+                    self.u64()?;
+                }
+                b'.' => {
+                    let root = self.pop()?;
+                    return Ok(Pickle {
+                        objs: self.objs,
+                        root,
+                    });
+                }
+                b'(' => {
+                    if self.marks.len() >= self.limits.max_marks {
+                        return Err(PickleError::Limit {
+                            at: self.at,
+                            what: "open MARKs",
+                            limit: self.limits.max_marks,
+                        });
+                    }
+                    self.marks.push(self.stack.len());
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let t = self.top()?;
+                    self.push(t)?;
+                }
+                b'N' => self.push_new(Obj::None)?,
+                0x88 => self.push_new(Obj::Bool(true))?,
+                0x89 => self.push_new(Obj::Bool(false))?,
+                b'J' => {
+                    let v = self.u32()? as i32 as i64;
+                    self.push_new(Obj::Int(v))?
+                }
+                b'K' => {
+                    let v = self.byte()? as i64;
+                    self.push_new(Obj::Int(v))?
+                }
+                b'M' => {
+                    let v = self.u16()? as i64;
+                    self.push_new(Obj::Int(v))?
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        self.byte()? as u64
+                    } else {
+                        self.u32()? as u64
+                    };
+                    let b = self.len_prefixed(n)?;
+                    let o = if b.len() <= 8 {
+                        // Little-endian two's complement, sign-extended.
+                        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) {
+                            0xFF
+                        } else {
+                            0
+                        };
+                        let mut buf = [fill; 8];
+                        buf[..b.len()].copy_from_slice(b);
+                        Obj::Int(i64::from_le_bytes(buf))
+                    } else {
+                        Obj::BigInt
+                    };
+                    self.push_new(o)?
+                }
+                b'G' => {
+                    let b = self.take(8)?;
+                    let v = f64::from_be_bytes(b.try_into().unwrap_or_default());
+                    self.push_new(Obj::Float(v))?
+                }
+                b'X' | 0x8c | 0x8d => {
+                    let n = match op {
+                        b'X' => self.u32()? as u64,
+                        0x8c => self.byte()? as u64,
+                        _ => self.u64()?,
+                    };
+                    let b = self.len_prefixed(n)?;
+                    let s = self.utf8(b)?;
+                    self.push_new(Obj::Str(s))?
+                }
+                // Python 2 str (BINSTRING / SHORT_BINSTRING): text when it is UTF-8.
+                b'T' | b'U' => {
+                    let n = if op == b'T' {
+                        self.u32()? as u64
+                    } else {
+                        self.byte()? as u64
+                    };
+                    let b = self.len_prefixed(n)?;
+                    let o = match std::str::from_utf8(b) {
+                        Ok(s) => Obj::Str(s.to_string()),
+                        Err(_) => Obj::Bytes(b.to_vec()),
+                    };
+                    self.push_new(o)?
+                }
+                b'B' | b'C' | 0x8e => {
+                    let n = match op {
+                        b'B' => self.u32()? as u64,
+                        b'C' => self.byte()? as u64,
+                        _ => self.u64()?,
+                    };
+                    let b = self.len_prefixed(n)?.to_vec();
+                    self.push_new(Obj::Bytes(b))?
+                }
+                b')' => self.push_new(Obj::Tuple(Vec::new()))?,
+                b']' => self.push_new(Obj::List(Vec::new()))?,
+                b'}' => self.push_new(Obj::Dict(Vec::new()))?,
+                0x8f => self.push_new(Obj::Set(Vec::new()))?,
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        v.push(self.pop()?);
+                    }
+                    v.reverse();
+                    self.push_new(Obj::Tuple(v))?
+                }
+                b't' => {
+                    let v = self.pop_mark()?;
+                    self.push_new(Obj::Tuple(v))?
+                }
+                b'l' => {
+                    let v = self.pop_mark()?;
+                    self.push_new(Obj::List(v))?
+                }
+                0x91 => {
+                    let v = self.pop_mark()?;
+                    self.push_new(Obj::Set(v))?
+                }
+                b'd' => {
+                    let v = self.pop_mark()?;
+                    if v.len() % 2 != 0 {
+                        return Err(self.bad("DICT with an odd number of items"));
+                    }
+                    let items = v.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+                    self.push_new(Obj::Dict(items))?
+                }
+                b'a' | b'e' | 0x90 => {
+                    let new = if op == b'a' {
+                        vec![self.pop()?]
+                    } else {
+                        self.pop_mark()?
+                    };
+                    let target = self.top()?;
+                    self.count_items(new.len())?;
+                    match &mut self.objs[target as usize] {
+                        Obj::List(v) | Obj::Set(v) => v.extend(new),
+                        o => {
+                            let kind = o.kind();
+                            return Err(self.bad(format!("APPEND to a {kind}")));
+                        }
+                    }
+                }
+                b's' | b'u' => {
+                    let new = if op == b's' {
+                        let v = self.pop()?;
+                        let k = self.pop()?;
+                        vec![k, v]
+                    } else {
+                        self.pop_mark()?
+                    };
+                    if new.len() % 2 != 0 {
+                        return Err(self.bad("SETITEMS with an odd number of items"));
+                    }
+                    let target = self.top()?;
+                    self.count_items(new.len() / 2)?;
+                    match &mut self.objs[target as usize] {
+                        Obj::Dict(d) => d.extend(new.chunks_exact(2).map(|c| (c[0], c[1]))),
+                        o => {
+                            let kind = o.kind();
+                            return Err(self.bad(format!("SETITEM on a {kind}")));
+                        }
+                    }
+                }
+                b'q' => {
+                    let k = self.byte()? as u32;
+                    self.memo_put(k)?
+                }
+                b'r' => {
+                    let k = self.u32()?;
+                    self.memo_put(k)?
+                }
+                0x94 => {
+                    let k = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                    self.memo_put(k)?
+                }
+                b'h' => {
+                    let k = self.byte()? as u32;
+                    self.memo_get(k)?
+                }
+                b'j' => {
+                    let k = self.u32()?;
+                    self.memo_get(k)?
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.global(module, name)?
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Obj::Str(m), Obj::Str(n)) =
+                        (&self.objs[module as usize], &self.objs[name as usize])
+                    else {
+                        return Err(self.bad("STACK_GLOBAL names are not strings"));
+                    };
+                    let (m, n) = (m.clone(), n.clone());
+                    self.global(&m, &n)?
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let r = self.call(f, args)?;
+                    self.push(r)?
+                }
+                0x81 | 0x92 => {
+                    if op == 0x92 {
+                        let kwargs = self.pop()?;
+                        if !matches!(&self.objs[kwargs as usize], Obj::Dict(d) if d.is_empty()) {
+                            return Err(self.bad("NEWOBJ_EX with keyword arguments"));
+                        }
+                    }
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    if self.objs[cls as usize] != Obj::Global(Global::OrderedDict) {
+                        return Err(self.bad(format!(
+                            "NEWOBJ on a {}; only collections.OrderedDict may be instantiated",
+                            self.objs[cls as usize].kind()
+                        )));
+                    }
+                    let r = self.call(cls, args)?;
+                    self.push(r)?
+                }
+                b'b' => {
+                    // Sets attributes in Python (an OrderedDict's `_metadata`, a parameter's
+                    // state): nothing to keep for the weights.
+                    self.pop()?;
+                    let target = self.top()?;
+                    if !matches!(self.objs[target as usize], Obj::Dict(_) | Obj::Tensor(_)) {
+                        return Err(
+                            self.bad(format!("BUILD on a {}", self.objs[target as usize].kind()))
+                        );
+                    }
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let s = self.persistent_load(pid)?;
+                    self.push(s)?
+                }
+                _ => {
+                    return Err(PickleError::Opcode {
+                        at: self.at,
+                        op,
+                        name: opcode_name(op),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Runs the pickle in `data` and returns the values it built and its result.
+pub fn load(data: &[u8], limits: Limits) -> Result<Pickle, PickleError> {
+    Vm {
+        data,
+        pos: 0,
+        at: 0,
+        objs: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        items: 0,
+        limits,
+    }
+    .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(b: &[u8]) -> Result<Pickle, PickleError> {
+        load(b, Limits::default())
+    }
+
+    fn global(module: &str, name: &str) -> Vec<u8> {
+        [b"c", module.as_bytes(), b"\n", name.as_bytes(), b"\n"].concat()
+    }
+
+    fn unicode(s: &str) -> Vec<u8> {
+        [b"X", &(s.len() as u32).to_le_bytes()[..], s.as_bytes()].concat()
+    }
+
+    /// What torch.save writes for {'w': tensor of 2x3 f32 seen transposed, offset 1}.
+    fn torch_like() -> Vec<u8> {
+        [
+            &b"\x80\x02"[..],
+            &global("collections", "OrderedDict"),
+            b"q\x00)Rq\x01(",
+            &unicode("w"),
+            &global("torch._utils", "_rebuild_tensor_v2"),
+            b"((",
+            &unicode("storage"),
+            &global("torch", "FloatStorage"),
+            &unicode("0"),
+            &unicode("cpu"),
+            b"K\x07tQK\x01K\x03K\x02\x86K\x01K\x03\x86\x89h\x00)Rtq\x02Rq\x03",
+            // A Parameter around the same tensor under another key (BINGET of the memo).
+            &unicode("p"),
+            &global("torch._utils", "_rebuild_parameter"),
+            b"h\x03\x88h\x00)R\x87R",
+            b"u}b.",
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn reads_a_torch_state_dict_pickle() {
+        let p = run(&torch_like()).unwrap();
+        let items = p.dict_items(p.root).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].0, Some("w"));
+        let Obj::Tensor(t) = p.get(items[0].1) else {
+            panic!("{:?}", p.get(items[0].1))
+        };
+        assert_eq!(
+            *t,
+            TensorRef {
+                storage: StorageRef {
+                    dtype: DType::F32,
+                    key: "0".into(),
+                    numel: 7
+                },
+                offset: 1,
+                size: vec![3, 2],
+                stride: vec![1, 3],
+            }
+        );
+        assert_eq!(p.get(items[1].1), p.get(items[0].1));
+    }
+
+    #[test]
+    fn reads_numbers_strings_and_containers() {
+        // LONG1 -2, BININT -5, BININT2 513, BINFLOAT 1.5, SHORT_BINUNICODE, SHORT_BINBYTES,
+        // a set, a frozenset, EMPTY_LIST + APPENDS, DUP / POP, MEMOIZE + BINGET, FRAME.
+        let b = [
+            &b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00(\x8a\x01\xfeJ\xfb\xff\xff\xffM\x01\x02"
+                [..],
+            b"G\x3f\xf8\x00\x00\x00\x00\x00\x00\x8c\x02hiC\x02\x00\x01\x8f(K\x01\x90(K\x02\x91",
+            b"](K\x03K\x04e\x94N20\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01h\x00t.",
+        ]
+        .concat();
+        let p = run(&b).unwrap();
+        let Obj::Tuple(v) = p.get(p.root) else {
+            panic!()
+        };
+        let got: Vec<&Obj> = v.iter().map(|&i| p.get(i)).collect();
+        assert_eq!(got[0], &Obj::Int(-2));
+        assert_eq!(got[1], &Obj::Int(-5));
+        assert_eq!(got[2], &Obj::Int(513));
+        assert_eq!(got[3], &Obj::Float(1.5));
+        assert_eq!(got[4], &Obj::Str("hi".into()));
+        assert_eq!(got[5], &Obj::Bytes(vec![0, 1]));
+        assert!(matches!(got[6], Obj::Set(s) if s.len() == 1));
+        assert!(matches!(got[7], Obj::Set(s) if s.len() == 1));
+        assert!(matches!(got[8], Obj::List(l) if l.len() == 2));
+        assert_eq!(got[9], &Obj::None);
+        assert_eq!(got[10], &Obj::BigInt);
+        assert!(matches!(got[11], Obj::List(_)));
+        assert_eq!(v.len(), 12);
+    }
+
+    #[test]
+    fn refuses_globals_off_the_allow_list_before_reading_on() {
+        for (module, name) in [
+            ("os", "system"),
+            ("posix", "system"),
+            ("builtins", "eval"),
+            ("__builtin__", "getattr"),
+            ("subprocess", "Popen"),
+            ("torch", "load"),
+            ("torch._utils", "_rebuild_device_tensor_from_numpy"),
+            ("torch.nn.modules.conv", "Conv2d"),
+            ("collections", "defaultdict"),
+        ] {
+            // Whatever follows (here bytes that are no opcode) is never read.
+            let b = [&b"\x80\x02"[..], &global(module, name), b"\xff\xff"].concat();
+            let e = run(&b).unwrap_err();
+            assert_eq!(
+                e,
+                PickleError::Refused {
+                    at: 2,
+                    global: format!("{module}.{name}")
+                }
+            );
+            assert!(e.to_string().contains(&format!("`{module}.{name}`")), "{e}");
+            assert!(e.to_string().contains("Nothing was run"), "{e}");
+        }
+        // STACK_GLOBAL (protocol 4) the same.
+        let b = [
+            &b"\x80\x04\x8c\x08builtins\x94\x8c\x04eval\x94\x93"[..],
+            b"\x8c\x01x\x85R.",
+        ]
+        .concat();
+        assert!(
+            matches!(run(&b), Err(PickleError::Refused { global, .. }) if global == "builtins.eval")
+        );
+    }
+
+    #[test]
+    fn refuses_calls_that_build_nothing_known() {
+        let bad = |b: &[u8], needle: &str| {
+            let e = run(b).unwrap_err();
+            assert!(
+                matches!(e, PickleError::Bad { .. }) && e.to_string().contains(needle),
+                "{needle}: {e}"
+            );
+        };
+        // REDUCE on a dict, on a storage type; NEWOBJ on a rebuild function; BUILD on a list.
+        bad(b"\x80\x02})R.", "REDUCE on a dict");
+        bad(
+            &[&global("torch", "FloatStorage")[..], b")R."].concat(),
+            "not callable",
+        );
+        bad(
+            &[&global("torch._utils", "_rebuild_tensor_v2")[..], b")\x81."].concat(),
+            "only collections.OrderedDict",
+        );
+        bad(b"]}b.", "BUILD on a list");
+        // _rebuild_tensor_v2 on something that is no storage, with a wrong arity.
+        bad(
+            &[
+                &global("torch._utils", "_rebuild_tensor_v2")[..],
+                b"(NK\x00)))\x89}tR.",
+            ]
+            .concat(),
+            "not a persistent storage",
+        );
+        bad(
+            &[&global("torch._utils", "_rebuild_tensor_v2")[..], b"(NtR."].concat(),
+            "takes 6 or 7 arguments",
+        );
+        // Persistent ids other than torch's storage tuples.
+        bad(b"K\x01Q.", "persistent id is not a tuple");
+        bad(
+            &[&b"("[..], &unicode("storage"), b"K\x01K\x02K\x03K\x04tQ."].concat(),
+            "unsupported persistent id",
+        );
+        // Memo keys never stored, stack underflow, popping past a MARK, no MARK.
+        bad(b"h\x05.", "memo key 5");
+        bad(b"R.", "stack underflow");
+        bad(b"N(0.", "stack underflow");
+        bad(b"Nt.", "no MARK");
+        // Strings that are no UTF-8; APPEND to a dict.
+        bad(b"X\x01\x00\x00\x00\xff.", "UTF-8");
+        bad(b"}Na.", "APPEND to a dict");
+        bad(b"\x80\x06.", "protocol 6");
+    }
+
+    #[test]
+    fn unknown_and_unsupported_opcodes_and_truncation_are_errors() {
+        assert_eq!(
+            run(b"\x80\x02\xff").unwrap_err(),
+            PickleError::Opcode {
+                at: 2,
+                op: 0xff,
+                name: None
+            }
+        );
+        for (b, n) in [
+            (&b"(i__main__\nX\n."[..], "INST"),
+            (b"(o.", "OBJ"),
+            (b"P0\n.", "PERSID"),
+            (b"\x82\x01.", "EXT1"),
+            (b"I1\n.", "INT"),
+        ] {
+            let e = run(b).unwrap_err();
+            assert!(
+                matches!(e, PickleError::Opcode { name: Some(x), .. } if x == n),
+                "{e}"
+            );
+        }
+        for b in [
+            &b""[..],
+            b"\x80",
+            b"\x80\x02}",
+            b"X\xff\xff\xff\x7fabc",
+            b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"cos\nsys",
+            b"J\x01\x02",
+        ] {
+            assert!(
+                matches!(run(b), Err(PickleError::Truncated { .. })),
+                "{b:?}: {:?}",
+                run(b)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_stop_a_pickle_that_would_exhaust_memory() {
+        let small = Limits {
+            max_objects: 100,
+            max_stack: 50,
+            max_memo: 10,
+            max_marks: 5,
+            max_items: 60,
+            max_ndim: 3,
+        };
+        let limit = |b: Vec<u8>, what: &str| {
+            let e = load(&b, small).unwrap_err();
+            assert!(
+                matches!(&e, PickleError::Limit { what: w, .. } if *w == what),
+                "{what}: {e}"
+            );
+        };
+        limit(b"N".repeat(51), "stack items");
+        limit([&b"N"[..], &b"2".repeat(60)].concat(), "stack items");
+        limit(b"N0".repeat(101), "values");
+        limit(
+            (0u8..11).flat_map(|i| [b'N', b'q', i]).collect(),
+            "memo entries",
+        );
+        limit(b"(".repeat(6), "open MARKs");
+        limit(
+            [&b"]"[..], &b"(N2222222222e".repeat(6)].concat(),
+            "container items",
+        );
+        limit(
+            [
+                &global("torch._utils", "_rebuild_tensor_v2")[..],
+                b"((",
+                &unicode("storage"),
+                &global("torch", "FloatStorage"),
+                b"K\x00K\x00K\x01tQK\x00(K\x01K\x01K\x01K\x01t(K\x01K\x01K\x01K\x01t\x89}tR.",
+            ]
+            .concat(),
+            "tensor dimensions",
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_cycles_are_harmless() {
+        // 200,000 lists each inside the next: no recursion anywhere, dropping included.
+        let n = 200_000;
+        let b = [b"]".repeat(n), b"a".repeat(n - 1), b".".to_vec()].concat();
+        let p = run(&b).unwrap();
+        assert_eq!(p.objs.len(), n);
+        // A list that contains itself.
+        let p = run(b"]q\x00h\x00a.").unwrap();
+        assert_eq!(p.get(p.root), &Obj::List(vec![p.root]));
+    }
+}
