@@ -6,10 +6,19 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use skinengine::model::resnet50::CONV_SHAPES;
+use skinengine::ops::adam::AdamConfig;
+use skinengine::ops::batchnorm::{BnParams, DEFAULT_EPS};
 use skinengine::ops::conv2d::{Conv2dParams, geometry};
+use skinengine::ops::pool::Pool2dParams;
 use skinengine::ops::prelude::*;
 use skinengine::{CpuBackend, CudaBackend, ReferenceBackend, Rng, Tensor};
 use std::hint::black_box;
+use std::time::Duration;
+
+// The binary's allocator (src/main.rs): training allocates tens of MB per layer and op, and
+// mimalloc keeps freed pages for reuse where the system allocator maps and faults in fresh ones.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// (name, C, H, O, kernel, stride, padding): one of each kind of ResNet50 convolution.
 const SHAPES: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
@@ -154,5 +163,164 @@ fn cuda(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv, dense, reference_conv, cuda);
+/// Batch of the training-kernel timings (fine-tuning ResNet50 on the CPU).
+const TRAIN_BATCH: usize = 32;
+
+/// The CPU backend's training-step kernels at ResNet50's sizes, batch 32: batch norm forward and
+/// backward on layer1's [32, 256, 56, 56], the stem's max-pool backward, the head's
+/// global-average-pool backward, ReLU backward and the residual add, the conv bias gradient,
+/// and one Adam step over ResNet50's 25.6M parameters. Few samples: each runs 10-500 ms.
+fn train_kernels(c: &mut Criterion) {
+    let b = CpuBackend;
+    let mut rng = Rng::new(4);
+    let n = TRAIN_BATCH;
+    let mut group = c.benchmark_group(format!("cpu_train_b{n}"));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+
+    let shape = [n, 256, 56, 56];
+    let x = Tensor::randn(&shape, 1.0, &mut rng);
+    let dy = Tensor::randn(&shape, 1.0, &mut rng);
+    let bn = BnParams {
+        gamma: Tensor::uniform(&[256], 0.5, 1.5, &mut rng),
+        beta: Tensor::randn(&[256], 1.0, &mut rng),
+        running_mean: Tensor::zeros(&[256]),
+        running_var: Tensor::full(&[256], 1.0),
+        eps: DEFAULT_EPS,
+    };
+    let (_, stats) = b.batchnorm_train(&x, &bn).unwrap();
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("bn_train_fwd_256x56x56", |bch| {
+        bch.iter(|| b.batchnorm_train(black_box(&x), &bn).unwrap())
+    });
+    group.bench_function("bn_train_bwd_256x56x56", |bch| {
+        bch.iter(|| {
+            b.batchnorm_train_backward(black_box(&dy), black_box(&x), &bn, &stats)
+                .unwrap()
+        })
+    });
+    group.bench_function("bn_frozen_bwd_256x56x56", |bch| {
+        bch.iter(|| {
+            b.batchnorm_inference_backward(black_box(&dy), black_box(&x), &bn)
+                .unwrap()
+        })
+    });
+    group.bench_function("relu_bwd_256x56x56", |bch| {
+        bch.iter(|| b.relu_backward(black_box(&dy), black_box(&x)).unwrap())
+    });
+    group.bench_function("add_256x56x56", |bch| {
+        bch.iter(|| b.add(black_box(&dy), black_box(&x)).unwrap())
+    });
+    group.bench_function("conv_bwd_bias_256x56x56", |bch| {
+        bch.iter(|| b.conv2d_backward_bias(black_box(&dy)).unwrap())
+    });
+    drop((x, dy, stats));
+
+    // The stem's pool: x [32, 64, 112, 112] -> [32, 64, 56, 56].
+    let x = Tensor::randn(&[n, 64, 112, 112], 1.0, &mut rng);
+    let p = Pool2dParams::square(3, 2, 1);
+    let dy = Tensor::randn(&[n, 64, 56, 56], 1.0, &mut rng);
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("maxpool_bwd_64x112x112", |bch| {
+        bch.iter(|| {
+            b.maxpool2d_backward(black_box(&dy), black_box(&x), &p)
+                .unwrap()
+        })
+    });
+    drop((x, dy));
+    let dy = Tensor::randn(&[n, 2048], 1.0, &mut rng);
+    let xs = [n, 2048, 7, 7];
+    group.throughput(Throughput::Elements((n * 2048 * 49) as u64));
+    group.bench_function("avgpool_bwd_2048x7x7", |bch| {
+        bch.iter(|| b.global_avg_pool_backward(black_box(&dy), &xs).unwrap())
+    });
+
+    // ResNet50's parameter count, one flat tensor (the per-tensor calls add little).
+    let len = 25_557_032;
+    let mut param = Tensor::randn(&[len], 0.05, &mut rng);
+    let grad = Tensor::randn(&[len], 1e-3, &mut rng);
+    let (mut m, mut v) = (Tensor::zeros(&[len]), Tensor::zeros(&[len]));
+    let cfg = AdamConfig {
+        weight_decay: 1e-4,
+        ..AdamConfig::default()
+    };
+    let mut step = 0;
+    group.throughput(Throughput::Elements(len as u64));
+    group.bench_function("adamw_25.6M", |bch| {
+        bch.iter(|| {
+            step += 1;
+            b.adam_step(&mut param, black_box(&grad), &mut m, &mut v, &cfg, step)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// ResNet50 convolutions (CONV_SHAPES) for the backward timings: a few of each kind by default;
+/// all of them with SKINENGINE_BENCH_ALL_CONV=1.
+fn train_conv_shapes() -> Vec<(usize, usize, usize, usize, usize, usize)> {
+    if std::env::var_os("SKINENGINE_BENCH_ALL_CONV").is_some() {
+        let mut all: Vec<_> = Vec::new();
+        for &(_, ci, h, o, k, s, p) in CONV_SHAPES {
+            if !all.contains(&(ci, h, o, k, s, p)) {
+                all.push((ci, h, o, k, s, p)); // the same shape in two roles, timed once
+            }
+        }
+        return all;
+    }
+    // The stem, layer1's 3x3 and 1x1 expand, a strided 3x3, layer3's 1x1 reduce, layer4's 3x3.
+    vec![
+        (3, 224, 64, 7, 2, 3),
+        (64, 56, 64, 3, 1, 1),
+        (64, 56, 256, 1, 1, 0),
+        (128, 56, 128, 3, 2, 1),
+        (1024, 14, 256, 1, 1, 0),
+        (512, 7, 512, 3, 1, 1),
+    ]
+}
+
+/// The CPU convolution gradients (data and weight) at ResNet50 shapes, batch 32.
+fn train_conv(c: &mut Criterion) {
+    let b = CpuBackend;
+    let mut rng = Rng::new(5);
+    let n = TRAIN_BATCH;
+    let mut group = c.benchmark_group(format!("cpu_conv2d_backward_b{n}"));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (ci, h, o, k, s, p) in train_conv_shapes() {
+        let prm = Conv2dParams::square(s, p);
+        let xs = [n, ci, h, h];
+        let g = geometry(&xs, &[o, ci, k, k], &prm).unwrap();
+        let x = Tensor::uniform(&xs, -1.0, 1.0, &mut rng);
+        let w = Tensor::kaiming_normal(&[o, ci, k, k], &mut rng);
+        let dy = Tensor::randn(&g.y_shape(), 1.0, &mut rng);
+        group.throughput(Throughput::Elements(2 * g.macs() as u64));
+        let name = format!("conv{k}x{k}s{s}_c{ci}_{h}x{h}_o{o}");
+        group.bench_function(format!("data_{name}"), |bch| {
+            bch.iter(|| {
+                b.conv2d_backward_data(black_box(&dy), black_box(&w), &xs, &prm)
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("weight_{name}"), |bch| {
+            bch.iter(|| {
+                b.conv2d_backward_weight(black_box(&dy), black_box(&x), w.shape(), &prm)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    conv,
+    dense,
+    reference_conv,
+    train_kernels,
+    train_conv,
+    cuda
+);
 criterion_main!(benches);

@@ -4,7 +4,9 @@
 
 pub mod conv_gemm;
 pub mod gemm;
+pub mod par;
 pub mod scratch;
+pub mod simd;
 pub mod weight_cache;
 
 /// Threads the CPU backend uses (rayon's global pool).

@@ -4,10 +4,12 @@
 //!
 //! Agreement tolerances are first-order worst-case error bounds for the CUDA kernels' f32
 //! arithmetic (u = 2^-24), 1% wider for second-order terms; fused multiply-adds (a GPU's) only
-//! remove roundings, and the `cpu` backend runs the reference's code (zero error). The reference
-//! works in f64 and rounds to f32 once, so each bound also carries u |want|. A sum errs by at
-//! most D u sum|terms| (Higham), D the most additions one term goes through: ceil(K/256) + 8 for
-//! the 256 per-thread partials and 8-level tree over a channel's K values, at most K - 1.
+//! remove roundings. The `cpu` backend sums and computes each element in f64 like the reference
+//! (in another order, so f64 rounding apart: worst error below 0.001 of the bounds). The
+//! reference works in f64 and rounds to f32 once, so each bound also carries u |want|. A sum
+//! errs by at most D u sum|terms| (Higham), D the most additions one term goes through:
+//! ceil(K/256) + 8 for the 256 per-thread partials and 8-level tree over a channel's K values,
+//! at most K - 1.
 //!
 //! - mean (corrected two-pass: mu0 = sum(x)/K, d = x - mu0, mean = mu0 + sum(d)/K): the final
 //!   add and the reference each round once (2u|mean|), and sum(d) errs by (D + 1) u sum|d|, where
