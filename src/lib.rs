@@ -21,6 +21,7 @@ pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod eval;
+pub mod grads;
 pub mod inspect;
 pub mod io;
 pub mod kernels;

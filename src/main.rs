@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use skinengine::cli::{
-    ablate, bench, bench_kernels, convert, demo, embed, eval, inspect, synth, train,
+    ablate, bench, bench_kernels, convert, demo, embed, eval, grads, inspect, synth, train,
 };
 
 #[derive(Parser)]
@@ -38,6 +38,9 @@ enum Command {
     Synth(synth::SynthArgs),
     /// ResNet50 features (2048-d, global average pool) for images, as a safetensors file.
     Embed(embed::EmbedArgs),
+    /// Loss and every parameter gradient through the weights' own classifier (check against
+    /// PyTorch autograd: tools/torch_grads.py).
+    Grads(grads::GradsArgs),
     /// Check a data folder: layout, classes, lesions and every problem found.
     Inspect(inspect::InspectArgs),
     /// A PyTorch .pth checkpoint (torch.save) to safetensors, reading its pickle without
@@ -106,6 +109,7 @@ fn main() {
         Command::Eval(a) => eval::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Grads(a) => grads::run(a),
         Command::Convert(a) => convert::run(a),
         Command::BenchKernels(a) => bench_kernels::run(a),
         Command::Doctor(a) => doctor(a),

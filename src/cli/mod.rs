@@ -9,6 +9,7 @@ pub mod convert;
 pub mod demo;
 pub mod embed;
 pub mod eval;
+pub mod grads;
 pub mod inspect;
 pub mod synth;
 pub mod train;

@@ -49,4 +49,17 @@ impl BackendBase for CudaBackend {
     fn shape<'a>(&self, t: &'a CudaTensor) -> &'a [usize] {
         t.shape()
     }
+    fn reshape(&self, t: &CudaTensor, shape: &[usize]) -> Result<CudaTensor> {
+        if shape.iter().product::<usize>() != t.len() {
+            return Err(crate::error::shape_err(
+                "reshape",
+                format!(
+                    "cannot reshape {} to {}",
+                    crate::tensor::ShapeFmt(t.shape()),
+                    crate::tensor::ShapeFmt(shape)
+                ),
+            ));
+        }
+        Ok(t.reshaped(shape))
+    }
 }

@@ -24,3 +24,40 @@ pub fn images() -> Tensor {
     let mut rng = Rng::new(IMAGES_SEED);
     Tensor::from_fn(&IMAGES_SHAPE, |_| rng.normal().clamp(-2.2, 2.7) as f32)
 }
+
+/// The gradient fixtures (tests/fixtures/grads_<arch>.safetensors, tools/make_grads_fixture.sh):
+/// every parameter gradient of a whole network against PyTorch autograd, both BN modes.
+pub mod grads {
+    use super::*;
+    use crate::model::arch::Arch;
+    use crate::model::init::random_weights;
+
+    /// ResNet50 and one basic-block ResNet (the other family member with a different block).
+    pub const ARCHS: [Arch; 2] = [Arch::ResNet50, Arch::ResNet18];
+    pub const WEIGHTS_SEED: u64 = 2019;
+    pub const IMAGES_SEED: u64 = 25331;
+    /// Two small non-square images: layer4 is 2x3, so train-mode BN has 12 values per channel.
+    pub const IMAGES_SHAPE: [usize; 4] = [2, 3, 64, 80];
+    pub const LABELS: [usize; 2] = [3, 11];
+    /// Values sampled from each gradient into the fixture (plus its exact norm).
+    pub const SAMPLES: usize = 48;
+
+    pub fn weights(arch: Arch) -> BTreeMap<String, Tensor> {
+        random_weights(arch, WEIGHTS_SEED, Some(FC_CLASSES))
+    }
+
+    pub fn images() -> Tensor {
+        let mut rng = Rng::new(IMAGES_SEED);
+        Tensor::from_fn(&IMAGES_SHAPE, |_| rng.normal().clamp(-2.2, 2.7) as f32)
+    }
+
+    /// The flat indices sampled from a gradient of `len` values: evenly spread, first and last
+    /// included (the Python side computes the same list).
+    pub fn sample_indices(len: usize) -> Vec<usize> {
+        let s = SAMPLES.min(len);
+        if s <= 1 {
+            return vec![0; s];
+        }
+        (0..s).map(|i| i * (len - 1) / (s - 1)).collect()
+    }
+}

@@ -8,12 +8,12 @@
 //! fused conv(+bias, +residual, +ReLU) calls on any backend.
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::model::arch::Arch;
 use crate::ops::conv2d::{Conv2dParams, geometry};
 use crate::ops::pool::Pool2dParams;
-use crate::tensor::{ShapeFmt, Tensor};
+use crate::tensor::Tensor;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 pub const BLOCKS: [usize; 4] = [3, 4, 6, 3];
@@ -24,100 +24,18 @@ pub const BN_EPS: f64 = 1e-5;
 /// Every (name, shape) a torchvision ResNet50 state dict holds besides `fc.*` and
 /// `num_batches_tracked`, in a stable order.
 pub fn expected_tensors() -> Vec<(String, Vec<usize>)> {
-    let mut v = Vec::new();
-    let bn = |v: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
-        for s in ["weight", "bias", "running_mean", "running_var"] {
-            v.push((format!("{prefix}.{s}"), vec![c]));
-        }
-    };
-    v.push(("conv1.weight".into(), vec![64, 3, 7, 7]));
-    bn(&mut v, "bn1", 64);
-    let mut cin = 64;
-    for (l, (&blocks, &w)) in BLOCKS.iter().zip(&WIDTHS).enumerate() {
-        for i in 0..blocks {
-            let p = format!("layer{}.{i}", l + 1);
-            v.push((format!("{p}.conv1.weight"), vec![w, cin, 1, 1]));
-            bn(&mut v, &format!("{p}.bn1"), w);
-            v.push((format!("{p}.conv2.weight"), vec![w, w, 3, 3]));
-            bn(&mut v, &format!("{p}.bn2"), w);
-            v.push((format!("{p}.conv3.weight"), vec![4 * w, w, 1, 1]));
-            bn(&mut v, &format!("{p}.bn3"), 4 * w);
-            if i == 0 {
-                v.push((format!("{p}.downsample.0.weight"), vec![4 * w, cin, 1, 1]));
-                bn(&mut v, &format!("{p}.downsample.1"), 4 * w);
-            }
-            cin = 4 * w;
-        }
-    }
-    v
+    Arch::ResNet50.expected_tensors()
 }
 
-/// Checks a state dict against ResNet50 and lists every problem at once: missing, unexpected,
-/// mis-shaped and non-finite tensors, negative running variances, half an fc layer.
+/// Checks a state dict against ResNet50 and lists every problem at once (see [`Arch::validate`]).
 pub fn validate(path: &Path, sd: &BTreeMap<String, Tensor>) -> Result<()> {
-    let expected = expected_tensors();
-    let mut problems = Vec::new();
-    for (name, shape) in &expected {
-        match sd.get(name) {
-            None => problems.push(format!("missing {name} {}", ShapeFmt(shape))),
-            Some(t) if t.shape() != shape.as_slice() => problems.push(format!(
-                "{name} has shape {}, expected {}",
-                ShapeFmt(t.shape()),
-                ShapeFmt(shape)
-            )),
-            Some(_) => {}
-        }
-    }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    for (name, t) in sd {
-        if !known.contains(name.as_str()) && name != "fc.weight" && name != "fc.bias" {
-            problems.push(format!("unexpected {name} {}", ShapeFmt(t.shape())));
-        }
-        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            problems.push(format!("{name} has {bad} non-finite values"));
-        }
-        if name.ends_with("running_var") && t.data().iter().any(|&v| v < 0.0) {
-            problems.push(format!("{name} has negative variances"));
-        }
-    }
-    match (sd.get("fc.weight"), sd.get("fc.bias")) {
-        (None, None) => {}
-        (Some(w), Some(b)) => {
-            let k = w.shape().first().copied().unwrap_or(0);
-            if w.shape() != [k, FEATURES] || b.shape() != [k] || k == 0 {
-                problems.push(format!(
-                    "fc.weight {} and fc.bias {} must be [K, 2048] and [K]",
-                    ShapeFmt(w.shape()),
-                    ShapeFmt(b.shape())
-                ));
-            }
-        }
-        (Some(_), None) => problems.push("fc.weight without fc.bias".into()),
-        (None, Some(_)) => problems.push("fc.bias without fc.weight".into()),
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let mut detail = format!(
-        "not a usable ResNet50 state dict ({} problems):",
-        problems.len()
-    );
-    for p in &problems {
-        let _ = write!(detail, "\n  - {p}");
-    }
-    Err(Error::File {
-        path: path.to_path_buf(),
-        detail,
-    })
+    Arch::ResNet50.validate(path, sd)
 }
 
 /// Reads and validates ResNet50 weights (torchvision/timm names; f32, f16 or bf16).
 /// `num_batches_tracked` entries are ignored.
 pub fn load_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let f = crate::io::safetensors::read_filtered(path, |n| !n.ends_with("num_batches_tracked"))?;
-    validate(path, &f.tensors)?;
-    Ok(f.tensors)
+    Arch::ResNet50.load_state_dict(path)
 }
 
 /// A convolution with its BatchNorm folded in.

@@ -33,6 +33,9 @@ pub trait BackendBase: Send + Sync {
     fn upload(&self, t: &Tensor) -> Result<Self::Tensor>;
     fn download(&self, t: &Self::Tensor) -> Result<Tensor>;
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
+    /// The same values under another shape with as many elements (a view where the backend can
+    /// share storage, a copy otherwise).
+    fn reshape(&self, t: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
 }
 
 /// [`BackendBase`] for a backend computing on host [`Tensor`]s (`reference`, `cpu`): upload and
@@ -60,6 +63,13 @@ macro_rules! host_backend_base {
             }
             fn shape<'a>(&self, t: &'a $crate::tensor::Tensor) -> &'a [usize] {
                 t.shape()
+            }
+            fn reshape(
+                &self,
+                t: &$crate::tensor::Tensor,
+                shape: &[usize],
+            ) -> $crate::error::Result<$crate::tensor::Tensor> {
+                t.clone().reshape(shape)
             }
         }
     };

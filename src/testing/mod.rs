@@ -130,23 +130,36 @@ pub const PARITY_FIXTURE: &str = concat!(
 );
 
 pub fn fixture_f64(name: &str) -> (Vec<usize>, Vec<f64>) {
-    let bytes = std::fs::read(PARITY_FIXTURE).expect("fixture present");
+    fixture_file_f64(std::path::Path::new(PARITY_FIXTURE))
+        .remove(name)
+        .unwrap_or_else(|| panic!("{name} not in {PARITY_FIXTURE}"))
+}
+
+/// Every tensor of a safetensors fixture (f64 or f32) as (shape, f64 values), by name.
+pub fn fixture_file_f64(
+    path: &std::path::Path,
+) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let t = st.tensor(name).unwrap();
-    let v = match t.dtype() {
-        safetensors::Dtype::F64 => t
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        safetensors::Dtype::F32 => t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        d => panic!("unexpected dtype {d:?}"),
-    };
-    (t.shape().to_vec(), v)
+    st.tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let v = match t.dtype() {
+                safetensors::Dtype::F64 => t
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                safetensors::Dtype::F32 => t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                d => panic!("unexpected dtype {d:?}"),
+            };
+            (name, (t.shape().to_vec(), v))
+        })
+        .collect()
 }
 
 /// max |got - want| / max |want|
