@@ -4,8 +4,9 @@
 //!
 //! The reference computes each element in f64 and rounds p, m, v to f32 once. The bounds of
 //! [`check_step`] are first-order worst cases for the CUDA kernel's f32 arithmetic (derived
-//! there), 1% wider for second-order terms; the `cpu` backend runs the reference's own code, so
-//! it meets them with zero error. Fused multiply-adds only remove roundings, so the bounds hold
+//! there), 1% wider for second-order terms; the `cpu` backend evaluates the reference's f64
+//! expressions operation for operation (vectorised, in parallel), so it meets them with zero
+//! error. Fused multiply-adds only remove roundings, so the bounds hold
 //! on a GPU as under emulation.
 
 use super::{AdamConfig, reference as adam};
