@@ -50,7 +50,7 @@ fn plane_stats(x: &[f32]) -> (f64, f64) {
 }
 
 fn plane_stats_portable(x: &[f32]) -> (f64, f64) {
-    let mean = sum1(x, |v| v) / x.len() as f64;
+    let mean = crate::cpu::simd::sum_f64_portable(x) / x.len() as f64;
     (mean, sum1(x, |v| (v - mean) * (v - mean)))
 }
 
@@ -87,25 +87,13 @@ fn sum_dy_dyxc_portable(dy: &[f32], x: &[f32], mu: f64) -> (f64, f64) {
 /// speed); here each step converts 8 f32 to 8 f64 and adds lane-wise, same lane structure.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::cpu::simd::x86::{load8_f64 as load8, sum_f64};
     use std::arch::x86_64::*;
-
-    /// 8 values of `x` from `i` as f64.
-    #[target_feature(enable = "avx512f")]
-    fn load8(x: &[f32], i: usize) -> __m512d {
-        let v: &[f32; 8] = x[i..i + 8].try_into().unwrap();
-        // SAFETY: v is 8 readable f32 (unaligned load).
-        _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(v.as_ptr()) })
-    }
 
     #[target_feature(enable = "avx512f")]
     pub fn plane_stats(x: &[f32]) -> (f64, f64) {
         let full = x.len() / 8 * 8;
-        let mut acc = _mm512_setzero_pd();
-        for i in (0..full).step_by(8) {
-            acc = _mm512_add_pd(acc, load8(x, i));
-        }
-        let tail = x[full..].iter().map(|&v| v as f64).sum::<f64>();
-        let mean = (_mm512_reduce_add_pd(acc) + tail) / x.len() as f64;
+        let mean = sum_f64(x) / x.len() as f64;
         let (m, mut acc) = (_mm512_set1_pd(mean), _mm512_setzero_pd());
         for i in (0..full).step_by(8) {
             let d = _mm512_sub_pd(load8(x, i), m);
