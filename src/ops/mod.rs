@@ -19,6 +19,7 @@ pub mod dense;
 pub mod elementwise;
 pub mod loss;
 pub mod pool;
+pub mod sgd;
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -87,6 +88,7 @@ pub trait Backend:
     + elementwise::ElementwiseOps
     + loss::LossOps
     + pool::PoolOps
+    + sgd::SgdOps
 {
 }
 
@@ -99,6 +101,7 @@ impl<B> Backend for B where
         + elementwise::ElementwiseOps
         + loss::LossOps
         + pool::PoolOps
+        + sgd::SgdOps
 {
 }
 
@@ -112,5 +115,6 @@ pub mod prelude {
     pub use super::elementwise::ElementwiseOps;
     pub use super::loss::LossOps;
     pub use super::pool::PoolOps;
+    pub use super::sgd::SgdOps;
     pub use super::{Backend, BackendBase};
 }
