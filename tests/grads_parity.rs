@@ -146,7 +146,11 @@ fn compare<B: Backend>(b: &B, arch: Arch, mode: BnMode) -> Errors {
 
 /// Fast CPU kernels: the kink-tolerant bounds of the module doc.
 fn check(arch: Arch, mode: BnMode) {
-    let e = compare(&CpuBackend, arch, mode);
+    check_fast(&CpuBackend, arch, mode)
+}
+
+fn check_fast<B: Backend>(b: &B, arch: Arch, mode: BnMode) {
+    let e = compare(b, arch, mode);
     assert!(
         e.loss <= 1e-5,
         "{arch} {mode:?}: loss differs by {:e}",
@@ -210,5 +214,30 @@ fn resnet18_gradients_on_the_reference_backend_match_pytorch_tightly() {
 fn resnet50_gradients_on_the_reference_backend_match_pytorch_tightly() {
     for mode in [BnMode::Train, BnMode::Eval] {
         check_tight(Arch::ResNet50, mode);
+    }
+}
+
+/// The CUDA kernels (f32 sums like the fast CPU kernels, so the same kink-tolerant bounds),
+/// under the emulator in CI (training-mode BN only, ~90 s of emulation; the frozen-BN backward
+/// kernel is checked against the reference by the batchnorm op suite) and on a GPU in
+/// tools/gpu_check.sh.
+#[cfg(target_os = "linux")]
+#[test]
+fn cuda_emulator_resnet18_gradients_match_pytorch() {
+    check_fast(
+        &skinengine::testing::suite::emulator(),
+        Arch::ResNet18,
+        BnMode::Train,
+    );
+}
+
+#[test]
+#[ignore = "needs a GPU: run by tools/gpu_check.sh"]
+fn gpu_resnet50_and_resnet18_gradients_match_pytorch() {
+    let b = skinengine::testing::suite::gpu();
+    for arch in grads::ARCHS {
+        for mode in [BnMode::Train, BnMode::Eval] {
+            check_fast(&b, arch, mode);
+        }
     }
 }

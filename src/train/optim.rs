@@ -1,0 +1,257 @@
+//! Optimisers and learning-rate schedules for training through the backbone.
+//!
+//! - [`Schedule`]: constant, step or cosine decay, each after an optional linear warm-up, as a
+//!   pure function of the step number (so a resumed run continues the same curve).
+//! - [`Optimizer`]: Adam / AdamW over named parameters (torchvision names), with two learning
+//!   rates (backbone and head, `--lr-backbone`) and weight decay only on weights of rank >= 2:
+//!   biases and BN's gamma/beta are never decayed (the usual rule; decaying gamma towards 0
+//!   shrinks a layer's output instead of regularising it). Moments live next to the parameters
+//!   on the backend and are saved by name in checkpoints.
+
+use crate::backend::Backend;
+use crate::error::{Result, invalid};
+use crate::ops::adam::AdamConfig;
+use crate::tensor::Tensor;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `step_every` steps.
+    Step,
+    /// Half a cosine from the base rate to 0 over the steps after warm-up.
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    /// Linear warm-up steps: step s <= warmup runs at base * s / warmup.
+    pub warmup: u64,
+    /// Total optimiser steps of the run (for cosine).
+    pub total: u64,
+    pub step_every: u64,
+    pub gamma: f64,
+}
+
+impl Schedule {
+    pub fn constant() -> Schedule {
+        Schedule {
+            kind: ScheduleKind::Constant,
+            warmup: 0,
+            total: 0,
+            step_every: 1,
+            gamma: 1.0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.kind == ScheduleKind::Step
+            && (self.step_every == 0 || self.gamma.is_nan() || self.gamma <= 0.0)
+        {
+            return Err(invalid(
+                "schedule",
+                "a step schedule needs --lr-step-every >= 1 and --lr-gamma > 0",
+            ));
+        }
+        if self.kind == ScheduleKind::Cosine && self.total <= self.warmup {
+            return Err(invalid(
+                "schedule",
+                format!(
+                    "a cosine schedule needs more steps ({}) than warm-up steps ({})",
+                    self.total, self.warmup
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The factor on the base learning rate at optimiser step `step` (counting from 1).
+    pub fn factor(&self, step: u64) -> f64 {
+        if step <= self.warmup {
+            return step as f64 / self.warmup as f64;
+        }
+        let t = step - self.warmup;
+        match self.kind {
+            ScheduleKind::Constant => 1.0,
+            ScheduleKind::Step => self.gamma.powi(((t - 1) / self.step_every) as i32),
+            ScheduleKind::Cosine => {
+                let span = (self.total - self.warmup) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * (t - 1) as f64 / span).cos())
+            }
+        }
+    }
+}
+
+/// Which learning rate a parameter takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Backbone,
+    Head,
+}
+
+/// Adam or AdamW (decoupled weight decay); `Adam` takes no weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimConfig {
+    pub adam: AdamConfig,
+    /// Base learning rate of the backbone's parameters (the head's is `adam.lr`).
+    pub lr_backbone: f64,
+}
+
+/// Where an optimiser finds the parameters it updates, by name.
+pub trait ParamStore<T> {
+    fn param_mut(&mut self, name: &str) -> Option<&mut T>;
+}
+
+impl<B: Backend> ParamStore<B::Tensor> for crate::model::net::Net<B> {
+    fn param_mut(&mut self, name: &str) -> Option<&mut B::Tensor> {
+        crate::model::net::Net::param_mut(self, name)
+    }
+}
+
+/// Adam state of every parameter being trained, by name.
+pub struct Optimizer<B: Backend> {
+    pub cfg: OptimConfig,
+    pub schedule: Schedule,
+    /// Steps taken so far.
+    pub step: u64,
+    /// (group, decayed?, first moment, second moment) by parameter name.
+    pub state: BTreeMap<String, (Group, bool, B::Tensor, B::Tensor)>,
+}
+
+impl<B: Backend> Optimizer<B> {
+    /// Zero moments for each (name, group, parameter shape).
+    pub fn new(
+        b: &B,
+        cfg: OptimConfig,
+        schedule: Schedule,
+        params: &[(String, Group, Vec<usize>)],
+    ) -> Result<Self> {
+        schedule.validate()?;
+        cfg.adam.validate(1)?;
+        if !(cfg.lr_backbone.is_finite() && cfg.lr_backbone >= 0.0) {
+            return Err(invalid(
+                "optimizer",
+                "--lr-backbone must be finite and >= 0",
+            ));
+        }
+        let mut state = BTreeMap::new();
+        for (name, group, shape) in params {
+            let z = b.upload(&Tensor::zeros(shape))?;
+            state.insert(name.clone(), (*group, shape.len() >= 2, z.clone(), z));
+        }
+        Ok(Optimizer {
+            cfg,
+            schedule,
+            step: 0,
+            state,
+        })
+    }
+
+    /// The learning rate of `group` at the next step.
+    pub fn lr(&self, group: Group) -> f64 {
+        let base = match group {
+            Group::Backbone => self.cfg.lr_backbone,
+            Group::Head => self.cfg.adam.lr,
+        };
+        base * self.schedule.factor(self.step + 1)
+    }
+
+    /// One step: every parameter with state gets its gradient from `grads` (missing gradients
+    /// are an error: a parameter that is trained must have one) and is updated in place.
+    pub fn update(
+        &mut self,
+        b: &B,
+        grads: &BTreeMap<String, B::Tensor>,
+        params: &mut dyn ParamStore<B::Tensor>,
+    ) -> Result<()> {
+        let (lr_bb, lr_head) = (self.lr(Group::Backbone), self.lr(Group::Head));
+        self.step += 1;
+        for (name, (group, decayed, m, v)) in self.state.iter_mut() {
+            let g = grads
+                .get(name)
+                .ok_or_else(|| invalid("optimizer", format!("no gradient for {name}")))?;
+            let p = params
+                .param_mut(name)
+                .ok_or_else(|| invalid("optimizer", format!("no parameter {name}")))?;
+            let cfg = AdamConfig {
+                lr: match group {
+                    Group::Backbone => lr_bb,
+                    Group::Head => lr_head,
+                },
+                weight_decay: if *decayed {
+                    self.cfg.adam.weight_decay
+                } else {
+                    0.0
+                },
+                ..self.cfg.adam
+            };
+            b.adam_step(p, g, m, v, &cfg, self.step)?;
+        }
+        Ok(())
+    }
+
+    /// Moments by name (`<param>.exp_avg`, `<param>.exp_avg_sq`) on the host, for checkpoints.
+    pub fn named(&self, b: &B) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for (name, (_, _, m, v)) in &self.state {
+            out.insert(format!("{name}.exp_avg"), b.download(m)?);
+            out.insert(format!("{name}.exp_avg_sq"), b.download(v)?);
+        }
+        Ok(out)
+    }
+
+    /// Restores moments written by [`Optimizer::named`] and the step count.
+    pub fn load_named(&mut self, b: &B, t: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
+        for (name, (_, _, m, v)) in self.state.iter_mut() {
+            for (suffix, dst) in [("exp_avg", m), ("exp_avg_sq", v)] {
+                let k = format!("{name}.{suffix}");
+                let src = t
+                    .get(&k)
+                    .ok_or_else(|| invalid("checkpoint", format!("missing optimizer state {k}")))?;
+                if src.shape() != b.shape(dst) {
+                    return Err(invalid("checkpoint", format!("{k} has the wrong shape")));
+                }
+                *dst = b.upload(src)?;
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_follow_their_formulas() {
+        let s = Schedule {
+            kind: ScheduleKind::Cosine,
+            warmup: 2,
+            total: 6,
+            step_every: 1,
+            gamma: 1.0,
+        };
+        let f: Vec<f64> = (1..=6).map(|k| s.factor(k)).collect();
+        assert_eq!(f[0], 0.5);
+        assert_eq!(f[1], 1.0);
+        assert_eq!(f[2], 1.0); // first step after warm-up: cos(0)
+        assert!((f[3] - 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos())).abs() < 1e-15);
+        assert!(f[5] > 0.0 && f[5] < f[4]);
+        let st = Schedule {
+            kind: ScheduleKind::Step,
+            warmup: 0,
+            total: 0,
+            step_every: 3,
+            gamma: 0.1,
+        };
+        let f: Vec<f64> = (1..=7).map(|k| st.factor(k)).collect();
+        assert_eq!(&f[..3], &[1.0, 1.0, 1.0]);
+        assert!((f[3] - 0.1).abs() < 1e-15 && (f[6] - 0.01).abs() < 1e-15);
+        assert_eq!(Schedule::constant().factor(1000), 1.0);
+        let bad = Schedule { total: 2, ..s };
+        assert!(bad.validate().is_err());
+    }
+}
