@@ -46,14 +46,12 @@ fn run<B: Backend>(b: &B) -> Outcome {
     let arch = Arch::ResNet18;
     let mut net = Net::from_state_dict(b, arch, &grads::weights(arch), true).unwrap();
     let params = trained_params(b, &net, 0).unwrap();
-    let cfg = OptimConfig {
-        adam: AdamConfig {
-            lr: LR,
-            weight_decay: 0.01,
-            ..AdamConfig::default()
-        },
-        lr_backbone: LR_BACKBONE,
+    let adam = AdamConfig {
+        lr: LR,
+        weight_decay: 0.01,
+        ..AdamConfig::default()
     };
+    let cfg = OptimConfig::adam(adam, LR_BACKBONE);
     let mut opt = Optimizer::new(b, cfg, Schedule::constant(), &params).unwrap();
     let x = b.upload(&grads::images()).unwrap();
     let ones = vec![1.0; FC_CLASSES];

@@ -2,7 +2,7 @@
 //!
 //! - [`Schedule`]: constant, step or cosine decay, each after an optional linear warm-up, as a
 //!   pure function of the step number (so a resumed run continues the same curve).
-//! - [`Optimizer`]: Adam / AdamW over named parameters (torchvision names), with two learning
+//! - [`Optimizer`]: Adam / AdamW or SGD with (Nesterov) momentum over named parameters (torchvision names), with two learning
 //!   rates (backbone and head, `--lr-backbone`) and weight decay only on weights of rank >= 2:
 //!   biases and BN's gamma/beta are never decayed (the usual rule; decaying gamma towards 0
 //!   shrinks a layer's output instead of regularising it). Moments live next to the parameters
@@ -11,6 +11,7 @@
 use crate::backend::Backend;
 use crate::error::{Result, invalid};
 use crate::ops::adam::AdamConfig;
+use crate::ops::sgd::SgdConfig;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 
@@ -91,12 +92,34 @@ pub enum Group {
     Head,
 }
 
-/// Adam or AdamW (decoupled weight decay); `Adam` takes no weight decay.
+/// The update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimKind {
+    /// Adam, or AdamW when `adam.weight_decay` > 0 (decoupled decay, `torch.optim.AdamW`).
+    Adam,
+    /// `torch.optim.SGD` with momentum (optionally Nesterov) and coupled L2 weight decay
+    /// (`adam.weight_decay`), at `adam.lr`; Adam's betas and eps are unused.
+    Sgd { momentum: f64, nesterov: bool },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OptimConfig {
+    pub kind: OptimKind,
+    /// Head learning rate, weight decay (and Adam's betas and eps).
     pub adam: AdamConfig,
     /// Base learning rate of the backbone's parameters (the head's is `adam.lr`).
     pub lr_backbone: f64,
+}
+
+impl OptimConfig {
+    /// Adam/AdamW with these settings.
+    pub fn adam(adam: AdamConfig, lr_backbone: f64) -> Self {
+        OptimConfig {
+            kind: OptimKind::Adam,
+            adam,
+            lr_backbone,
+        }
+    }
 }
 
 /// Where an optimiser finds the parameters it updates, by name.
@@ -110,14 +133,21 @@ impl<B: Backend> ParamStore<B::Tensor> for crate::model::net::Net<B> {
     }
 }
 
+impl<T> ParamStore<T> for BTreeMap<String, T> {
+    fn param_mut(&mut self, name: &str) -> Option<&mut T> {
+        self.get_mut(name)
+    }
+}
+
 /// Adam state of every parameter being trained, by name.
 pub struct Optimizer<B: Backend> {
     pub cfg: OptimConfig,
     pub schedule: Schedule,
     /// Steps taken so far.
     pub step: u64,
-    /// (group, decayed?, first moment, second moment) by parameter name.
-    pub state: BTreeMap<String, (Group, bool, B::Tensor, B::Tensor)>,
+    /// (group, decayed?, first moment or momentum buffer, second moment (Adam only)) by
+    /// parameter name.
+    pub state: BTreeMap<String, (Group, bool, B::Tensor, Option<B::Tensor>)>,
 }
 
 impl<B: Backend> Optimizer<B> {
@@ -130,6 +160,16 @@ impl<B: Backend> Optimizer<B> {
     ) -> Result<Self> {
         schedule.validate()?;
         cfg.adam.validate(1)?;
+        if let OptimKind::Sgd { momentum, nesterov } = cfg.kind {
+            SgdConfig {
+                lr: cfg.adam.lr,
+                momentum,
+                dampening: 0.0,
+                weight_decay: cfg.adam.weight_decay,
+                nesterov,
+            }
+            .validate(1)?;
+        }
         if !(cfg.lr_backbone.is_finite() && cfg.lr_backbone >= 0.0) {
             return Err(invalid(
                 "optimizer",
@@ -139,7 +179,11 @@ impl<B: Backend> Optimizer<B> {
         let mut state = BTreeMap::new();
         for (name, group, shape) in params {
             let z = b.upload(&Tensor::zeros(shape))?;
-            state.insert(name.clone(), (*group, shape.len() >= 2, z.clone(), z));
+            let v = match cfg.kind {
+                OptimKind::Adam => Some(z.clone()),
+                OptimKind::Sgd { .. } => None,
+            };
+            state.insert(name.clone(), (*group, shape.len() >= 2, z, v));
         }
         Ok(Optimizer {
             cfg,
@@ -175,19 +219,36 @@ impl<B: Backend> Optimizer<B> {
             let p = params
                 .param_mut(name)
                 .ok_or_else(|| invalid("optimizer", format!("no parameter {name}")))?;
-            let cfg = AdamConfig {
-                lr: match group {
-                    Group::Backbone => lr_bb,
-                    Group::Head => lr_head,
-                },
-                weight_decay: if *decayed {
-                    self.cfg.adam.weight_decay
-                } else {
-                    0.0
-                },
-                ..self.cfg.adam
+            let lr = match group {
+                Group::Backbone => lr_bb,
+                Group::Head => lr_head,
             };
-            b.adam_step(p, g, m, v, &cfg, self.step)?;
+            let weight_decay = if *decayed {
+                self.cfg.adam.weight_decay
+            } else {
+                0.0
+            };
+            match (self.cfg.kind, v) {
+                (OptimKind::Sgd { momentum, nesterov }, _) => {
+                    let cfg = SgdConfig {
+                        lr,
+                        momentum,
+                        dampening: 0.0,
+                        weight_decay,
+                        nesterov,
+                    };
+                    b.sgd_step(p, g, m, &cfg, self.step)?;
+                }
+                (OptimKind::Adam, Some(v)) => {
+                    let cfg = AdamConfig {
+                        lr,
+                        weight_decay,
+                        ..self.cfg.adam
+                    };
+                    b.adam_step(p, g, m, v, &cfg, self.step)?;
+                }
+                (OptimKind::Adam, None) => unreachable!("Adam state has both moments"),
+            }
         }
         Ok(())
     }
@@ -197,7 +258,9 @@ impl<B: Backend> Optimizer<B> {
         let mut out = BTreeMap::new();
         for (name, (_, _, m, v)) in &self.state {
             out.insert(format!("{name}.exp_avg"), b.download(m)?);
-            out.insert(format!("{name}.exp_avg_sq"), b.download(v)?);
+            if let Some(v) = v {
+                out.insert(format!("{name}.exp_avg_sq"), b.download(v)?);
+            }
         }
         Ok(out)
     }
@@ -205,7 +268,8 @@ impl<B: Backend> Optimizer<B> {
     /// Restores moments written by [`Optimizer::named`] and the step count.
     pub fn load_named(&mut self, b: &B, t: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
         for (name, (_, _, m, v)) in self.state.iter_mut() {
-            for (suffix, dst) in [("exp_avg", m), ("exp_avg_sq", v)] {
+            for (suffix, dst) in [("exp_avg", Some(m)), ("exp_avg_sq", v.as_mut())] {
+                let Some(dst) = dst else { continue };
                 let k = format!("{name}.{suffix}");
                 let src = t
                     .get(&k)
@@ -224,6 +288,53 @@ impl<B: Backend> Optimizer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::ReferenceBackend;
+
+    fn store() -> BTreeMap<String, Tensor> {
+        BTreeMap::from([
+            ("w".to_string(), Tensor::full(&[2, 2], 1.0)),
+            ("fc.bias".to_string(), Tensor::full(&[2], 1.0)),
+        ])
+    }
+
+    #[test]
+    fn groups_and_decay_rules_reach_the_update() {
+        // SGD without momentum: p <- p - lr (g + wd p); wd only on the rank-2 weight, and the
+        // head ("fc.*") at lr, the backbone at lr_backbone.
+        let b = ReferenceBackend;
+        let mut params = store();
+        let shapes = vec![
+            ("w".to_string(), Group::Backbone, vec![2, 2]),
+            ("fc.bias".to_string(), Group::Head, vec![2]),
+        ];
+        let cfg = OptimConfig {
+            kind: OptimKind::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            adam: AdamConfig {
+                lr: 0.5,
+                weight_decay: 0.25,
+                ..AdamConfig::default()
+            },
+            lr_backbone: 0.125,
+        };
+        let mut opt = Optimizer::new(&b, cfg, Schedule::constant(), &shapes).unwrap();
+        let grads = BTreeMap::from([
+            ("w".to_string(), Tensor::full(&[2, 2], 1.0)),
+            ("fc.bias".to_string(), Tensor::full(&[2], 1.0)),
+        ]);
+        opt.update(&b, &grads, &mut params).unwrap();
+        assert_eq!(params["w"].data(), &[1.0 - 0.125 * 1.25; 4]);
+        assert_eq!(params["fc.bias"].data(), &[0.5; 2]);
+        // A parameter without a gradient is an error, not a silent skip.
+        let err = opt.update(&b, &BTreeMap::new(), &mut params).unwrap_err();
+        assert!(err.to_string().contains("no gradient for"), "{err}");
+        // Adam keeps two moments per parameter and names them for checkpoints.
+        let adam = OptimConfig::adam(AdamConfig::default(), 1e-4);
+        let opt = Optimizer::new(&b, adam, Schedule::constant(), &shapes).unwrap();
+        assert_eq!(opt.named(&b).unwrap().len(), 4);
+    }
 
     #[test]
     fn schedules_follow_their_formulas() {
