@@ -139,15 +139,24 @@ impl<T> ParamStore<T> for BTreeMap<String, T> {
     }
 }
 
-/// Adam state of every parameter being trained, by name.
+/// What the optimiser keeps per parameter.
+pub struct ParamState<T> {
+    pub group: Group,
+    /// Weight decay applies (rank >= 2).
+    pub decayed: bool,
+    /// Adam's first moment, or SGD's momentum buffer.
+    pub m: T,
+    /// Adam's second moment.
+    pub v: Option<T>,
+}
+
+/// Optimiser state of every parameter being trained, by name.
 pub struct Optimizer<B: Backend> {
     pub cfg: OptimConfig,
     pub schedule: Schedule,
     /// Steps taken so far.
     pub step: u64,
-    /// (group, decayed?, first moment or momentum buffer, second moment (Adam only)) by
-    /// parameter name.
-    pub state: BTreeMap<String, (Group, bool, B::Tensor, Option<B::Tensor>)>,
+    pub state: BTreeMap<String, ParamState<B::Tensor>>,
 }
 
 impl<B: Backend> Optimizer<B> {
@@ -183,7 +192,13 @@ impl<B: Backend> Optimizer<B> {
                 OptimKind::Adam => Some(z.clone()),
                 OptimKind::Sgd { .. } => None,
             };
-            state.insert(name.clone(), (*group, shape.len() >= 2, z, v));
+            let st = ParamState {
+                group: *group,
+                decayed: shape.len() >= 2,
+                m: z,
+                v,
+            };
+            state.insert(name.clone(), st);
         }
         Ok(Optimizer {
             cfg,
@@ -212,7 +227,8 @@ impl<B: Backend> Optimizer<B> {
     ) -> Result<()> {
         let (lr_bb, lr_head) = (self.lr(Group::Backbone), self.lr(Group::Head));
         self.step += 1;
-        for (name, (group, decayed, m, v)) in self.state.iter_mut() {
+        for (name, st) in self.state.iter_mut() {
+            let (group, decayed, m, v) = (&st.group, st.decayed, &mut st.m, &mut st.v);
             let g = grads
                 .get(name)
                 .ok_or_else(|| invalid("optimizer", format!("no gradient for {name}")))?;
@@ -223,7 +239,7 @@ impl<B: Backend> Optimizer<B> {
                 Group::Backbone => lr_bb,
                 Group::Head => lr_head,
             };
-            let weight_decay = if *decayed {
+            let weight_decay = if decayed {
                 self.cfg.adam.weight_decay
             } else {
                 0.0
@@ -256,9 +272,9 @@ impl<B: Backend> Optimizer<B> {
     /// Moments by name (`<param>.exp_avg`, `<param>.exp_avg_sq`) on the host, for checkpoints.
     pub fn named(&self, b: &B) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
-        for (name, (_, _, m, v)) in &self.state {
-            out.insert(format!("{name}.exp_avg"), b.download(m)?);
-            if let Some(v) = v {
+        for (name, st) in &self.state {
+            out.insert(format!("{name}.exp_avg"), b.download(&st.m)?);
+            if let Some(v) = &st.v {
                 out.insert(format!("{name}.exp_avg_sq"), b.download(v)?);
             }
         }
@@ -267,8 +283,8 @@ impl<B: Backend> Optimizer<B> {
 
     /// Restores moments written by [`Optimizer::named`] and the step count.
     pub fn load_named(&mut self, b: &B, t: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
-        for (name, (_, _, m, v)) in self.state.iter_mut() {
-            for (suffix, dst) in [("exp_avg", Some(m)), ("exp_avg_sq", v.as_mut())] {
+        for (name, st) in self.state.iter_mut() {
+            for (suffix, dst) in [("exp_avg", Some(&mut st.m)), ("exp_avg_sq", st.v.as_mut())] {
                 let Some(dst) = dst else { continue };
                 let k = format!("{name}.{suffix}");
                 let src = t
