@@ -17,3 +17,24 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         f(&mut buf[..len])
     })
 }
+
+thread_local! {
+    static OUTER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Like [`with_scratch`], for a caller that runs parallel work while it holds the buffer (the
+/// convolution gradients' image-group buffers): a second buffer per thread, kept across calls
+/// so a training step does not fault in fresh pages for it at every layer. Should this thread's
+/// buffer be lent already (a rayon worker that took up another such call while waiting), `f`
+/// gets a fresh one instead of a panic.
+pub fn with_outer_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    OUTER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
