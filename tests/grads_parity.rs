@@ -241,3 +241,57 @@ fn gpu_resnet50_and_resnet18_gradients_match_pytorch() {
         }
     }
 }
+
+/// `skinengine grads` end to end through the library: the file it writes holds the loss, the
+/// exact input and every gradient under its name, and bad input is refused by name.
+#[test]
+fn grads_command_writes_every_gradient_and_refuses_bad_input() {
+    use skinengine::grads::{GradsConfig, grads as run_grads, write};
+    let dir = tempfile::tempdir().unwrap();
+    let arch = Arch::ResNet18;
+    let sd = grads::weights(arch);
+    let wpath = dir.path().join("w.safetensors");
+    let named: Vec<(&str, &skinengine::Tensor)> = sd.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    skinengine::io::safetensors::write(&wpath, &named, &Default::default()).unwrap();
+    let xpath = dir.path().join("x.safetensors");
+    let images = grads::images();
+    skinengine::io::safetensors::write(&xpath, &[("images", &images)], &Default::default())
+        .unwrap();
+    let mut cfg = GradsConfig {
+        weights: wpath.clone(),
+        images: vec![xpath.clone()],
+        labels: grads::LABELS.to_vec(),
+        bn: BnMode::Eval,
+        backbone: None,
+        resize: skinengine::data::image::ResizeMode::Squash,
+    };
+    let r = run_grads(&CpuBackend, &cfg).unwrap();
+    assert_eq!(r.arch, Arch::ResNet18, "recognised from the tensors");
+    let out = dir.path().join("g.safetensors");
+    write(&out, &r, &cfg.labels, cfg.bn, "cpu").unwrap();
+    let f = skinengine::io::safetensors::read(&out).unwrap();
+    assert_eq!(f.tensors["images"], images);
+    let fx = fixture(arch);
+    assert!((f.tensors["loss"].data()[0] as f64 - fx["eval/loss"].1[0]).abs() < 1e-5);
+    for name in Net::from_state_dict(&CpuBackend, arch, &sd, true)
+        .unwrap()
+        .graph
+        .params_from(0)
+    {
+        assert_eq!(f.tensors[&name].shape(), sd[&name].shape(), "{name}");
+    }
+    // Bad input: wrong label count, a label beyond the classifier, the wrong backbone.
+    cfg.labels = vec![1];
+    let e = run_grads(&CpuBackend, &cfg).err().unwrap().to_string();
+    assert!(e.contains("2 images but 1 labels"), "{e}");
+    cfg.labels = vec![1, 16];
+    let e = run_grads(&CpuBackend, &cfg).err().unwrap().to_string();
+    assert!(e.contains("label 16 is not below"), "{e}");
+    cfg.labels = vec![1, 2];
+    cfg.backbone = Some(Arch::ResNet50);
+    let e = run_grads(&CpuBackend, &cfg).err().unwrap().to_string();
+    assert!(
+        e.contains("w.safetensors") && e.contains("--backbone resnet18"),
+        "{e}"
+    );
+}
