@@ -3,6 +3,11 @@
 //! classifier head's shapes, the reference backend as the baseline, and, when a GPU is usable,
 //! the CUDA kernels at every ResNet50 conv shape and the dense shapes of `bench-kernels`
 //! (batch 32), synchronised after each launch. Without a GPU the CUDA group says it is skipped.
+//! The CPU backend's training-step kernels at batch 32 (`cpu_train_b32`: batch norm, pooling
+//! and elementwise backward, the conv bias gradient, one AdamW step over 25.6M values;
+//! `cpu_conv2d_backward_b32`: conv data and weight gradients at six ResNet50 shapes, all of
+//! them with SKINENGINE_BENCH_ALL_CONV=1); tools/bench_train_ops_torch.py times PyTorch's
+//! kernels at the same shapes and prints the ratios to criterion's latest estimates.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use skinengine::model::resnet50::CONV_SHAPES;
