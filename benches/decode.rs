@@ -1,9 +1,12 @@
 //! Decode + resize + normalise throughput on 600x450 JPEGs (the HAM10000 size), one image on one
 //! thread and a batch of 32 over all threads. Uses the real HAM10000 image from ../shared/data
-//! when present, else a generated photo-like JPEG of the same size.
+//! when present, else a generated photo-like JPEG of the same size. `augment_600x450_jpeg`:
+//! one image decoded and put through the training augmentation (a new draw each iteration)
+//! against the evaluation preprocessing.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
+use skinengine::data::augment::{AugmentConfig, draw, load_augmented};
 use skinengine::data::image::{ResizeMode, preprocess};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -46,5 +49,29 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode);
+fn augment(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample_jpeg(dir.path());
+    let mut g = c.benchmark_group("augment_600x450_jpeg");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_preprocess_squash", |b| {
+        b.iter(|| preprocess(black_box(&path), ResizeMode::Squash).unwrap())
+    });
+    for (name, cfg) in [
+        ("decode_augment_default", AugmentConfig::default()),
+        ("decode_augment_none", AugmentConfig::none()),
+    ] {
+        let mut epoch = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                epoch += 1;
+                let a = draw(&cfg, 0, epoch, "ISIC_0024310").unwrap();
+                load_augmented(black_box(&path), &a, &cfg).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode, augment);
 criterion_main!(benches);

@@ -1,10 +1,11 @@
 //! Data: labelled data sets in their on-disk layouts (and synthetic ones), splits, views,
-//! class weights, image decoding and preprocessing, image files.
+//! class weights, image decoding and preprocessing, per-epoch training augmentation, image files.
 //!
 //! Dependencies run one way: `schema` (names of the layouts) <- `dataset` (reading them) and
 //! `synth` (writing them); `image` (pixels, view transforms) <- `views` (which views exist);
-//! `dataset` <- `split`, `views`.
+//! `dataset` <- `split`, `views`; `image` <- `augment` (random per-epoch transforms).
 
+pub mod augment;
 pub mod class_weights;
 pub mod dataset;
 pub mod files;
