@@ -1,8 +1,10 @@
-//! `skinengine bench`: arguments -> [`crate::bench::forward`] per batch size, as a table or JSON.
+//! `skinengine bench`: arguments -> [`crate::bench::forward`] (or [`crate::bench::train`] with
+//! `--train`) per batch size, as a table or JSON.
 
 use super::DeviceChoice;
-use crate::bench::bench_backend;
+use crate::bench::{bench_backend, bench_train};
 use crate::error::Result;
+use crate::model::arch::Arch;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -20,10 +22,20 @@ pub struct BenchArgs {
     /// One JSON object per batch size instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Time full training steps (forward in training mode, backward to every parameter, AdamW)
+    /// instead of inference forwards.
+    #[arg(long)]
+    pub train: bool,
+    /// Backbone for --train.
+    #[arg(long, value_enum, default_value_t = Arch::ResNet50)]
+    pub backbone: Arch,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     super::set_threads(args.threads);
+    if args.train {
+        return run_train(args);
+    }
     let resolved = args.device.resolve()?;
     let threads = rayon::current_num_threads();
     if !args.json {
@@ -58,6 +70,50 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 r.images_per_s,
                 r.gflop_per_s,
                 r.median_s * 1e3
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_train(args: &BenchArgs) -> Result<()> {
+    let resolved = args.device.resolve()?;
+    let threads = rayon::current_num_threads();
+    if !args.json {
+        println!(
+            "{} training step (AdamW, BN batch statistics), 224x224, {threads} threads, median of {} steps",
+            args.backbone.pretty(),
+            args.iters
+        );
+        println!(
+            "{:>10} {:>6} {:>12} {:>10} {:>14}",
+            "device", "batch", "images/s", "ms/step", "peak act. MiB"
+        );
+    }
+    for &batch in &args.batch {
+        let (name, r) = crate::with_backend!(resolved, |b| (
+            b.name(),
+            bench_train(b, args.backbone, batch, args.iters)?
+        ));
+        if args.json {
+            let v = serde_json::json!({
+                "mode": "train",
+                "backbone": args.backbone.name(),
+                "device": name,
+                "batch": batch,
+                "threads": threads,
+                "iters": args.iters,
+                "median_ms": r.median_s * 1e3,
+                "images_per_s": r.images_per_s,
+                "peak_activation_bytes": r.peak_bytes,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{name:>10} {batch:>6} {:>12.2} {:>10.1} {:>14.1}",
+                r.images_per_s,
+                r.median_s * 1e3,
+                r.peak_bytes as f64 / (1 << 20) as f64
             );
         }
     }
