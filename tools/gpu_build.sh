@@ -44,8 +44,8 @@ hash_before=$(source_hash)
 log "cargo build --release $*"
 cargo build --release "$@"
 
-log "cargo test --release --no-run --lib --test resnet50_parity $*"
-json=$(cargo test --release --no-run --lib --test resnet50_parity --message-format=json "$@")
+log "cargo test --release --no-run --lib --test resnet50_parity --test grads_parity $*"
+json=$(cargo test --release --no-run --lib --test resnet50_parity --test grads_parity --message-format=json "$@")
 # The compiler-artifact messages of the test targets carry the executables' paths.
 exe_of() {
   printf '%s\n' "$json" | python3 -c '
@@ -66,8 +66,10 @@ print(exe)' "$1" "$2"
 }
 suites_exe=$(exe_of skinengine lib)
 parity_exe=$(exe_of resnet50_parity test)
+grads_exe=$(exe_of grads_parity test)
 [[ -n $suites_exe && -x $suites_exe ]] || die "no lib test executable in cargo's JSON output"
 [[ -n $parity_exe && -x $parity_exe ]] || die "no resnet50_parity test executable in cargo's JSON output"
+[[ -n $grads_exe && -x $grads_exe ]] || die "no grads_parity test executable in cargo's JSON output"
 
 hash_after=$(source_hash)
 
@@ -76,7 +78,8 @@ mkdir -p "$CARRY"
 cp target/release/skinengine "$CARRY/skinengine"
 cp "$suites_exe" "$CARRY/op_suites"
 cp "$parity_exe" "$CARRY/resnet50_parity"
-BINS=("$CARRY/skinengine" "$CARRY/op_suites" "$CARRY/resnet50_parity")
+cp "$grads_exe" "$CARRY/grads_parity"
+BINS=("$CARRY/skinengine" "$CARRY/op_suites" "$CARRY/resnet50_parity" "$CARRY/grads_parity")
 for f in "${BINS[@]}"; do
   if command -v objcopy >/dev/null; then
     objcopy --compress-debug-sections=zlib "$f" || log "objcopy failed on $f (left as is)"

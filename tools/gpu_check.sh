@@ -15,6 +15,8 @@
 #            .gpu-carry/skinengine bench --device cuda --batch B --iters N --json
 #   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
+#   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 vs PyTorch autograd)
+#   train_b32, torch_train: training-step images/s, ours and PyTorch eager FP32 -> train.jsonl
 #   report   python3 tools/gpu_report.py: the markdown section, printed last
 #
 # Files under ${OUT:-/tmp/gpu-out} (the device tool returns at most 8): gpu_check.log, env.txt,
@@ -39,6 +41,8 @@ CARRY=${GPU_CHECK_CARRY:-.gpu-carry}
 BIN=$CARRY/skinengine
 SUITES=$CARRY/op_suites
 MODEL_TEST=$CARRY/resnet50_parity
+GRADS_TEST=$CARRY/grads_parity
+TRAIN=$OUT/train.jsonl
 BUDGET=${GPU_CHECK_BUDGET_S:-470}
 ITERS=${GPU_CHECK_BENCH_ITERS:-20}
 RESERVE=30 # seconds kept back for the report
@@ -49,6 +53,7 @@ trap 'rm -rf "$WORK"' EXIT
 : >"$LOG"
 : >"$ENV_TXT"
 : >"$BENCH"
+: >"$TRAIN"
 : >"$KERNELS"
 rm -f "$TORCH" "$SECTION"
 export RUST_BACKTRACE=1 PYTHONUNBUFFERED=1
@@ -188,7 +193,7 @@ step_env() {
 
   # A shared library the carried binaries need but this machine lacks fails every later step:
   # say which, up front.
-  if ldd "$BIN" "$SUITES" "$MODEL_TEST" 2>&1 | grep 'not found'; then
+  if ldd "$BIN" "$SUITES" "$MODEL_TEST" "$GRADS_TEST" 2>&1 | grep 'not found'; then
     echo "carried binaries need libraries this machine lacks (above)"
   fi
 
@@ -242,7 +247,7 @@ step_env() {
     echo "no $CARRY/build_info.txt: was tools/gpu_build.sh run and $CARRY carried?"
     rc=1
   fi
-  for f in "$BIN" "$SUITES" "$MODEL_TEST"; do
+  for f in "$BIN" "$SUITES" "$MODEL_TEST" "$GRADS_TEST"; do
     if [[ -f $f ]]; then
       chmod +x "$f" 2>/dev/null
     else
@@ -259,6 +264,11 @@ run_step env 0 - true step_env
 run_step doctor 30 - true "$BIN" doctor
 run_step parity 120 - check_parity "$SUITES" --ignored gpu --test-threads 1
 run_step model 60 - check_parity "$MODEL_TEST" --ignored --test-threads 1
+run_step grads 60 - check_parity "$GRADS_TEST" --ignored gpu --test-threads 1
+# Training steps (ResNet50, batch 32, FP32): ours, then PyTorch eager (TF32 off) in the same run.
+run_step train_b32 90 "$WORK/train_b32.json" has_json_line \
+  "$BIN" bench --train --device cuda --batch 32 --iters 5 --json
+grep '^[[:space:]]*{' "$WORK/train_b32.json" >>"$TRAIN" 2>/dev/null
 for b in 32 128; do
   cap=60
   ((b > 32)) && cap=75
@@ -271,6 +281,9 @@ run_step kernels 60 "$WORK/kernels.json" has_json_line \
 grep '^[[:space:]]*{' "$WORK/kernels.json" >>"$KERNELS" 2>/dev/null
 run_step torch 120 - check_torch \
   "${TORCH_ENV[@]}" python3 tools/gpu_bench_torch.py --kernels "$KERNELS" --out "$TORCH"
+run_step torch_train 90 "$WORK/torch_train.json" has_json_line \
+  "${TORCH_ENV[@]}" python3 tools/bench_train_torch.py --device cuda --batch 32 --iters 5
+grep '^[[:space:]]*{' "$WORK/torch_train.json" >>"$TRAIN" 2>/dev/null
 run_step report 30 - check_report "${TORCH_ENV[@]}" python3 tools/gpu_report.py --dir "$OUT"
 
 if [[ ! -s $SECTION ]]; then
