@@ -173,12 +173,12 @@ impl<B: Backend> Net<B> {
     ) -> Result<Grads<B::Tensor>> {
         let g = &self.graph;
         let from = tape.from;
-        let produced_by_trained = |s: usize| {
-            g.nodes
-                .iter()
-                .position(|n| n.output == s)
-                .is_some_and(|i| i >= from)
-        };
+        // Slots computed by a differentiated node carry a gradient (slot 0, the input, never).
+        let mut trained_slot = vec![false; g.slots];
+        for n in &g.nodes[from..] {
+            trained_slot[n.output] = true;
+        }
+        let produced_by_trained = |s: usize| trained_slot[s];
         let mut grads: Vec<Option<B::Tensor>> = vec![None; g.slots];
         grads[out] = Some(dy);
         let mut pg = Grads::new();
