@@ -16,6 +16,7 @@ pub mod adam;
 pub mod batchnorm;
 pub mod conv2d;
 pub mod dense;
+pub mod dropout;
 pub mod elementwise;
 pub mod loss;
 pub mod pool;
@@ -85,6 +86,7 @@ pub trait Backend:
     + batchnorm::BatchNormOps
     + conv2d::Conv2dOps
     + dense::DenseOps
+    + dropout::DropoutOps
     + elementwise::ElementwiseOps
     + loss::LossOps
     + pool::PoolOps
@@ -98,6 +100,7 @@ impl<B> Backend for B where
         + batchnorm::BatchNormOps
         + conv2d::Conv2dOps
         + dense::DenseOps
+        + dropout::DropoutOps
         + elementwise::ElementwiseOps
         + loss::LossOps
         + pool::PoolOps
@@ -112,6 +115,7 @@ pub mod prelude {
     pub use super::batchnorm::BatchNormOps;
     pub use super::conv2d::Conv2dOps;
     pub use super::dense::DenseOps;
+    pub use super::dropout::DropoutOps;
     pub use super::elementwise::ElementwiseOps;
     pub use super::loss::LossOps;
     pub use super::pool::PoolOps;
