@@ -26,8 +26,9 @@ struct Cli {
 enum Command {
     /// The whole pipeline on a small synthetic data set: synth, train, infer, eval, report.
     Demo(demo::DemoArgs),
-    /// Train the classifier head on frozen ResNet50 features.
-    Train(train::TrainArgs),
+    /// Train a classifier: the head on cached frozen backbone features (default), or through
+    /// the backbone with --fine-tune layer4|layer3|layer2|all.
+    Train(Box<train::TrainArgs>),
     /// Classify images with a trained model; writes an ISIC prediction CSV.
     Infer(train::InferArgs),
     /// Score a prediction CSV against ground truth with the official ISIC 2018 metrics.

@@ -46,6 +46,7 @@ fn config(data: &Path, out: &Path) -> TrainConfig {
         resume: false,
         stop_after: None,
         cache_dir: None,
+        fine: Default::default(),
     }
 }
 

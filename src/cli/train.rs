@@ -1,14 +1,20 @@
 //! `skinengine train` and `skinengine infer`: arguments -> [`TrainConfig`] / [`InferConfig`].
 
 use super::DeviceChoice;
+use crate::data::augment::AugmentConfig;
 use crate::data::class_weights::ClassWeights;
+use crate::data::image::INPUT_SIZE;
 use crate::data::image::{Preprocess, ResizeMode};
 use crate::data::views::ViewConfig;
 use crate::error::Result;
+use crate::model::arch::Arch;
+use crate::model::net::Pool;
 use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::pipeline::batches::describe_skipped;
 use crate::pipeline::infer::{InferConfig, infer};
+use crate::train::finetune::{FineTune, FineTuneConfig};
+use crate::train::optim::{OptimizerName, ScheduleKind};
 use crate::train::{Protocol, TrainConfig, train};
 use std::path::PathBuf;
 
@@ -85,6 +91,91 @@ pub struct TrainArgs {
     /// Feature cache folder (default RUN/cache); share one between runs on the same data.
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub fine: FineTuneArgs,
+}
+
+/// Training through the backbone (`--fine-tune` deeper than `head`) and what comes with it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FineTuneArgs {
+    /// How deep training goes: head (cached frozen features, default) | layer4 | layer3 |
+    /// layer2 | all (the whole network).
+    #[arg(long, value_enum, default_value_t = FineTune::Head)]
+    pub fine_tune: FineTune,
+    /// Backbone architecture (default: what --weights holds; resnet50 without weights).
+    #[arg(long, value_enum)]
+    pub backbone: Option<Arch>,
+    /// How a ResNet's last map feeds the head: avg (global average pool) | flatten (the seed's
+    /// 7x7x2048 = 100,352 inputs).
+    #[arg(long, value_enum, default_value_t = Pool::Avg)]
+    pub pool: Pool,
+    /// Batch norm in evaluation mode (running statistics, frozen) while fine-tuning; common
+    /// with small batches.
+    #[arg(long)]
+    pub freeze_bn: bool,
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Learning rate of the backbone (default: --lr / 10); --lr is the head's.
+    #[arg(long)]
+    pub lr_backbone: Option<f64>,
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
+    pub schedule: ScheduleKind,
+    /// Linear learning-rate warm-up over this many epochs (fractions allowed).
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_epochs: f64,
+    /// Step schedule: multiply the learning rate by --lr-gamma every this many epochs.
+    #[arg(long, default_value_t = 1)]
+    pub lr_step_epochs: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_gamma: f64,
+    /// Average the gradients of N batches per optimiser step (effective batch N x --batch-size).
+    #[arg(long, default_value_t = 1)]
+    pub accumulate: usize,
+    /// No random augmentation when fine-tuning (train on the fixed views only).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Random resized crop: range of the crop's area as a fraction of the image's.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = vec![0.25, 1.0])]
+    pub crop_scale: Vec<f64>,
+    /// Side of the square input images when fine-tuning.
+    #[arg(long, default_value_t = INPUT_SIZE)]
+    pub image_size: u32,
+    /// Dropout before the head's first layer when fine-tuning.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+}
+
+impl FineTuneArgs {
+    pub fn config(&self) -> FineTuneConfig {
+        let augment = (!self.no_augment).then(|| AugmentConfig {
+            scale: (self.crop_scale[0], self.crop_scale[1]),
+            ..AugmentConfig::default()
+        });
+        FineTuneConfig {
+            depth: self.fine_tune,
+            backbone: self.backbone,
+            pool: self.pool,
+            freeze_bn: self.freeze_bn,
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            lr_backbone: self.lr_backbone,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            lr_step_epochs: self.lr_step_epochs,
+            lr_gamma: self.lr_gamma,
+            accumulate: self.accumulate,
+            augment,
+            image_size: self.image_size,
+            dropout: self.dropout,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -123,6 +214,7 @@ impl TrainArgs {
             resume: self.resume,
             stop_after: None,
             cache_dir: self.cache.clone(),
+            fine: self.fine.config(),
         }
     }
 }

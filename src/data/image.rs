@@ -263,6 +263,12 @@ pub struct Preprocess {
 
 /// Decode, view transform, optional colour constancy, resize, normalise -> [3, 224, 224].
 pub fn preprocess_view(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Tensor> {
+    preprocess_view_sized(path, t, pp, INPUT_SIZE)
+}
+
+/// A decoded image with a view's transform and the colour constancy of `pp` applied (what is
+/// left is resizing, or a training augmentation, and normalising).
+pub fn view_rgb(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Rgb> {
     let decoded = load_rgb(path)?;
     let mut img = if *t == Transform::IDENTITY {
         decoded
@@ -272,8 +278,18 @@ pub fn preprocess_view(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Te
     if pp.color_constancy {
         shades_of_gray(&mut img, 6.0);
     }
-    let img = resize(&img, pp.resize, INPUT_SIZE)?;
-    let s = INPUT_SIZE as usize;
+    Ok(img)
+}
+
+/// [`preprocess_view`] at `size` x `size` (fine-tuned models may use another input size).
+pub fn preprocess_view_sized(
+    path: &Path,
+    t: &Transform,
+    pp: &Preprocess,
+    size: u32,
+) -> Result<Tensor> {
+    let img = resize(&view_rgb(path, t, pp)?, pp.resize, size)?;
+    let s = size as usize;
     let mut out = vec![0.0f32; 3 * s * s];
     normalise_into(&img, &mut out);
     Tensor::new(&[3, s, s], out)

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::model::{EvalModel, Outputs};
 use crate::backend::Backend;
-use crate::data::image::INPUT_SIZE;
 use crate::data::prefetch::decode_ahead;
 use crate::error::{Error, Result, file_err};
-use crate::model::resnet50::ResNet50;
 use crate::tensor::Tensor;
 
 /// An image that could not be used, and why (`reason` is the decoder's message, which names
@@ -50,12 +49,14 @@ pub struct BatchOptions {
     pub logits: bool,
     /// indicatif template of the progress bar over items; `None` shows none.
     pub progress: Option<&'static str>,
+    /// Side of the square images `decode` produces (224 for ImageNet weights).
+    pub size: u32,
 }
 
 /// One computed batch: the items that decoded, in order, with their backbone outputs on the
 /// host. Each item contributes `views` consecutive rows (several for test-time augmentation).
 pub struct Computed<'a, T> {
-    /// Index of the batch among all batches (bad items included).
+    /// Index of the batch among the batches with at least one good item.
     pub index: usize,
     pub items: Vec<&'a T>,
     pub views: usize,
@@ -82,13 +83,14 @@ pub fn bad_image(file: &Path, e: Error, strict: bool) -> Result<Skipped> {
     }
 }
 
-/// Decodes `items` one batch ahead (`decode` gives an item's images, each 3x224x224, as one
-/// flat vector), runs each batch's good items through `model` and hands the result to
-/// `consume`. `file_of` names an item's file (for bad items). Returns the bad items, in order. An error from `consume` (or a bad item under
-/// `strict`) stops everything and is returned.
+/// Decodes `items` one batch ahead (`decode` gives an item's images, each 3 x size x size, as one
+/// flat vector), runs each batch's good items through `model` and hands the result, downloaded
+/// to the host, to `consume`. `file_of` names an item's file (for bad items). Returns the bad
+/// items, in order. An error from `consume` (or a bad item under `strict`) stops everything and
+/// is returned.
 pub fn run_batches<'a, B, T, D, F, C>(
     b: &B,
-    model: &ResNet50<B>,
+    model: &dyn EvalModel<B>,
     items: &'a [T],
     opts: &BatchOptions,
     file_of: F,
@@ -102,7 +104,52 @@ where
     D: Fn(&T) -> Result<Vec<f32>> + Sync,
     C: FnMut(Computed<'a, T>) -> Result<()>,
 {
-    let s = INPUT_SIZE as usize;
+    let mut index = 0;
+    run_batches_outputs(
+        b,
+        model,
+        items,
+        opts,
+        file_of,
+        decode,
+        |good, views, out| {
+            let features = b.download(&out.features)?;
+            let logits = match &out.logits {
+                Some(l) => Some(b.download(l)?),
+                None => None,
+            };
+            index += 1;
+            consume(Computed {
+                index: index - 1,
+                views,
+                items: good,
+                features,
+                logits,
+            })
+        },
+    )
+}
+
+/// [`run_batches`] with the model's outputs left on the backend: `consume(items, views per
+/// item, outputs)` for each batch with at least one good item. (`Computed::index` of
+/// [`run_batches`] counts those batches.)
+pub fn run_batches_outputs<'a, B, T, D, F, C>(
+    b: &B,
+    model: &dyn EvalModel<B>,
+    items: &'a [T],
+    opts: &BatchOptions,
+    file_of: F,
+    decode: D,
+    mut consume: C,
+) -> Result<Vec<Skipped>>
+where
+    B: Backend,
+    T: Sync,
+    F: Fn(&T) -> PathBuf,
+    D: Fn(&T) -> Result<Vec<f32>> + Sync,
+    C: FnMut(Vec<&'a T>, usize, Outputs<B::Tensor>) -> Result<()>,
+{
+    let s = opts.size as usize;
     let image_len = 3 * s * s;
     let bar = opts.progress.map(|template| {
         let bar = ProgressBar::new(items.len() as u64);
@@ -132,19 +179,9 @@ where
         }
         let rows = x.len() / image_len;
         let xt = b.upload(&Tensor::new(&[rows, 3, s, s], x)?)?;
-        let out = model.forward(b, &xt, opts.logits)?;
-        let features = b.download(&out.features)?;
-        let logits = match &out.logits {
-            Some(l) => Some(b.download(l)?),
-            None => None,
-        };
-        consume(Computed {
-            index,
-            views: rows / good.len(),
-            items: good,
-            features,
-            logits,
-        })
+        let out = model.eval_forward(b, &xt, opts.logits)?;
+        let views = rows / good.len();
+        consume(good, views, out)
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

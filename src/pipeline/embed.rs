@@ -80,6 +80,7 @@ pub fn embed_images<B: Backend>(
         strict: opts.strict,
         logits: opts.logits,
         progress: Some("{bar:30} {pos}/{len} images  {per_sec}  ETA {eta}"),
+        size: crate::data::image::INPUT_SIZE,
     };
     let skipped = run_batches(
         b,

@@ -4,14 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::batches::{BatchOptions, Skipped, run_batches};
+use super::batches::{BatchOptions, Skipped, run_batches_outputs};
+use super::model::{EvalModel, Outputs};
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
-use crate::data::image::{Transform, preprocess_view};
+use crate::data::image::{INPUT_SIZE, Preprocess, Transform, preprocess_view_sized};
 use crate::error::{Result, file_err};
 use crate::model::resnet50::ResNet50;
-use crate::train::model_file::{LoadedModel, backbone, load_model};
+use crate::tensor::Tensor;
+use crate::train::model_file::{HeadModel, LoadedModel, backbone, load_model};
 
 /// An inference run.
 #[derive(Clone, Debug)]
@@ -80,12 +82,32 @@ impl Inferred {
 
 /// Probabilities for the images of `cfg` under its model file.
 pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
-    let LoadedModel {
+    match load_model(b, &cfg.model)? {
+        LoadedModel::Head(m) => infer_head(b, cfg, m),
+        LoadedModel::Net(m) => {
+            if cfg.weights.is_some() {
+                eprintln!(
+                    "note: {} is a fine-tuned model carrying its own backbone; --weights is not used",
+                    cfg.model.display()
+                );
+            }
+            let (size, pp) = (m.size, m.preprocess);
+            classify(b, cfg, &m.net, size, &pp, |b, out| {
+                b.download(&b.softmax(&out.logits.expect("asked for"))?)
+            })
+        }
+    }
+}
+
+/// A head on frozen features: the backbone weights are the file the model records (or
+/// `cfg.weights`), and must be the very file it was trained on (same hash).
+fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<Inferred> {
+    let HeadModel {
         head,
         norm,
         preprocess: pp,
         backbone: (bb_name, bb_hash),
-    } = load_model(b, &cfg.model)?;
+    } = m;
     let wpath = match (&cfg.weights, bb_name.as_str()) {
         (Some(w), _) => Some(w.clone()),
         (None, "random-init") => None,
@@ -101,6 +123,23 @@ pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
         ));
     }
     let model = ResNet50::from_state_dict(b, &sd)?;
+    classify(b, cfg, &model, INPUT_SIZE, &pp, |b, out| {
+        let f = norm.apply(b.download(&out.features)?);
+        let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
+        b.download(&b.softmax(&logits)?)
+    })
+}
+
+/// Runs every image of `cfg` (and its mirror with TTA) through `model` and `probs` (model
+/// outputs of a batch -> softmax rows), averaging the views of each image.
+fn classify<B: Backend>(
+    b: &B,
+    cfg: &InferConfig,
+    model: &dyn EvalModel<B>,
+    size: u32,
+    pp: &Preprocess,
+    probs_of: impl Fn(&B, Outputs<B::Tensor>) -> Result<Tensor>,
+) -> Result<Inferred> {
     let images = collect_images(&cfg.images)?;
     let mut transforms = vec![Transform::IDENTITY];
     if cfg.tta {
@@ -113,30 +152,29 @@ pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
     let opts = BatchOptions {
         batch: cfg.batch,
         strict: cfg.strict,
-        logits: false,
+        logits: true,
         progress: None,
+        size,
     };
     let decode = |(_, p): &(String, PathBuf)| -> Result<Vec<f32>> {
         let mut x = Vec::new();
         for t in &transforms {
-            x.extend_from_slice(preprocess_view(p, t, &pp)?.data());
+            x.extend_from_slice(preprocess_view_sized(p, t, pp, size)?.data());
         }
         Ok(x)
     };
-    let skipped = run_batches(
+    let skipped = run_batches_outputs(
         b,
-        &model,
+        model,
         &images,
         &opts,
         |(_, p)| p.clone(),
         decode,
-        |c| {
-            let f = norm.apply(c.features);
-            let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
-            let p = b.download(&b.softmax(&logits)?)?;
-            let nt = c.views;
+        |items, views, out| {
+            let p = probs_of(b, out)?;
+            let nt = views;
             let k = classes::COUNT;
-            for (i, (id, _)) in c.items.into_iter().enumerate() {
+            for (i, (id, _)) in items.into_iter().enumerate() {
                 let mut avg = [0f32; classes::COUNT];
                 for row in p.data()[i * nt * k..(i + 1) * nt * k].chunks(k) {
                     for (a, v) in avg.iter_mut().zip(row) {

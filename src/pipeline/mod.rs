@@ -6,7 +6,9 @@
 pub mod batches;
 pub mod embed;
 pub mod infer;
+pub mod model;
 
 pub use batches::{BatchOptions, Computed, Skipped, describe_skipped, run_batches};
 pub use embed::{EmbedConfig, EmbedOptions, Embedded, embed, embed_images, write_embedding};
 pub use infer::{InferConfig, Inferred, infer};
+pub use model::{EvalModel, Outputs};

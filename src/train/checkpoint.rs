@@ -68,6 +68,12 @@ pub fn load_checkpoint<B: Backend>(
 ) -> Result<(usize, usize, f64)> {
     let p = out.join(CHECKPOINT);
     let f = st::read(&p)?;
+    if f.metadata.contains_key("kind") {
+        return Err(file_err(
+            &p,
+            "this checkpoint is from a fine-tuning run; resume it with the same --fine-tune",
+        ));
+    }
     head.load_named(b, &f.tensors, &p)?;
     for i in 0..adam.m.len() {
         let get = |k: String| {
@@ -92,6 +98,18 @@ pub fn load_checkpoint<B: Backend>(
     ))
 }
 
+/// The metrics.json records of `out` up to epoch `done` (what a resumed run continues).
+pub fn history_until(out: &Path, done: usize) -> Vec<EpochMetrics> {
+    let text = std::fs::read_to_string(out.join("metrics.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let mut history: Vec<EpochMetrics> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(EpochMetrics::from_json).collect())
+        .unwrap_or_default();
+    history.truncate(done);
+    history
+}
+
 /// With a checkpoint in `out`: loads it into `head` and `adam` and returns where it left off
 /// (metrics.json's records up to that epoch); without one, a fresh start.
 pub fn resume<B: Backend>(
@@ -104,13 +122,7 @@ pub fn resume<B: Backend>(
         return Ok(Progress::fresh());
     }
     let (done, be, bb) = load_checkpoint(b, out, head, adam)?;
-    let text = std::fs::read_to_string(out.join("metrics.json")).unwrap_or_default();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let mut history: Vec<EpochMetrics> = v
-        .as_array()
-        .map(|a| a.iter().filter_map(EpochMetrics::from_json).collect())
-        .unwrap_or_default();
-    history.truncate(done);
+    let history = history_until(out, done);
     eprintln!("resuming after epoch {done} (best so far: epoch {be}, val bmca {bb:.4})");
     Ok(Progress {
         done,

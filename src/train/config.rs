@@ -10,6 +10,7 @@ use crate::data::image::{Preprocess, ResizeMode};
 use crate::data::views::ViewConfig;
 use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
+use crate::train::finetune::FineTuneConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Protocol {
@@ -49,6 +50,8 @@ pub struct TrainConfig {
     pub stop_after: Option<usize>,
     /// Feature cache folder (default RUN/cache); runs sharing one reuse each other's features.
     pub cache_dir: Option<PathBuf>,
+    /// How deep training goes and everything that comes with training through the backbone.
+    pub fine: FineTuneConfig,
 }
 
 impl TrainConfig {
@@ -85,11 +88,12 @@ impl TrainConfig {
             resume: false,
             stop_after: None,
             cache_dir: None,
+            fine: FineTuneConfig::default(),
         }
     }
 
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "data": self.data.display().to_string(),
             "weights": self.weights.as_ref().map(|p| p.display().to_string()),
             "protocol": format!("{:?}", self.protocol).to_lowercase(),
@@ -109,6 +113,10 @@ impl TrainConfig {
             "lr": self.adam.lr,
             "weight_decay": self.adam.weight_decay,
             "seed": self.seed,
-        })
+        });
+        if let (Some(o), Value::Object(f)) = (v.as_object_mut(), self.fine.to_json()) {
+            o.extend(f);
+        }
+        v
     }
 }

@@ -21,6 +21,7 @@ use crate::classes;
 use crate::error::{Result, invalid};
 use crate::io::atomic::write_atomic;
 use crate::metrics::evaluate_probs;
+use crate::ops::adam::AdamConfig;
 use crate::tensor::Tensor;
 
 /// Standardised features and labels the epochs train and validate on, and what the model file
@@ -46,6 +47,10 @@ pub fn run_epochs<B: Backend>(
     progress: &mut Progress,
 ) -> Result<()> {
     let n = d.y_train.len();
+    // The learning-rate schedule (constant by default), over optimiser steps = batches.
+    let steps_per_epoch = epoch_batches(n, cfg.batch_size, cfg.seed, 0).len() as u64;
+    let schedule = cfg.fine.schedule(cfg.epochs, steps_per_epoch);
+    schedule.validate()?;
     let mut ran = 0;
     for epoch in progress.done..cfg.epochs {
         if cfg.stop_after.is_some_and(|s| ran >= s) {
@@ -73,7 +78,11 @@ pub fn run_epochs<B: Backend>(
             }
             loss_sum += loss * idx.len() as f64;
             let grads = head.backward(b, &dlogits, tape.expect("training forward keeps a tape"))?;
-            head.adam_step(b, &grads, adam, &cfg.adam)?;
+            let step_cfg = AdamConfig {
+                lr: cfg.adam.lr * schedule.factor(adam.step + 1),
+                ..cfg.adam
+            };
+            head.adam_step(b, &grads, adam, &step_cfg)?;
         }
         let (_, p_train) = predict(b, head, d.x_train, d.y_train, d.weights, cfg.reduction)?;
         let (val_loss, p_val) = predict(b, head, d.x_val, d.y_val, d.weights, cfg.reduction)?;

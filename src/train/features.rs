@@ -121,6 +121,7 @@ pub fn view_features<B: Backend>(
             strict: pass.strict,
             logits: false,
             progress: Some("features {bar:30} {pos}/{len} views  {per_sec}  ETA {eta}"),
+            size: crate::data::image::INPUT_SIZE,
         };
         let path_of = |&i: &usize| ds.samples[views[i].sample].path.clone();
         let decode = |&i: &usize| {

@@ -30,7 +30,7 @@ pub mod sides;
 pub mod step;
 
 pub use config::{Protocol, TrainConfig};
-pub use model_file::{LoadedModel, backbone, load_model};
+pub use model_file::{HeadModel, LoadedModel, NetModel, backbone, load_model};
 pub use norm::FeatureNorm;
 pub use scoring::Scored;
 pub use step::EpochMetrics;
@@ -127,6 +127,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     if cfg.epochs == 0 || cfg.batch_size == 0 {
         return Err(invalid("train", "--epochs and --batch-size must be >= 1"));
     }
+    cfg.fine.validate(cfg.adam.weight_decay)?;
     std::fs::create_dir_all(&cfg.out)
         .map_err(|e| file_err(&cfg.out, format!("cannot create: {e}")))?;
     let ds = load_labelled(&cfg.data, cfg.strict)?;
@@ -141,6 +142,21 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         None => None,
     };
     let (train_views, val_views) = make_sides(cfg, &ds, val_ds.as_ref())?;
+    if cfg.fine.through_backbone() {
+        let result = finetune::run::run(b, cfg, &ds, val_ds.as_ref(), &train_views, &val_views)?;
+        report::write(cfg, &result)?;
+        return Ok(result);
+    }
+    if cfg
+        .fine
+        .backbone
+        .is_some_and(|a| a != crate::model::arch::Arch::ResNet50)
+    {
+        return Err(invalid(
+            "train",
+            "the frozen-feature head (--fine-tune head) runs on ResNet50 features; other backbones train with --fine-tune layer4|layer3|layer2|all",
+        ));
+    }
 
     let (sd, backbone_id) = backbone(cfg.weights.as_deref())?;
     if cfg.weights.is_none() {

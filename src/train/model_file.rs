@@ -1,8 +1,13 @@
-//! The model file `train` writes and `infer` reads (RUN/model.safetensors, format
-//! `skinengine-head-v1`): the head's tensors, the feature standardisation (`input.mean`,
-//! `input.std`) and metadata: classes, head widths, batch norm, preprocessing, the training
-//! config, and the backbone it was trained on (file or "random-init") with that file's hash,
-//! so inference can refuse other backbone weights.
+//! The model file `train` writes and `infer` reads (RUN/model.safetensors), in two formats:
+//!
+//! - `skinengine-head-v1` (`--fine-tune head`): the head's tensors, the feature
+//!   standardisation (`input.mean`, `input.std`) and metadata: classes, head widths, batch norm,
+//!   preprocessing, the training config, and the backbone it was trained on (file or
+//!   "random-init") with that file's hash, so inference can refuse other backbone weights.
+//! - `skinengine-net-v1` (fine-tuned through the backbone): every tensor of the network under
+//!   its torchvision name (backbone, BN running statistics) plus the head (`head.*`), and
+//!   metadata: architecture, pooling, head, image size, preprocessing, config, and the backbone
+//!   file it started from with that file's hash (a record only: the file is not needed again).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -16,13 +21,17 @@ use crate::classes;
 use crate::data::image::{Preprocess, ResizeMode};
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
-use crate::model::init::random_state_dict;
+use crate::model::arch::Arch;
+use crate::model::init::{random_state_dict, random_weights};
+use crate::model::net::{Graph, HeadSpec, Net, Pool};
 use crate::model::resnet50::{FEATURES, load_state_dict};
 use crate::tensor::Tensor;
 
 /// The model file's name in a run folder.
 pub const MODEL: &str = "model.safetensors";
 const FORMAT: &str = "skinengine-head-v1";
+/// The format of a fine-tuned model, which carries its whole network.
+pub const FORMAT_NET: &str = "skinengine-net-v1";
 
 /// The backbone a model was trained on: (weights file or "random-init", its hash).
 pub type BackboneId = (String, String);
@@ -70,7 +79,26 @@ pub fn save_model<B: Backend>(
 }
 
 /// A model file written by `train`, ready for inference.
-pub struct LoadedModel<B: Backend> {
+pub enum LoadedModel<B: Backend> {
+    /// A head on frozen features of backbone weights kept in another file.
+    Head(HeadModel<B>),
+    /// A fine-tuned network carrying its own backbone.
+    Net(NetModel<B>),
+}
+
+/// A fine-tuned network (format `skinengine-net-v1`).
+pub struct NetModel<B: Backend> {
+    pub net: Net<B>,
+    pub head: HeadSpec,
+    pub preprocess: Preprocess,
+    /// Side of the square input images.
+    pub size: u32,
+    /// The backbone weights fine-tuning started from: (file or "random-init", its hash).
+    pub origin: BackboneId,
+}
+
+/// A head on frozen features (format `skinengine-head-v1`).
+pub struct HeadModel<B: Backend> {
     pub head: Head<B>,
     pub norm: FeatureNorm,
     pub preprocess: Preprocess,
@@ -78,9 +106,12 @@ pub struct LoadedModel<B: Backend> {
     pub backbone: BackboneId,
 }
 
-/// Loads a model file written by `train`.
+/// Loads a model file written by `train` (either format).
 pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
     let f = st::read(path)?;
+    if f.metadata.get("format").map(String::as_str) == Some(FORMAT_NET) {
+        return load_net_model(b, path, f).map(LoadedModel::Net);
+    }
     let m = |k: &str| {
         f.metadata.get(k).cloned().ok_or_else(|| {
             file_err(
@@ -112,7 +143,7 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
         "crop" => ResizeMode::Crop,
         _ => ResizeMode::Squash,
     };
-    Ok(LoadedModel {
+    Ok(LoadedModel::Head(HeadModel {
         head,
         norm,
         preprocess: Preprocess {
@@ -120,7 +151,154 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
             color_constancy: m("color_constancy")? == "true",
         },
         backbone: (m("backbone")?, m("backbone_hash")?),
+    }))
+}
+
+/// Writes a fine-tuned network's model file (format `skinengine-net-v1`).
+pub fn save_net_model<B: Backend>(
+    b: &B,
+    path: &Path,
+    net: &Net<B>,
+    spec: &HeadSpec,
+    cfg: &TrainConfig,
+    origin: &BackboneId,
+) -> Result<()> {
+    let named = net.state_dict(b)?;
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT_NET.to_string()),
+        ("classes".to_string(), classes::CODES.join(",")),
+        ("arch".to_string(), net.graph.arch.name().to_string()),
+        ("pool".to_string(), spec.pool.name().to_string()),
+        (
+            "head".to_string(),
+            serde_json::to_string(&spec.hidden).expect("ints"),
+        ),
+        ("batchnorm".to_string(), spec.batchnorm.to_string()),
+        ("dropout".to_string(), spec.dropout.to_string()),
+        ("image_size".to_string(), cfg.fine.image_size.to_string()),
+        (
+            "resize".to_string(),
+            cfg.preprocess.resize.name().to_string(),
+        ),
+        (
+            "color_constancy".to_string(),
+            cfg.preprocess.color_constancy.to_string(),
+        ),
+        ("fine_tune".to_string(), cfg.fine.depth.name().to_string()),
+        ("origin".to_string(), origin.0.clone()),
+        ("origin_hash".to_string(), origin.1.clone()),
+        ("config".to_string(), cfg.to_json().to_string()),
+    ]);
+    let list: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    st::write(path, &list, &meta)
+}
+
+fn load_net_model<B: Backend>(b: &B, path: &Path, f: st::TensorFile) -> Result<NetModel<B>> {
+    let m = |k: &str| {
+        f.metadata.get(k).cloned().ok_or_else(|| {
+            file_err(
+                path,
+                format!("not a skinengine fine-tuned model: metadata '{k}' missing"),
+            )
+        })
+    };
+    let bad = |k: &str, v: &str| file_err(path, format!("bad metadata {k} = {v:?}"));
+    let codes = m("classes")?;
+    if codes != classes::CODES.join(",") {
+        return Err(bad("classes", &codes));
+    }
+    let arch_name = m("arch")?;
+    let arch = Arch::parse(&arch_name).ok_or_else(|| bad("arch", &arch_name))?;
+    let pool = match m("pool")?.as_str() {
+        "avg" => Pool::Avg,
+        "flatten" => Pool::Flatten,
+        other => return Err(bad("pool", other)),
+    };
+    let hidden: Vec<usize> = serde_json::from_str(&m("head")?)
+        .map_err(|_| bad("head", &m("head").unwrap_or_default()))?;
+    let dropout: f64 = m("dropout")?.parse().map_err(|_| bad("dropout", ""))?;
+    let size: u32 = m("image_size")?
+        .parse()
+        .map_err(|_| bad("image_size", ""))?;
+    let spec = HeadSpec {
+        pool,
+        hidden,
+        batchnorm: m("batchnorm")? == "true",
+        dropout,
+        classes: classes::COUNT,
+    };
+    // The backbone part must be a complete, finite state dict of the architecture (classifier
+    // aside), the head must have the shapes its metadata implies.
+    let (backbone_sd, head_sd): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) = f
+        .tensors
+        .into_iter()
+        .partition(|(k, _)| !k.starts_with("head."));
+    arch.validate(path, &backbone_sd)?;
+    let input = spec
+        .in_features(arch, size as usize)
+        .map_err(|e| file_err(path, e.to_string()))?;
+    spec.check(input, &head_sd)
+        .map_err(|e| file_err(path, e.to_string()))?;
+    let mut sd = backbone_sd;
+    sd.extend(head_sd);
+    let net = Net::from_graph(b, Graph::with_head(arch, &spec), &sd)?;
+    let resize = match m("resize")?.as_str() {
+        "crop" => ResizeMode::Crop,
+        _ => ResizeMode::Squash,
+    };
+    Ok(NetModel {
+        net,
+        head: spec,
+        preprocess: Preprocess {
+            resize,
+            color_constancy: m("color_constancy")? == "true",
+        },
+        size,
+        origin: (m("origin")?, m("origin_hash")?),
     })
+}
+
+/// Backbone weights of `arch` (or of the architecture `weights` holds, when `arch` is None)
+/// and their identity; without a file, deterministic random weights of `arch` (default
+/// ResNet50). The classifier tensors are left out.
+pub fn backbone_weights(
+    arch: Option<Arch>,
+    weights: Option<&Path>,
+) -> Result<(Arch, BTreeMap<String, Tensor>, BackboneId)> {
+    let (arch, mut sd, id) = match weights {
+        Some(p) => {
+            let arch = match arch {
+                Some(a) => a,
+                None => {
+                    let f = st::read_filtered(p, |n| !n.ends_with("num_batches_tracked"))?;
+                    Arch::detect(&f.tensors).unwrap_or(Arch::ResNet50)
+                }
+            };
+            let sd = arch.load_state_dict(p)?;
+            let name = std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string();
+            (arch, sd, (name, features::file_hash(p)?))
+        }
+        None => {
+            let arch = arch.unwrap_or(Arch::ResNet50);
+            let id = if arch == Arch::ResNet50 {
+                "random-init-seed0".to_string()
+            } else {
+                format!("random-init-{}-seed0", arch.name())
+            };
+            (
+                arch,
+                random_weights(arch, 0, None),
+                ("random-init".into(), id),
+            )
+        }
+    };
+    let (cw, cb) = arch.classifier();
+    sd.remove(cw);
+    sd.remove(cb);
+    Ok((arch, sd, id))
 }
 
 /// The backbone state dict and its identity (file name or "random-init", hash).

@@ -85,6 +85,36 @@ impl Schedule {
     }
 }
 
+/// The optimiser a user names (`--optimizer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OptimizerName {
+    /// Adam (`torch.optim.Adam`, no weight decay).
+    #[default]
+    Adam,
+    /// AdamW (`torch.optim.AdamW`: decoupled weight decay, `--weight-decay`).
+    Adamw,
+    /// SGD with momentum (`--momentum`, `--nesterov`), L2 weight decay added to the gradient.
+    Sgd,
+}
+
+impl OptimizerName {
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerName::Adam => "adam",
+            OptimizerName::Adamw => "adamw",
+            OptimizerName::Sgd => "sgd",
+        }
+    }
+
+    /// The update rule (Adam and AdamW share one: AdamW with weight decay 0 is Adam).
+    pub fn kind(self, momentum: f64, nesterov: bool) -> OptimKind {
+        match self {
+            OptimizerName::Adam | OptimizerName::Adamw => OptimKind::Adam,
+            OptimizerName::Sgd => OptimKind::Sgd { momentum, nesterov },
+        }
+    }
+}
+
 /// Which learning rate a parameter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {

@@ -31,6 +31,43 @@ pub enum Op {
     Dense {
         name: String,
     },
+    /// Inverted dropout with drop probability `p` (training forward only; the identity in eval
+    /// mode and in frozen nodes).
+    Dropout {
+        p: f64,
+    },
+}
+
+/// How the backbone's last feature map becomes the head's input (ResNets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Pool {
+    /// Global average pool: [N, C] (torchvision's, the blog's described model).
+    #[default]
+    Avg,
+    /// Flatten the whole map: [N, C*H*W] (the seed notebook's 7x7x2048 = 100,352 inputs).
+    Flatten,
+}
+
+impl Pool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pool::Avg => "avg",
+            Pool::Flatten => "flatten",
+        }
+    }
+}
+
+/// A classifier head of our own in place of the ImageNet classifier: dense layers of widths
+/// `hidden`, each followed by (optional) batch norm and ReLU, then `classes` logits; dropout
+/// before the first dense layer when `dropout` > 0. Parameters are named `head.hidden.{k}.*`,
+/// `head.hidden.{k}.bn.*` and `head.out.*`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadSpec {
+    pub pool: Pool,
+    pub hidden: Vec<usize>,
+    pub batchnorm: bool,
+    pub dropout: f64,
+    pub classes: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +113,53 @@ impl Graph {
             slots: g.slots,
             features,
             logits,
+        }
+    }
+
+    /// The backbone of `arch` with a head of our own ([`HeadSpec`]) instead of its classifier.
+    /// The head's nodes are in stage "head"; `logits` is the head's output.
+    pub fn with_head(arch: Arch, head: &HeadSpec) -> Graph {
+        let mut g = Builder {
+            nodes: Vec::new(),
+            slots: 1,
+            stage: "stem",
+        };
+        let features = match arch.resnet() {
+            Some((block, counts)) => {
+                let map = resnet_trunk(&mut g, block, counts);
+                let pool = match head.pool {
+                    Pool::Avg => Op::GlobalAvgPool,
+                    Pool::Flatten => Op::Flatten,
+                };
+                g.push(pool, &[map])
+            }
+            None => vgg19(&mut g),
+        };
+        g.stage = "head";
+        let mut x = features;
+        if head.dropout > 0.0 {
+            x = g.push(Op::Dropout { p: head.dropout }, &[x]);
+        }
+        for k in 0..head.hidden.len() {
+            let name = format!("head.hidden.{k}");
+            x = g.push(Op::Dense { name: name.clone() }, &[x]);
+            if head.batchnorm {
+                x = g.bn(x, &format!("{name}.bn"));
+            }
+            x = g.relu(x);
+        }
+        let logits = g.push(
+            Op::Dense {
+                name: "head.out".into(),
+            },
+            &[x],
+        );
+        Graph {
+            arch,
+            nodes: g.nodes,
+            slots: g.slots,
+            features,
+            logits: Some(logits),
         }
     }
 
@@ -148,6 +232,12 @@ impl Builder {
 const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
 
 fn resnet(g: &mut Builder, block: Block, counts: [usize; 4]) -> usize {
+    let map = resnet_trunk(g, block, counts);
+    g.push(Op::GlobalAvgPool, &[map])
+}
+
+/// A ResNet up to its last feature map (before pooling).
+fn resnet_trunk(g: &mut Builder, block: Block, counts: [usize; 4]) -> usize {
     let x = g.conv(0, "conv1", 2, 3);
     let x = g.bn(x, "bn1");
     let x = g.relu(x);
@@ -192,7 +282,7 @@ fn resnet(g: &mut Builder, block: Block, counts: [usize; 4]) -> usize {
             cin = out;
         }
     }
-    g.push(Op::GlobalAvgPool, &[h])
+    h
 }
 
 /// VGG19's stages for `--fine-tune`, named like a ResNet's so the same flags pick comparable

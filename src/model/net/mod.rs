@@ -8,11 +8,12 @@
 //! gradients of gamma and beta.
 
 pub mod graph;
+pub mod head;
 pub mod run;
 #[cfg(test)]
 mod tests;
 
-pub use graph::{Graph, Node, Op};
+pub use graph::{Graph, HeadSpec, Node, Op, Pool};
 pub use run::{Grads, Tape};
 
 use crate::backend::Backend;
@@ -48,6 +49,9 @@ pub struct Net<B: Backend> {
     pub tensors: BTreeMap<String, B::Tensor>,
     /// Batch norms by module name (`layer1.0.bn1`): gamma = `.weight`, beta = `.bias`.
     pub bns: BTreeMap<String, BnParams<B::Tensor>>,
+    /// Seed of this step's dropout masks (a pure function of the run seed and the step, set by
+    /// the trainer, so a resumed run draws the masks the uninterrupted run drew).
+    pub step_seed: u64,
 }
 
 impl<B: Backend> Net<B> {
@@ -59,7 +63,13 @@ impl<B: Backend> Net<B> {
         sd: &BTreeMap<String, Tensor>,
         classifier: bool,
     ) -> Result<Self> {
-        let graph = Graph::new(arch, classifier);
+        Self::from_graph(b, Graph::new(arch, classifier), sd)
+    }
+
+    /// Builds the network of `graph` with its parameters (and BN running statistics) from `sd`,
+    /// which must hold every tensor the graph names with the shape the graph implies.
+    pub fn from_graph(b: &B, graph: Graph, sd: &BTreeMap<String, Tensor>) -> Result<Self> {
+        let arch = graph.arch;
         let mut tensors = BTreeMap::new();
         let mut bns = BTreeMap::new();
         let get = |name: &str| {
@@ -106,6 +116,7 @@ impl<B: Backend> Net<B> {
             graph,
             tensors,
             bns,
+            step_seed: 0,
         })
     }
 
@@ -134,6 +145,47 @@ impl<B: Backend> Net<B> {
             "bias" => Some(&mut bn.beta),
             _ => None,
         }
+    }
+
+    /// Replaces every tensor (running statistics included) with the one of the same name in
+    /// `sd`; a missing or mis-shaped tensor is an error and leaves the network unchanged.
+    pub fn load_state_dict(&mut self, b: &B, sd: &BTreeMap<String, Tensor>) -> Result<()> {
+        let get = |name: &str, like: &B::Tensor| -> Result<B::Tensor> {
+            let t = sd
+                .get(name)
+                .ok_or_else(|| invalid("model", format!("missing tensor {name}")))?;
+            if t.shape() != b.shape(like) {
+                return Err(invalid(
+                    "model",
+                    format!(
+                        "tensor {name} has shape {:?}, the network expects {:?}",
+                        t.shape(),
+                        b.shape(like)
+                    ),
+                ));
+            }
+            b.upload(t)
+        };
+        let mut tensors = BTreeMap::new();
+        for (k, t) in &self.tensors {
+            tensors.insert(k.clone(), get(k, t)?);
+        }
+        let mut bns = BTreeMap::new();
+        for (k, bn) in &self.bns {
+            bns.insert(
+                k.clone(),
+                BnParams {
+                    gamma: get(&format!("{k}.weight"), &bn.gamma)?,
+                    beta: get(&format!("{k}.bias"), &bn.beta)?,
+                    running_mean: get(&format!("{k}.running_mean"), &bn.running_mean)?,
+                    running_var: get(&format!("{k}.running_var"), &bn.running_var)?,
+                    eps: bn.eps,
+                },
+            );
+        }
+        self.tensors = tensors;
+        self.bns = bns;
+        Ok(())
     }
 
     /// Every tensor, running statistics included, under torchvision names on the host: what a

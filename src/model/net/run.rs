@@ -72,7 +72,7 @@ impl<B: Backend> Net<B> {
                     Some(n.inputs[0])
                 }
                 Op::Relu => Some(n.output),
-                Op::Add | Op::GlobalAvgPool | Op::Flatten => None,
+                Op::Add | Op::GlobalAvgPool | Op::Flatten | Op::Dropout { .. } => None,
             };
             if let Some(s) = needed {
                 release_at[s] = release_at[s].min(i);
@@ -142,6 +142,9 @@ impl<B: Backend> Net<B> {
                     let bias = &self.tensors[&format!("{name}.bias")];
                     b.dense(input(0), w, Some(bias))?
                 }
+                // Frozen nodes (and every node of an inference pass) never drop.
+                Op::Dropout { p } if i >= from => b.dropout(input(0), *p, self.dropout_seed(i))?,
+                Op::Dropout { .. } => input(0).clone(),
             };
             tape.shapes[n.output] = b.shape(&y).to_vec();
             live += bytes(b.shape(&y));
@@ -258,6 +261,12 @@ impl<B: Backend> Net<B> {
                         acc(b, &mut grads[n.inputs[0]], dx)?;
                     }
                 }
+                Op::Dropout { p } => {
+                    if want_dx {
+                        let dx = b.dropout_backward(&dy, *p, self.dropout_seed(i))?;
+                        acc(b, &mut grads[n.inputs[0]], dx)?;
+                    }
+                }
                 Op::Dense { name } => {
                     let x = val(n.inputs[0]);
                     let w = &self.tensors[&format!("{name}.weight")];
@@ -277,6 +286,14 @@ impl<B: Backend> Net<B> {
             }
         }
         Ok(pg)
+    }
+
+    /// The dropout mask seed of node `i` in the current step: the step's seed
+    /// ([`Net::step_seed`], set by the trainer before each forward) mixed with the node index, so
+    /// forward and backward of one step draw the same mask and every step a new one.
+    fn dropout_seed(&self, i: usize) -> u64 {
+        crate::rng::Rng::new(self.step_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .next_u64()
     }
 
     /// Running-statistics update of every BN that ran in training mode (PyTorch's momentum
