@@ -13,6 +13,7 @@ use crate::error::{Result, file_err};
 use crate::metrics::Report;
 use crate::pipeline::batches::describe_skipped;
 use crate::pipeline::infer::{InferConfig, infer};
+use crate::train::finetune::FineTuneConfig;
 use crate::train::{TrainConfig, train};
 
 /// A demo run.
@@ -26,6 +27,9 @@ pub struct DemoConfig {
     pub weights: Option<PathBuf>,
     pub epochs: usize,
     pub seed: u64,
+    /// How deep training goes, the backbone and the input size (default: the head on cached
+    /// ResNet50 features at 224).
+    pub fine: FineTuneConfig,
 }
 
 /// What the demo produced.
@@ -58,6 +62,7 @@ pub fn train_config(cfg: &DemoConfig, data: PathBuf, run_dir: PathBuf) -> TrainC
     t.epochs = cfg.epochs;
     t.batch_size = 32;
     t.seed = cfg.seed;
+    t.fine = cfg.fine.clone();
     t
 }
 
@@ -117,7 +122,10 @@ pub fn demo<B: Backend>(b: &B, cfg: &DemoConfig) -> Result<Demo> {
     let pred = cfg.out.join("pred.csv");
     let ic = InferConfig {
         model: run_dir.join("model.safetensors"),
-        weights: cfg.weights.clone(),
+        // A fine-tuned model carries its backbone; a head model reads the weights it names.
+        weights: (!cfg.fine.through_backbone())
+            .then(|| cfg.weights.clone())
+            .flatten(),
         images,
         tta: false,
         batch: 16,

@@ -2,15 +2,18 @@
 
 use super::DeviceChoice;
 use crate::ablate::{AblateConfig, ablate};
+use crate::data::image::INPUT_SIZE;
 use crate::error::Result;
+use crate::model::arch::Arch;
 use crate::train::Protocol;
+use crate::train::finetune::FineTune;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct AblateArgs {
     #[arg(long)]
     pub data: PathBuf,
-    /// ResNet50 weights; without them a deterministic random-init backbone is used (and said).
+    /// Backbone weights; without them a deterministic random-init backbone is used (and said).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Output folder: one run folder per configuration, ablation.md, ablation.json, cache/.
@@ -24,6 +27,16 @@ pub struct AblateArgs {
     pub val_fraction: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Add two rows trained through the backbone: the last configuration fine-tuned from this
+    /// stage with per-epoch augmentation, and the seed's code as it ran (--preset seed).
+    #[arg(long, value_enum)]
+    pub fine_tune: Option<FineTune>,
+    /// Backbone architecture (default: what --weights holds; resnet50 without weights).
+    #[arg(long, value_enum)]
+    pub backbone: Option<Arch>,
+    /// Input size of the fine-tuned rows.
+    #[arg(long, default_value_t = INPUT_SIZE)]
+    pub image_size: u32,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
@@ -40,6 +53,9 @@ pub fn run(args: &AblateArgs) -> Result<()> {
         epochs: args.epochs,
         val_fraction: args.val_fraction,
         seed: args.seed,
+        fine_tune: args.fine_tune,
+        backbone: args.backbone,
+        image_size: args.image_size,
     };
     let a = crate::with_backend!(args.device.resolve()?, |b| ablate(b, &cfg)?);
     println!("{}", a.table);

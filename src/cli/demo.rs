@@ -1,8 +1,11 @@
 //! `skinengine demo`: arguments -> [`DemoConfig`]; the work is [`crate::demo`].
 
 use super::DeviceChoice;
+use crate::data::image::INPUT_SIZE;
 use crate::demo::{DemoConfig, demo};
 use crate::error::Result;
+use crate::model::arch::Arch;
+use crate::train::finetune::{FineTune, FineTuneConfig};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -20,6 +23,15 @@ pub struct DemoArgs {
     pub epochs: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train through the backbone from this stage (head: the head on cached features).
+    #[arg(long, value_enum, default_value_t = FineTune::Head)]
+    pub fine_tune: FineTune,
+    /// Backbone architecture (default: what --weights holds; resnet50 without weights).
+    #[arg(long, value_enum)]
+    pub backbone: Option<Arch>,
+    /// Input size when fine-tuning (smaller is faster on a CPU).
+    #[arg(long, default_value_t = INPUT_SIZE)]
+    pub image_size: u32,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
@@ -34,6 +46,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         weights: args.weights.clone(),
         epochs: args.epochs,
         seed: args.seed,
+        fine: FineTuneConfig {
+            depth: args.fine_tune,
+            backbone: args.backbone,
+            image_size: args.image_size,
+            ..FineTuneConfig::default()
+        },
     };
     let d = crate::with_backend!(args.device.resolve()?, |b| demo(b, &cfg)?);
     let (rep, t) = (&d.report, &d.seconds);
@@ -49,7 +67,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         );
     }
     println!(
-        "      times: synth {:.1} s, train (features + head) {:.1} s, infer {:.1} s, total {:.1} s",
+        "      times: synth {:.1} s, train {:.1} s, infer {:.1} s, total {:.1} s",
         t.synth, t.train, t.infer, t.total
     );
     println!("      report: {}", d.run_dir.join("report.md").display());

@@ -18,12 +18,28 @@ use crate::train::optim::{OptimizerName, ScheduleKind};
 use crate::train::{Protocol, TrainConfig, train};
 use std::path::PathBuf;
 
+/// Named training configurations (`--preset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The seed notebook's code as it ran.
+    Seed,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrainArgs {
+    /// A named configuration; flags given with it override its values. `seed`: the seed
+    /// notebook's code as it ran (SPEC 2): the whole ResNet50 fine-tuned (--fine-tune all),
+    /// the 7x7x2048 map flattened (--pool flatten), head 120 -> 7 without batch norm, Adam at
+    /// 2e-5 for every layer, batch 32, 16 epochs, its fixed views (--mirror --oversample, no
+    /// random augmentation) and its frequency-weighted loss (--class-weights frequency
+    /// --loss-reduction seed).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Data folder (HAM10000 or ISIC 2018 Task 3 layout).
     #[arg(long)]
     pub data: PathBuf,
-    /// ResNet50 weights (safetensors). Without it a deterministic random-init backbone is used.
+    /// Backbone weights (safetensors, torchvision names; `skinengine convert` reads .pth). Without
+    /// them a deterministic random-init backbone is used.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Run folder: config.json, split.csv, metrics.json, model.safetensors, report.md, cache/.
@@ -46,34 +62,46 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
     /// Hidden layer widths of the head.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![120, 84])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![120, 84], default_value_if("preset", "seed", "120"))]
     pub head: Vec<usize>,
     /// Batch norm before each hidden ReLU.
     #[arg(long)]
     pub batchnorm: bool,
     /// Add the horizontal mirror of every training image.
-    #[arg(long)]
+    #[arg(long, default_value_if("preset", "seed", "true"))]
     pub mirror: bool,
     /// The seed's oversampling: DF/VASC 4 random central crops + mirrors, AKIEC vertical flips.
-    #[arg(long)]
+    #[arg(long, default_value_if("preset", "seed", "true"))]
     pub oversample: bool,
     /// none | frequency (the seed's) | inverse | w1,..,w7
-    #[arg(long, default_value = "none")]
+    #[arg(
+        long,
+        default_value = "none",
+        default_value_if("preset", "seed", "frequency")
+    )]
     pub class_weights: ClassWeights,
-    #[arg(long, default_value = "normalized")]
+    #[arg(
+        long,
+        default_value = "normalized",
+        default_value_if("preset", "seed", "seed")
+    )]
     pub loss_reduction: Reduction,
     /// Shades-of-Gray colour constancy (p = 6) before resizing.
     #[arg(long)]
     pub color_constancy: bool,
     #[arg(long, value_enum, default_value_t = ResizeMode::Squash)]
     pub resize: ResizeMode,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, default_value_if("preset", "seed", "16"))]
     pub epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, default_value_if("preset", "seed", "32"))]
     pub batch_size: usize,
     /// Adam learning rate (1e-3 suits a head on frozen features; the seed's 2e-5 was for
     /// fine-tuning the whole network).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(
+        long,
+        default_value_t = 1e-3,
+        default_value_if("preset", "seed", "2e-5")
+    )]
     pub lr: f64,
     /// Decoupled weight decay (AdamW).
     #[arg(long, default_value_t = 0.0)]
@@ -100,14 +128,14 @@ pub struct TrainArgs {
 pub struct FineTuneArgs {
     /// How deep training goes: head (cached frozen features, default) | layer4 | layer3 |
     /// layer2 | all (the whole network).
-    #[arg(long, value_enum, default_value_t = FineTune::Head)]
+    #[arg(long, value_enum, default_value_t = FineTune::Head, default_value_if("preset", "seed", "all"))]
     pub fine_tune: FineTune,
     /// Backbone architecture (default: what --weights holds; resnet50 without weights).
     #[arg(long, value_enum)]
     pub backbone: Option<Arch>,
     /// How a ResNet's last map feeds the head: avg (global average pool) | flatten (the seed's
     /// 7x7x2048 = 100,352 inputs).
-    #[arg(long, value_enum, default_value_t = Pool::Avg)]
+    #[arg(long, value_enum, default_value_t = Pool::Avg, default_value_if("preset", "seed", "flatten"))]
     pub pool: Pool,
     /// Batch norm in evaluation mode (running statistics, frozen) while fine-tuning; common
     /// with small batches.
@@ -122,7 +150,7 @@ pub struct FineTuneArgs {
     #[arg(long)]
     pub nesterov: bool,
     /// Learning rate of the backbone (default: --lr / 10); --lr is the head's.
-    #[arg(long)]
+    #[arg(long, default_value_if("preset", "seed", "2e-5"))]
     pub lr_backbone: Option<f64>,
     #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
     pub schedule: ScheduleKind,
@@ -138,7 +166,7 @@ pub struct FineTuneArgs {
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
     /// No random augmentation when fine-tuning (train on the fixed views only).
-    #[arg(long)]
+    #[arg(long, default_value_if("preset", "seed", "true"))]
     pub no_augment: bool,
     /// Random resized crop: range of the crop's area as a fraction of the image's.
     #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = vec![0.25, 1.0])]
@@ -297,5 +325,38 @@ mod tests {
             .t;
         let lib = TrainConfig::new("d".into(), "o".into());
         assert_eq!(format!("{:?}", args.config()), format!("{lib:?}"));
+    }
+
+    /// `--preset seed` is the seed notebook's code (SPEC 2); flags given with it win.
+    #[test]
+    fn the_seed_preset_sets_the_notebooks_configuration_and_flags_override_it() {
+        use crate::data::class_weights::ClassWeights;
+        use crate::model::net::Pool;
+        use crate::ops::loss::Reduction;
+        use crate::train::finetune::FineTune;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            t: TrainArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let mut a = vec!["train", "--data", "d", "--out", "o", "--preset", "seed"];
+            a.extend_from_slice(extra);
+            Wrap::try_parse_from(a).unwrap().t.config()
+        };
+        let c = parse(&[]);
+        assert_eq!(c.fine.depth, FineTune::All);
+        assert_eq!(c.fine.pool, Pool::Flatten);
+        assert_eq!(c.head, vec![120]);
+        assert!(!c.batchnorm);
+        assert_eq!((c.adam.lr, c.fine.lr_backbone), (2e-5, Some(2e-5)));
+        assert_eq!((c.batch_size, c.epochs), (32, 16));
+        assert!(c.views.mirror && c.views.oversample && c.fine.augment.is_none());
+        assert_eq!(c.class_weights, ClassWeights::Frequency);
+        assert_eq!(c.reduction, Reduction::Seed);
+        let c = parse(&["--epochs", "2", "--fine-tune", "layer4", "--head", "64,32"]);
+        assert_eq!((c.epochs, c.fine.depth), (2, FineTune::Layer4));
+        assert_eq!(c.head, vec![64, 32]);
+        assert_eq!(c.fine.pool, Pool::Flatten);
     }
 }
