@@ -1,8 +1,9 @@
 //! Convolution on the CUDA backend: forward as an implicit GEMM with the bias / residual / ReLU
-//! epilogue fused (`conv2d.cu`); backward through explicit im2col / col2im per image and the
-//! strided GEMM (`src/cuda/gemm.cu`) — training only ever runs the head, so the backward passes
-//! are here for completeness and correctness, not speed. The geometry travels to every kernel
-//! as one [`Window`] struct.
+//! epilogue fused (`conv2d.cu`); backward through explicit im2col / col2im over chunks of images
+//! (columns of many images side by side, so one GEMM of `src/cuda/gemm.cu` covers a chunk:
+//! per-image GEMMs were tiny for layer3/4 maps and serialised 32 launches per layer). Not yet an
+//! implicit GEMM: the column buffer (at most 256 MiB) is written and read once. The geometry
+//! travels to every kernel as one [`Window`] struct.
 
 use std::sync::Arc;
 
@@ -165,7 +166,47 @@ pub fn forward_split(
     Ok(y)
 }
 
-/// dx = col2im(W^T dy), one image at a time (the column buffer is reused).
+/// Column-buffer budget of the backward passes, in floats: images are taken in chunks whose
+/// columns (K x images x P) fit, so one GEMM covers many images (64 Mi floats = 256 MiB). In
+/// unit tests 3000 floats, so the emulator runs every form of the chunk loop: whole batches,
+/// one image per chunk (the 3x3 cases on 9x9 maps), and chunks of 2 + a remainder of 1 (the
+/// [3, 16, 9, 9] pointwise case).
+#[cfg(not(test))]
+const COL_BUDGET: usize = 1 << 26;
+#[cfg(test)]
+const COL_BUDGET: usize = 3000;
+
+/// Images per chunk: as many as fit the budget (at least one), at most `n`.
+fn chunk_images(g: &ConvGeom) -> usize {
+    let per_image = (g.c * g.kh * g.kw).max(g.o) * g.ho * g.wo;
+    (COL_BUDGET / per_image.max(1)).clamp(1, g.n.max(1))
+}
+
+/// dy of images `n0 .. n0 + gi` as rows [O, gi * P] in `dyt`.
+fn dy_rows(
+    dev: &Arc<Device>,
+    dy: &CudaTensor,
+    dyt: &CudaTensor,
+    g: &ConvGeom,
+    n0: usize,
+    gi: usize,
+) -> Result<()> {
+    let pix = g.ho * g.wo;
+    dev.launch(
+        "conv2d_dy_to_rows",
+        grid_stride(g.o * gi * pix),
+        &[
+            Arg::Buf(dy.buf()),
+            Arg::Buf(dyt.buf()),
+            Arg::Int(n0),
+            Arg::Int(gi),
+            Arg::Int(g.o),
+            Arg::Int(pix),
+        ],
+    )
+}
+
+/// dx = col2im(W^T dy), a chunk of images per GEMM: dcol [K, G*P] = W^T [K, O] dyt [O, G*P].
 fn backward_data(
     dev: &Arc<Device>,
     dy: &CudaTensor,
@@ -175,36 +216,45 @@ fn backward_data(
     let win = window(g)?;
     let g = *g;
     let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
-    let dcol = CudaTensor::alloc(dev, &[k, pix])?;
     let dx = CudaTensor::alloc(dev, &g.x_shape())?;
+    let chunk = chunk_images(&g);
+    let dcol = CudaTensor::alloc(dev, &[k, chunk * pix])?;
+    let dyt = CudaTensor::alloc(dev, &[g.o, chunk * pix])?;
     let image = g.c * g.h * g.w;
-    for n in 0..g.n {
-        // dcol[k, p] = sum_o W[o, k] dy_n[o, p]
+    let mut n0 = 0;
+    while n0 < g.n {
+        let gi = chunk.min(g.n - n0);
+        let cols = gi * pix;
+        dy_rows(dev, dy, &dyt, &g, n0, gi)?;
         gemm(
             dev,
             Mat::cols(w.buf(), k),
-            Mat::rows(dy.buf(), pix).at(n * g.o * pix),
+            Mat::rows(dyt.buf(), cols),
             dcol.buf(),
             0,
             None,
-            (k, pix, g.o),
+            (k, cols, g.o),
             1.0,
             0.0,
         )?;
         dev.launch(
-            "conv2d_col2im",
-            grid_stride(image),
+            "conv2d_col2im_batch",
+            grid_stride(gi * image),
             &[
                 Arg::Buf(dcol.buf()),
-                Arg::At(dx.buf(), n * image),
+                Arg::Buf(dx.buf()),
                 Arg::by_value(&win),
+                Arg::Int(n0),
+                Arg::Int(gi),
             ],
         )?;
+        n0 += gi;
     }
     Ok(dx)
 }
 
-/// dW = sum over images of dy_n im2col(x_n)^T.
+/// dW = dy im2col(x)^T summed over images, a chunk of images per GEMM:
+/// dW [O, K] (+)= dyt [O, G*P] col [K, G*P]^T.
 fn backward_weight(
     dev: &Arc<Device>,
     dy: &CudaTensor,
@@ -214,37 +264,44 @@ fn backward_weight(
     let win = window(g)?;
     let g = *g;
     let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
-    let col = CudaTensor::alloc(dev, &[k, pix])?;
     let dw = CudaTensor::alloc(dev, &g.w_shape())?;
-    let image = g.c * g.h * g.w;
-    for n in 0..g.n {
+    let chunk = chunk_images(&g);
+    let col = CudaTensor::alloc(dev, &[k, chunk * pix])?;
+    let dyt = CudaTensor::alloc(dev, &[g.o, chunk * pix])?;
+    let mut n0 = 0;
+    while n0 < g.n {
+        let gi = chunk.min(g.n - n0);
+        let cols = gi * pix;
         dev.launch(
-            "conv2d_im2col",
-            grid_stride(k * pix),
+            "conv2d_im2col_batch",
+            grid_stride(k * cols),
             &[
-                Arg::At(x.buf(), n * image),
+                Arg::Buf(x.buf()),
                 Arg::Buf(col.buf()),
                 Arg::by_value(&win),
+                Arg::Int(n0),
+                Arg::Int(gi),
             ],
         )?;
-        // dW[o, k] (+)= sum_p dy_n[o, p] col[k, p]
+        dy_rows(dev, dy, &dyt, &g, n0, gi)?;
         gemm(
             dev,
-            Mat::rows(dy.buf(), pix).at(n * g.o * pix),
-            Mat::cols(col.buf(), pix),
+            Mat::rows(dyt.buf(), cols),
+            Mat::cols(col.buf(), cols),
             dw.buf(),
             0,
             None,
-            (g.o, k, pix),
+            (g.o, k, cols),
             1.0,
-            if n == 0 { 0.0 } else { 1.0 },
+            if n0 == 0 { 0.0 } else { 1.0 },
         )?;
+        n0 += gi;
     }
     if g.n == 0 {
         // An empty batch contributes nothing: a GEMM over K = 0 writes zeros.
         gemm(
             dev,
-            Mat::rows(dy.buf(), pix),
+            Mat::rows(dyt.buf(), pix),
             Mat::cols(col.buf(), pix),
             dw.buf(),
             0,
