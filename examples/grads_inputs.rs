@@ -1,7 +1,8 @@
 //! Writes the gradient fixtures' inputs for tools/torch_grads.py:
 //!   cargo run --release --example grads_inputs -- ARCH OUT_DIR
 //! -> OUT_DIR/weights.safetensors (torchvision names, with a classifier) and
-//!    OUT_DIR/inputs.safetensors (`images` [N,3,H,W], `labels` [N] as f32).
+//!    OUT_DIR/inputs.safetensors (`images` [N,3,H,W], `labels` [N] as f32): 2x3x64x80 for the
+//!    ResNets, 2x3x224x224 for VGG19 (its classifier needs a 7x7 map).
 
 use skinengine::Tensor;
 use skinengine::io::safetensors::write;
@@ -24,7 +25,7 @@ fn main() -> skinengine::Result<()> {
     )?;
     write(
         &dir.join("inputs.safetensors"),
-        &[("images", &grads::images()), ("labels", &labels)],
+        &[("images", &grads::images_for(arch)), ("labels", &labels)],
         &HashMap::new(),
     )?;
     eprintln!("wrote {arch} weights and inputs to {}", dir.display());

@@ -5,12 +5,17 @@
 # parameter its gradient's exact norm, SAMPLES values at the indices
 # model::parity::grads::sample_indices gives, and the largest error of PyTorch's own f32 run.
 # Needs the Python environment of tools/README.md (PYTHON defaults to .venv-tools/bin/python).
+#
+# Usage: tools/make_grads_fixture.sh [ARCH...]   (default: resnet50 resnet18; vgg19 is made with
+# `tools/make_grads_fixture.sh vgg19`: 2 images of 224x224, about 4 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv-tools/bin/python}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for arch in resnet50 resnet18; do
+archs=("$@")
+[ ${#archs[@]} -gt 0 ] || archs=(resnet50 resnet18)
+for arch in "${archs[@]}"; do
     cargo run --release --quiet --example grads_inputs -- "$arch" "$tmp"
     for bn in train eval; do
         for dt in f64 f32; do

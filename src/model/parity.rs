@@ -46,9 +46,27 @@ pub mod grads {
         random_weights(arch, WEIGHTS_SEED, Some(FC_CLASSES))
     }
 
+    /// VGG19's classifier needs a 7x7 map, i.e. 224x224 images (no BN, so the batch size only
+    /// scales the time: two images, one per label).
+    pub const VGG19_IMAGES_SHAPE: [usize; 4] = [2, 3, 224, 224];
+
+    /// The ResNets' images (`IMAGES_SHAPE`).
     pub fn images() -> Tensor {
+        images_of_shape(&IMAGES_SHAPE)
+    }
+
+    /// The images `arch`'s fixture was made from: `images()` for the ResNets, the same generator
+    /// at `VGG19_IMAGES_SHAPE` for VGG19.
+    pub fn images_for(arch: Arch) -> Tensor {
+        match arch {
+            Arch::Vgg19 => images_of_shape(&VGG19_IMAGES_SHAPE),
+            _ => images(),
+        }
+    }
+
+    fn images_of_shape(shape: &[usize; 4]) -> Tensor {
         let mut rng = Rng::new(IMAGES_SEED);
-        Tensor::from_fn(&IMAGES_SHAPE, |_| rng.normal().clamp(-2.2, 2.7) as f32)
+        Tensor::from_fn(shape, |_| rng.normal().clamp(-2.2, 2.7) as f32)
     }
 
     /// The flat indices sampled from a gradient of `len` values: evenly spread, first and last
