@@ -1,24 +1,57 @@
-//! `embed`: ResNet50 features (and optionally fc logits) of image files, and the safetensors
-//! file that holds them (`features` [N, 2048], `logits` [N, K], row order in metadata
-//! `image_ids`).
+//! `embed`: backbone features (and optionally logits) of image files, and the safetensors file
+//! that holds them (`features` [N, F], `logits` [N, K], row order in metadata `image_ids`).
+//!
+//! Two sources: backbone weights of any architecture ([`Arch`]: ResNet18/34/50/101/152, VGG19;
+//! recognised from the tensors unless named), whose features are what the ImageNet classifier
+//! reads (512-d for ResNet18/34, 2048-d for the deeper ResNets, 4096-d for VGG19) and whose
+//! logits are that classifier's; or a fine-tuned model file (`train --fine-tune`), whose
+//! features are its fine-tuned backbone's (pooled or flattened map, what its head reads) at the
+//! model's image size and preprocessing, and whose logits are its 7 class logits. ResNet50
+//! weights run through the folded inference model ([`ResNet50`], BN folded into the
+//! convolutions); every other network runs as a [`Net`] in evaluation mode.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::batches::{BatchOptions, Skipped, run_batches};
+use super::model::{EvalModel, Outputs};
 use crate::backend::Backend;
+use crate::classes;
 use crate::data::files::collect_images;
-use crate::data::image::{ResizeMode, preprocess};
+use crate::data::image::{INPUT_SIZE, Preprocess, ResizeMode, Transform, preprocess_view_sized};
 use crate::error::{Result, file_err};
-use crate::model::resnet50::{FEATURES, ResNet50, load_state_dict};
+use crate::io::safetensors as st;
+use crate::model::arch::Arch;
+use crate::model::net::Net;
+use crate::model::resnet50::ResNet50;
 use crate::tensor::Tensor;
+use crate::train::model_file::{LoadedModel, load_model};
 
-/// An embedding run: which weights, which images, how.
+/// Where the features come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EmbedSource {
+    /// Backbone weights (safetensors, torchvision names; f32, f16 or bf16) of `arch`, or of the
+    /// architecture the tensors hold when `arch` is None.
+    Weights { path: PathBuf, arch: Option<Arch> },
+    /// A fine-tuned model file written by `train --fine-tune` (format `skinengine-net-v1`): its
+    /// own image size and preprocessing are used (`EmbedOptions::resize` is not).
+    Model(PathBuf),
+}
+
+impl EmbedSource {
+    /// The file the features come from.
+    pub fn path(&self) -> &Path {
+        match self {
+            EmbedSource::Weights { path, .. } | EmbedSource::Model(path) => path,
+        }
+    }
+}
+
+/// An embedding run: which network, which images, how.
 #[derive(Clone, Debug)]
 pub struct EmbedConfig {
-    /// ResNet50 weights (safetensors, torchvision/timm names; f32, f16 or bf16).
-    pub weights: PathBuf,
+    pub source: EmbedSource,
     /// Image files and/or folders (searched recursively).
     pub images: Vec<PathBuf>,
     pub options: EmbedOptions,
@@ -27,10 +60,12 @@ pub struct EmbedConfig {
 /// How images are embedded.
 #[derive(Clone, Copy, Debug)]
 pub struct EmbedOptions {
+    /// Resizing of backbone weights' 224x224 inputs (a model file uses its own).
     pub resize: ResizeMode,
     /// Images per forward pass.
     pub batch: usize,
-    /// Also compute the fc outputs (the weights must hold fc.weight and fc.bias).
+    /// Also compute the logits: the weights' own classifier (which they must hold), or a
+    /// fine-tuned model's 7 class logits.
     pub logits: bool,
     /// Fail on the first unreadable image instead of skipping it.
     pub strict: bool,
@@ -39,48 +74,151 @@ pub struct EmbedOptions {
 /// What an embedding run produced.
 pub struct Embedded {
     pub ids: Vec<String>,
+    /// [N, F]: F is the network's feature width.
     pub features: Tensor,
     pub logits: Option<Tensor>,
     /// Every image that could not be used (file, reason).
     pub skipped: Vec<Skipped>,
     /// Seconds spent building the model and embedding (weights loading excluded).
     pub seconds: f64,
+    /// The network's architecture.
+    pub arch: Arch,
+    /// Side of the square input images, and how they were preprocessed.
+    pub size: u32,
+    pub preprocess: Preprocess,
+    /// The logits are the 7 ISIC classes (a fine-tuned model's head), not the weights' own
+    /// classifier's.
+    pub class_logits: bool,
 }
 
-/// Loads the weights and embeds every image of `cfg.images`.
+/// A frozen backbone in evaluation mode: the folded ResNet50 (the fast path for ResNet50
+/// weights) or a [`Net`] of any architecture (BN with running statistics).
+pub enum FrozenBackbone<B: Backend> {
+    Folded(ResNet50<B>),
+    Net(Net<B>),
+}
+
+impl<B: Backend> FrozenBackbone<B> {
+    /// The network of `arch` from a state dict validated for it, with the weights' own
+    /// classifier when `classifier` (the state dict must hold it then; the folded ResNet50
+    /// takes `fc.*` whenever present).
+    pub fn new(b: &B, arch: Arch, sd: &BTreeMap<String, Tensor>, classifier: bool) -> Result<Self> {
+        Ok(if arch == Arch::ResNet50 {
+            FrozenBackbone::Folded(ResNet50::from_state_dict(b, sd)?)
+        } else {
+            FrozenBackbone::Net(Net::from_state_dict(b, arch, sd, classifier)?)
+        })
+    }
+}
+
+impl<B: Backend> EvalModel<B> for FrozenBackbone<B> {
+    fn eval_forward(&self, b: &B, x: &B::Tensor, logits: bool) -> Result<Outputs<B::Tensor>> {
+        match self {
+            FrozenBackbone::Folded(m) => m.eval_forward(b, x, logits),
+            FrozenBackbone::Net(m) => m.eval_forward(b, x, logits),
+        }
+    }
+}
+
+/// Reads backbone weights of `arch` (or of the architecture the tensors hold; ResNet50 when
+/// they match none, so the problems are listed against it) and validates them.
+pub fn load_weights(path: &Path, arch: Option<Arch>) -> Result<(Arch, BTreeMap<String, Tensor>)> {
+    let f = st::read_filtered(path, |n| !n.ends_with("num_batches_tracked"))?;
+    let arch = arch.unwrap_or_else(|| Arch::detect(&f.tensors).unwrap_or(Arch::ResNet50));
+    arch.validate(path, &f.tensors)?;
+    Ok((arch, f.tensors))
+}
+
+/// Loads the network of `cfg.source` and embeds every image of `cfg.images`.
 pub fn embed<B: Backend>(b: &B, cfg: &EmbedConfig) -> Result<Embedded> {
     let images = collect_images(&cfg.images)?;
-    let sd = load_state_dict(&cfg.weights)?;
-    if cfg.options.logits && !sd.contains_key("fc.weight") {
-        return Err(file_err(
-            &cfg.weights,
-            "--logits asked for, but the weights have no fc.weight / fc.bias",
-        ));
+    let opts = &cfg.options;
+    match &cfg.source {
+        EmbedSource::Weights { path, arch } => {
+            let (arch, sd) = load_weights(path, *arch)?;
+            let (cw, cb) = arch.classifier();
+            if opts.logits && !sd.contains_key(cw) {
+                return Err(file_err(
+                    path,
+                    format!("--logits asked for, but the weights have no {cw} / {cb}"),
+                ));
+            }
+            let t0 = Instant::now();
+            let model = FrozenBackbone::new(b, arch, &sd, opts.logits)?;
+            drop(sd);
+            let pp = Preprocess {
+                resize: opts.resize,
+                color_constancy: false,
+            };
+            let mut e = embed_images_sized(b, &model, &images, opts, &pp, INPUT_SIZE)?;
+            e.arch = arch;
+            e.seconds = t0.elapsed().as_secs_f64();
+            Ok(e)
+        }
+        EmbedSource::Model(path) => {
+            let m = match load_model(b, path)? {
+                LoadedModel::Net(m) => m,
+                LoadedModel::Head(h) => {
+                    let (arch, file) = (h.arch.pretty(), h.backbone.0);
+                    let how = if file == "random-init" {
+                        format!(
+                            "embed backbone weights with --weights (this model's backbone was the random-init {arch}, which has no file)"
+                        )
+                    } else {
+                        format!("embed with --weights {file}, the {arch} weights it was trained on")
+                    };
+                    return Err(file_err(
+                        path,
+                        format!(
+                            "a head-only model (--fine-tune head, on frozen {arch} features) has no backbone of its own (--model takes fine-tuned models): {how}"
+                        ),
+                    ));
+                }
+            };
+            let t0 = Instant::now();
+            let mut e = embed_images_sized(b, &m.net, &images, opts, &m.preprocess, m.size)?;
+            e.arch = m.net.graph.arch;
+            e.class_logits = opts.logits;
+            e.seconds = t0.elapsed().as_secs_f64();
+            Ok(e)
+        }
     }
-    let t0 = Instant::now();
-    let model = ResNet50::from_state_dict(b, &sd)?;
-    let mut e = embed_images(b, &model, &images, &cfg.options)?;
-    e.seconds = t0.elapsed().as_secs_f64();
-    Ok(e)
 }
 
-/// Embeds `images` (id, path) with `model`, in order; bad images are skipped and listed (or the
-/// first is an error with `strict`).
+/// Embeds `images` (id, path) with `model` at 224x224 resized by `opts.resize`, in order; bad
+/// images are skipped and listed (or the first is an error with `strict`).
 pub fn embed_images<B: Backend>(
     b: &B,
-    model: &ResNet50<B>,
+    model: &dyn EvalModel<B>,
     images: &[(String, PathBuf)],
     opts: &EmbedOptions,
 ) -> Result<Embedded> {
+    let pp = Preprocess {
+        resize: opts.resize,
+        color_constancy: false,
+    };
+    embed_images_sized(b, model, images, opts, &pp, INPUT_SIZE)
+}
+
+/// [`embed_images`] at `size` x `size` with preprocessing `pp` (a fine-tuned model's).
+/// `Embedded::arch` is left at ResNet50 for the caller to set.
+pub fn embed_images_sized<B: Backend>(
+    b: &B,
+    model: &dyn EvalModel<B>,
+    images: &[(String, PathBuf)],
+    opts: &EmbedOptions,
+    pp: &Preprocess,
+    size: u32,
+) -> Result<Embedded> {
     let t0 = Instant::now();
     let (mut ids, mut feats, mut logits) = (Vec::new(), Vec::new(), Vec::new());
-    let mut k = 0;
+    let (mut f, mut k) = (0, 0);
     let batches = BatchOptions {
         batch: opts.batch,
         strict: opts.strict,
         logits: opts.logits,
         progress: Some("{bar:30} {pos}/{len} images  {per_sec}  ETA {eta}"),
-        size: crate::data::image::INPUT_SIZE,
+        size,
     };
     let skipped = run_batches(
         b,
@@ -88,8 +226,9 @@ pub fn embed_images<B: Backend>(
         images,
         &batches,
         |(_, p)| p.clone(),
-        |(_, p)| Ok(preprocess(p, opts.resize)?.into_data()),
+        |(_, p)| Ok(preprocess_view_sized(p, &Transform::IDENTITY, pp, size)?.into_data()),
         |c| {
+            f = c.features.shape()[1];
             feats.extend_from_slice(c.features.data());
             if let Some(l) = &c.logits {
                 k = l.shape()[1];
@@ -101,7 +240,7 @@ pub fn embed_images<B: Backend>(
     )?;
     let n = ids.len();
     Ok(Embedded {
-        features: Tensor::new(&[n, FEATURES], feats)?,
+        features: Tensor::new(&[n, f], feats)?,
         logits: if opts.logits {
             Some(Tensor::new(&[n, k], logits)?)
         } else {
@@ -110,12 +249,18 @@ pub fn embed_images<B: Backend>(
         ids,
         skipped,
         seconds: t0.elapsed().as_secs_f64(),
+        arch: Arch::ResNet50,
+        size,
+        preprocess: *pp,
+        class_logits: false,
     })
 }
 
 /// Writes the embedding file (atomically); an embedding of no image is an error (nothing
-/// written). `weights` is recorded by file name.
-pub fn write_embedding(out: &std::path::Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()> {
+/// written). Metadata: `image_ids`, `arch`, `resize`, `image_size`, `color_constancy`, the
+/// source by file name (`weights` or `model`), and `classes` when the logits are a fine-tuned
+/// model's 7 classes.
+pub fn write_embedding(out: &Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()> {
     if e.ids.is_empty() {
         return Err(file_err(out, "no image could be read; nothing written"));
     }
@@ -124,15 +269,29 @@ pub fn write_embedding(out: &std::path::Path, e: &Embedded, cfg: &EmbedConfig) -
         "image_ids".to_string(),
         serde_json::to_string(&e.ids).expect("strings serialise"),
     );
-    meta.insert("resize".to_string(), cfg.options.resize.name().to_string());
-    let wname = cfg
-        .weights
+    meta.insert("arch".to_string(), e.arch.name().to_string());
+    meta.insert("resize".to_string(), e.preprocess.resize.name().to_string());
+    meta.insert("image_size".to_string(), e.size.to_string());
+    meta.insert(
+        "color_constancy".to_string(),
+        e.preprocess.color_constancy.to_string(),
+    );
+    let key = match cfg.source {
+        EmbedSource::Weights { .. } => "weights",
+        EmbedSource::Model(_) => "model",
+    };
+    let name = cfg
+        .source
+        .path()
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    meta.insert("weights".to_string(), wname);
+    meta.insert(key.to_string(), name);
+    if e.class_logits && e.logits.is_some() {
+        meta.insert("classes".to_string(), classes::CODES.join(","));
+    }
     let mut tensors = vec![("features", &e.features)];
     if let Some(l) = &e.logits {
         tensors.push(("logits", l));
     }
-    crate::io::safetensors::write(out, &tensors, &meta)
+    st::write(out, &tensors, &meta)
 }

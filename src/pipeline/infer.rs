@@ -11,9 +11,11 @@ use crate::classes;
 use crate::data::files::collect_images;
 use crate::data::image::{INPUT_SIZE, Preprocess, Transform, preprocess_view_sized};
 use crate::error::{Result, file_err};
-use crate::model::resnet50::ResNet50;
+use crate::io::safetensors as st;
+use crate::model::arch::Arch;
+use crate::pipeline::embed::FrozenBackbone;
 use crate::tensor::Tensor;
-use crate::train::model_file::{HeadModel, LoadedModel, backbone, load_model};
+use crate::train::model_file::{HeadModel, LoadedModel, backbone_weights, load_model};
 
 /// An inference run.
 #[derive(Clone, Debug)]
@@ -100,12 +102,15 @@ pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
 }
 
 /// A head on frozen features: the backbone weights are the file the model records (or
-/// `cfg.weights`), and must be the very file it was trained on (same hash).
+/// `cfg.weights`), and must be of the model's architecture and the very file it was trained on
+/// (same hash). ResNet50 runs folded, the other architectures as a [`crate::model::net::Net`]
+/// in evaluation mode.
 fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<Inferred> {
     let HeadModel {
         head,
         norm,
         preprocess: pp,
+        arch,
         backbone: (bb_name, bb_hash),
     } = m;
     let wpath = match (&cfg.weights, bb_name.as_str()) {
@@ -113,7 +118,23 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
         (None, "random-init") => None,
         (None, p) => Some(PathBuf::from(p)),
     };
-    let (sd, (_, hash)) = backbone(wpath.as_deref())?;
+    // Weights of another architecture: say so (rather than list the tensors they lack).
+    if let Some(w) = &wpath {
+        let f = st::read_filtered(w, |n| !n.ends_with("num_batches_tracked"))?;
+        if let Some(other) = Arch::detect(&f.tensors).filter(|&a| a != arch) {
+            return Err(file_err(
+                w,
+                format!(
+                    "these are {} weights, but {} is a head on {} features: pass the {} weights it was trained on (hash {bb_hash})",
+                    other.pretty(),
+                    cfg.model.display(),
+                    arch.pretty(),
+                    arch.pretty()
+                ),
+            ));
+        }
+    }
+    let (_, sd, (_, hash)) = backbone_weights(Some(arch), wpath.as_deref())?;
     if hash != bb_hash {
         return Err(file_err(
             wpath.as_deref().unwrap_or(Path::new("random-init")),
@@ -122,7 +143,8 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
             ),
         ));
     }
-    let model = ResNet50::from_state_dict(b, &sd)?;
+    let model = FrozenBackbone::new(b, arch, &sd, false)?;
+    drop(sd);
     classify(b, cfg, &model, INPUT_SIZE, &pp, |b, out| {
         let f = norm.apply(b.download(&out.features)?);
         let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;

@@ -21,6 +21,7 @@ use crate::classes;
 use crate::error::{Result, invalid};
 use crate::io::atomic::write_atomic;
 use crate::metrics::evaluate_probs;
+use crate::model::arch::Arch;
 use crate::ops::adam::AdamConfig;
 use crate::tensor::Tensor;
 
@@ -33,6 +34,8 @@ pub struct EpochData<'a> {
     pub y_val: &'a [usize],
     pub weights: &'a [f32; classes::COUNT],
     pub norm: &'a FeatureNorm,
+    /// The backbone's architecture and identity (file or "random-init", hash).
+    pub arch: Arch,
     pub backbone: &'a BackboneId,
 }
 
@@ -106,7 +109,15 @@ pub fn run_epochs<B: Backend>(
         );
         if vb > progress.best.1 {
             progress.best = (epoch + 1, vb);
-            save_model(b, &cfg.out.join(MODEL), head, d.norm, cfg, d.backbone)?;
+            save_model(
+                b,
+                &cfg.out.join(MODEL),
+                head,
+                d.norm,
+                cfg,
+                d.arch,
+                d.backbone,
+            )?;
         }
         progress.history.push(m);
         progress.done = epoch + 1;

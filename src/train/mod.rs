@@ -1,4 +1,5 @@
-//! Training the classifier head on frozen ResNet50 features, end to end:
+//! Training the classifier head on frozen backbone features (any [`crate::model::arch::Arch`];
+//! `--fine-tune` deeper than the head runs [`finetune`] instead), end to end:
 //! data -> split -> views -> backbone features (cached) -> head -> weighted CE + Adam -> metrics
 //! per epoch -> best model, checkpoint, metrics.json, report.md.
 //!
@@ -44,13 +45,14 @@ use crate::data::views::{View, ViewConfig, make_views};
 use crate::error::{Result, file_err, invalid};
 use crate::io::atomic::write_atomic;
 use crate::io::safetensors as st;
-use crate::model::resnet50::{FEATURES, ResNet50};
+use crate::pipeline::embed::FrozenBackbone;
+use crate::pipeline::model::EvalModel;
 use crate::tensor::Tensor;
 use checkpoint::{Progress, resume};
 use epochs::{EpochData, run_epochs};
 use features::FeaturePass;
 use head::Head;
-use model_file::MODEL;
+use model_file::{MODEL, backbone_weights};
 use scoring::predict;
 use sides::{load_labelled, make_sides};
 
@@ -96,7 +98,7 @@ struct Side {
 /// Backbone features of `views` of `ds` (through the cache), with their labels and names.
 fn side<B: Backend>(
     b: &B,
-    model: &ResNet50<B>,
+    model: &dyn EvalModel<B>,
     pass: &FeaturePass,
     ds: &Dataset,
     views: &[View],
@@ -147,32 +149,27 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         report::write(cfg, &result)?;
         return Ok(result);
     }
-    if cfg
-        .fine
-        .backbone
-        .is_some_and(|a| a != crate::model::arch::Arch::ResNet50)
-    {
-        return Err(invalid(
-            "train",
-            "the frozen-feature head (--fine-tune head) runs on ResNet50 features; other backbones train with --fine-tune layer4|layer3|layer2|all",
-        ));
-    }
 
-    let (sd, backbone_id) = backbone(cfg.weights.as_deref())?;
+    // The backbone (ResNet50 runs folded, the others as a Net in eval mode) and its identity.
+    let (arch, sd, backbone_id) = backbone_weights(cfg.fine.backbone, cfg.weights.as_deref())?;
     if cfg.weights.is_none() {
         eprintln!(
-            "note: no --weights given: using a deterministic random-init ResNet50 backbone (features are not ImageNet features)"
+            "note: no --weights given: using a deterministic random-init {} backbone (features are not ImageNet features)",
+            arch.pretty()
         );
     }
-    let model = ResNet50::from_state_dict(b, &sd)?;
+    let model = FrozenBackbone::new(b, arch, &sd, false)?;
+    drop(sd);
     let cache_dir = cfg
         .cache_dir
         .clone()
         .unwrap_or_else(|| cfg.out.join("cache"));
     let pass = FeaturePass {
+        arch,
         preprocess: cfg.preprocess,
         cache: Some(features::cache_path(
             &cache_dir,
+            arch,
             &backbone_id.1,
             &cfg.preprocess,
         )),
@@ -195,7 +192,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     skipped.extend(va.skipped);
     let weights = cfg.class_weights.compute(&y_train)?;
 
-    let mut head = Head::new(b, FEATURES, &cfg.head, cfg.batchnorm, cfg.seed)?;
+    let mut head = Head::new(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed)?;
     let mut adam = head.adam_init(b)?;
     let mut progress = if cfg.resume {
         resume(b, &cfg.out, &mut head, &mut adam)?
@@ -209,12 +206,13 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         y_val: &y_val,
         weights: &weights,
         norm: &norm,
+        arch,
         backbone: &backbone_id,
     };
     run_epochs(b, cfg, &data, &mut head, &mut adam, &mut progress)?;
 
     // Validation predictions of the best model.
-    let mut best_head = Head::new(b, FEATURES, &cfg.head, cfg.batchnorm, cfg.seed)?;
+    let mut best_head = Head::new(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed)?;
     let mp = cfg.out.join(MODEL);
     best_head.load_named(b, &st::read(&mp)?.tensors, &mp)?;
     let (_, val_probs) = predict(b, &best_head, &x_val, &y_val, &weights, cfg.reduction)?;

@@ -1,9 +1,11 @@
 //! The model file `train` writes and `infer` reads (RUN/model.safetensors), in two formats:
 //!
 //! - `skinengine-head-v1` (`--fine-tune head`): the head's tensors, the feature
-//!   standardisation (`input.mean`, `input.std`) and metadata: classes, head widths, batch norm,
-//!   preprocessing, the training config, and the backbone it was trained on (file or
-//!   "random-init") with that file's hash, so inference can refuse other backbone weights.
+//!   standardisation (`input.mean`, `input.std`, [F] for the backbone's feature width F) and
+//!   metadata: classes, head widths, batch norm, preprocessing, the training config, the
+//!   backbone's architecture (`arch`; files written before it existed are ResNet50's) and the
+//!   backbone it was trained on (file or "random-init") with that file's hash, so inference can
+//!   refuse other backbone weights.
 //! - `skinengine-net-v1` (fine-tuned through the backbone): every tensor of the network under
 //!   its torchvision name (backbone, BN running statistics) plus the head (`head.*`), and
 //!   metadata: architecture, pooling, head, image size, preprocessing, config, and the backbone
@@ -24,7 +26,7 @@ use crate::io::safetensors as st;
 use crate::model::arch::Arch;
 use crate::model::init::{random_state_dict, random_weights};
 use crate::model::net::{Graph, HeadSpec, Net, Pool};
-use crate::model::resnet50::{FEATURES, load_state_dict};
+use crate::model::resnet50::load_state_dict;
 use crate::tensor::Tensor;
 
 /// The model file's name in a run folder.
@@ -36,26 +38,24 @@ pub const FORMAT_NET: &str = "skinengine-net-v1";
 /// The backbone a model was trained on: (weights file or "random-init", its hash).
 pub type BackboneId = (String, String);
 
-/// Writes the model file: head tensors + metadata that `infer` needs.
+/// Writes the model file of a head on frozen `arch` features: head tensors + metadata that
+/// `infer` needs.
 pub fn save_model<B: Backend>(
     b: &B,
     path: &Path,
     head: &Head<B>,
     norm: &FeatureNorm,
     cfg: &TrainConfig,
+    arch: Arch,
     backbone: &BackboneId,
 ) -> Result<()> {
     let mut named = head.named(b)?;
-    named.insert(
-        "input.mean".into(),
-        Tensor::new(&[FEATURES], norm.mean.clone())?,
-    );
-    named.insert(
-        "input.std".into(),
-        Tensor::new(&[FEATURES], norm.std.clone())?,
-    );
+    let f = norm.mean.len();
+    named.insert("input.mean".into(), Tensor::new(&[f], norm.mean.clone())?);
+    named.insert("input.std".into(), Tensor::new(&[f], norm.std.clone())?);
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
+        ("arch".to_string(), arch.name().to_string()),
         ("classes".to_string(), classes::CODES.join(",")),
         (
             "head".to_string(),
@@ -102,6 +102,8 @@ pub struct HeadModel<B: Backend> {
     pub head: Head<B>,
     pub norm: FeatureNorm,
     pub preprocess: Preprocess,
+    /// The backbone's architecture (ResNet50 for files that do not record one).
+    pub arch: Arch,
     /// (backbone file or "random-init", its hash)
     pub backbone: BackboneId,
 }
@@ -123,16 +125,33 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
     if m("format")? != FORMAT {
         return Err(file_err(path, "not a skinengine model file (format)"));
     }
+    // Files from before other backbones existed hold a head on ResNet50 features.
+    let arch = match f.metadata.get("arch") {
+        None => Arch::ResNet50,
+        Some(a) => {
+            Arch::parse(a).ok_or_else(|| file_err(path, format!("bad metadata arch = {a:?}")))?
+        }
+    };
+    let features = arch.features();
     let dims: Vec<usize> = serde_json::from_str(&m("head")?)
         .map_err(|e| file_err(path, format!("bad head metadata: {e}")))?;
-    let mut head = Head::new(b, FEATURES, &dims, m("batchnorm")? == "true", 0)?;
+    let mut head = Head::new(b, features, &dims, m("batchnorm")? == "true", 0)?;
     head.load_named(b, &f.tensors, path)?;
     let vec_of = |k: &str| -> Result<Vec<f32>> {
         let t = f
             .tensors
             .get(k)
             .ok_or_else(|| file_err(path, format!("missing tensor {k}")))?;
-        t.expect_shape("load_model", k, &[FEATURES])?;
+        if t.shape() != [features] {
+            return Err(file_err(
+                path,
+                format!(
+                    "{k} has shape {:?}, expected [{features}] ({} features)",
+                    t.shape(),
+                    arch.pretty()
+                ),
+            ));
+        }
         Ok(t.data().to_vec())
     };
     let norm = FeatureNorm {
@@ -150,6 +169,7 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
             resize,
             color_constancy: m("color_constancy")? == "true",
         },
+        arch,
         backbone: (m("backbone")?, m("backbone_hash")?),
     }))
 }
@@ -301,7 +321,8 @@ pub fn backbone_weights(
     Ok((arch, sd, id))
 }
 
-/// The backbone state dict and its identity (file name or "random-init", hash).
+/// ResNet50 weights (classifier kept) and their identity (file name or "random-init", hash).
+/// The frozen-feature paths use [`backbone_weights`], which takes every architecture.
 pub fn backbone(weights: Option<&Path>) -> Result<(BTreeMap<String, Tensor>, BackboneId)> {
     match weights {
         Some(p) => {
