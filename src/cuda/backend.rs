@@ -49,6 +49,9 @@ impl BackendBase for CudaBackend {
     fn shape<'a>(&self, t: &'a CudaTensor) -> &'a [usize] {
         t.shape()
     }
+    fn free_memory(&self) -> Option<u64> {
+        self.dev.free_memory()
+    }
     fn reshape(&self, t: &CudaTensor, shape: &[usize]) -> Result<CudaTensor> {
         if shape.iter().product::<usize>() != t.len() {
             return Err(crate::error::shape_err(

@@ -30,6 +30,10 @@ pub(crate) trait Driver: Send + Sync {
     /// Called when a freed buffer is handed out again. The emulator poisons it (NaN) so a kernel
     /// that leaves part of its output unwritten cannot pass on a previous result.
     fn on_reuse(&self, _ptr: u64, _bytes: usize) {}
+    /// Bytes the driver can still allocate, when known.
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Element type of a buffer; kernels take `float*` or `int*`.
@@ -210,6 +214,19 @@ impl Device {
             backend: self.backend,
             detail: detail.into(),
         }
+    }
+
+    /// Bytes still available for buffers: what the driver can allocate plus what this device's
+    /// free lists hold (given back to the driver when an allocation would otherwise fail).
+    pub fn free_memory(&self) -> Option<u64> {
+        let pooled: usize = self
+            .free
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(bytes, ptrs)| bytes * ptrs.len())
+            .sum();
+        Some(self.driver.free_bytes()? + pooled as u64)
     }
 
     pub fn alloc_stats(&self) -> AllocStats {

@@ -39,6 +39,10 @@ fn err(detail: String) -> Error {
 }
 
 impl Driver for EmuDriver {
+    /// The emulator allocates host memory.
+    fn free_bytes(&self) -> Option<u64> {
+        crate::io::meminfo::host_available()
+    }
     fn describe(&self) -> String {
         format!(
             "CUDA emulator on the CPU ({} threads; kernel sources compiled as C++)",

@@ -185,6 +185,12 @@ impl Driver for GpuDriver {
         unsafe { result::malloc_sync(bytes) }
             .map_err(|e| err(format!("allocating {bytes} bytes of GPU memory: {e:?}")))
     }
+    fn free_bytes(&self) -> Option<u64> {
+        self.bind().ok()?;
+        result::mem_get_info()
+            .ok()
+            .map(|(free, _total)| free as u64)
+    }
     fn free(&self, ptr: u64, _bytes: usize) {
         if self.bind().is_ok() {
             // SAFETY: ptr came from malloc_sync and is freed once (the pool drops it).

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod csv;
 pub mod hash;
+pub mod meminfo;
 pub mod pth;
 pub mod safetensors;
 pub mod walk;

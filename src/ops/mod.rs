@@ -38,6 +38,11 @@ pub trait BackendBase: Send + Sync {
     /// The same values under another shape with as many elements (a view where the backend can
     /// share storage, a copy otherwise).
     fn reshape(&self, t: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// Bytes of memory this backend can still allocate (device memory, or the host's), when
+    /// known: what training checks a batch against before it starts.
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// [`BackendBase`] for a backend computing on host [`Tensor`]s (`reference`, `cpu`): upload and
@@ -72,6 +77,9 @@ macro_rules! host_backend_base {
                 shape: &[usize],
             ) -> $crate::error::Result<$crate::tensor::Tensor> {
                 t.clone().reshape(shape)
+            }
+            fn free_memory(&self) -> Option<u64> {
+                $crate::io::meminfo::host_available()
             }
         }
     };

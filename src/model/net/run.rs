@@ -41,6 +41,10 @@ impl<T> Tape<T> {
     }
 }
 
+/// Bytes held at each step of a backward pass: (activations, which scale with the batch;
+/// parameter gradients, which do not).
+pub type MemoryProfile = Vec<(usize, usize)>;
+
 /// Gradients of the trainable parameters by torchvision name.
 pub type Grads<T> = BTreeMap<String, T>;
 
@@ -170,11 +174,34 @@ impl<B: Backend> Net<B> {
     pub fn backward(
         &self,
         b: &B,
-        mut tape: Tape<B::Tensor>,
+        tape: Tape<B::Tensor>,
         out: usize,
         dy: B::Tensor,
     ) -> Result<Grads<B::Tensor>> {
+        Ok(self.backward_profiled(b, tape, out, dy)?.0)
+    }
+
+    /// [`Net::backward`], and what it held at each step: (activation bytes, parameter-gradient
+    /// bytes), where the activations (those still on the tape, gradients of slots in flight)
+    /// scale with the batch and the parameter gradients do not. The largest sum is the
+    /// backward pass's peak; the split lets a plan scale it to other batch sizes exactly.
+    pub fn backward_profiled(
+        &self,
+        b: &B,
+        mut tape: Tape<B::Tensor>,
+        out: usize,
+        dy: B::Tensor,
+    ) -> Result<(Grads<B::Tensor>, MemoryProfile)> {
         let g = &self.graph;
+        let held = |t: &Tape<B::Tensor>| -> usize {
+            t.values
+                .iter()
+                .zip(&t.shapes)
+                .filter(|(v, _)| v.is_some())
+                .map(|(_, s)| bytes(s))
+                .sum()
+        };
+        let mut profile = vec![(held(&tape), 0)];
         let from = tape.from;
         // Slots computed by a differentiated node carry a gradient (slot 0, the input, never).
         let mut trained_slot = vec![false; g.slots];
@@ -278,6 +305,11 @@ impl<B: Backend> Net<B> {
                     }
                 }
             }
+            // What is held now, before this node's inputs go (its dy included).
+            let in_flight: usize = grads.iter().flatten().map(|t| bytes(b.shape(t))).sum();
+            let params: usize = pg.values().map(|t| bytes(b.shape(t))).sum();
+            let acts = held(&tape) + in_flight + bytes(&tape.shapes[n.output]);
+            profile.push((acts, params));
             // Activations whose last backward reader was this node.
             for &s in n.inputs.iter().chain([&n.output]) {
                 if tape.release_at[s] == i {
@@ -285,7 +317,7 @@ impl<B: Backend> Net<B> {
                 }
             }
         }
-        Ok(pg)
+        Ok((pg, profile))
     }
 
     /// The dropout mask seed of node `i` in the current step: the step's seed

@@ -7,7 +7,8 @@
 //! Files: [`config`] (what a fine-tuning run adds to `TrainConfig`), [`step`] (one optimiser
 //! step: micro-batches, accumulation), [`images`] (decoding: augmented training images,
 //! evaluation images), [`checkpoint`] (network + optimiser state, resumable exactly),
-//! [`run`] (the run, in order).
+//! [`memory`] (will the batch fit: measured, refused up front with one that does), [`run`] (the
+//! run, in order).
 //!
 //! What is not cached, and why: `--fine-tune head` trains on cached backbone features (the
 //! backbone never changes). When the backbone trains, the frozen part below the first trained
@@ -20,6 +21,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod images;
+pub mod memory;
 pub mod run;
 pub mod step;
 

@@ -9,9 +9,9 @@
 
 use rayon::prelude::*;
 
-use super::checkpoint;
 use super::images::ImageRecipe;
 use super::step::{micro_step, softmax_rows, trained_params};
+use super::{checkpoint, memory};
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::dataset::Dataset;
@@ -177,6 +177,16 @@ pub fn run<B: Backend>(
         seed: cfg.seed,
     };
     let vds = val_ds.unwrap_or(ds);
+    // A batch that cannot fit stops here, naming one that does, not mid-epoch.
+    if let Some(free) = b.free_memory() {
+        let largest = epoch_batches(n, cfg.batch_size, cfg.seed, 0)
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let need = memory::measure(b, &net, from, bn, size as usize)?;
+        need.check(largest, free, b.name())?;
+    }
     eprintln!(
         "fine-tuning {} from {} ({} of {} parameter tensors train), {} steps per epoch, lr head {} backbone {}",
         arch.pretty(),
