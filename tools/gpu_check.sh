@@ -15,7 +15,7 @@
 #            .gpu-carry/skinengine bench --device cuda --batch B --iters N --json
 #   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
-#   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 vs PyTorch autograd)
+#   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
 #   train_b32, torch_train: training-step images/s, ours and PyTorch eager FP32 -> train.jsonl
 #   report   python3 tools/gpu_report.py: the markdown section, printed last
 #
