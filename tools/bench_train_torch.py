@@ -4,8 +4,12 @@ train mode, cross-entropy over 1000 classes, backward, AdamW) on random weights 
 224x224, eager mode, on the CPU (or --device cuda, TF32 off), median of --iters steps after one
 warm-up step. Both memory formats are timed on the CPU; the best is the anchor.
 
+With --fine-tune layer4|layer3|layer2 the stages below it are frozen as `skinengine train
+--fine-tune` freezes them (requires_grad off, BN in eval mode), so autograd records nothing there.
+
 Usage:
-    python tools/bench_train_torch.py [--arch resnet50] [--batch 32] [--iters 3] [--threads 2] [--device cpu|cuda]
+    python tools/bench_train_torch.py [--arch resnet50] [--batch 32] [--iters 3] [--threads 2]
+        [--device cpu|cuda] [--fine-tune all|layer4|layer3|layer2]
 Prints one JSON object per memory format.
 """
 import argparse
@@ -23,6 +27,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fine-tune", default="all", choices=["all", "layer4", "layer3", "layer2"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -32,7 +37,15 @@ def main() -> None:
         torch.manual_seed(0)
         model = getattr(torchvision.models, args.arch)(weights=None).to(dev).train()
         model = model.to(memory_format=fmt)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+        if args.fine_tune != "all":
+            # ResNets: everything before the first trained stage is frozen.
+            order = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+            for name in order[: order.index(args.fine_tune)]:
+                m = getattr(model, name)
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad_(False)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
         x = (torch.rand(args.batch, 3, 224, 224, device=dev) * 4 - 2).contiguous(memory_format=fmt)
         y = torch.randint(0, 1000, (args.batch,), device=dev)
 
@@ -52,6 +65,7 @@ def main() -> None:
         times.sort()
         med = times[len(times) // 2]
         print(json.dumps({"torch": torch.__version__, "arch": args.arch, "device": args.device,
+                          "fine_tune": args.fine_tune,
                           "format": "channels_last" if fmt == torch.channels_last else "contiguous",
                           "batch": args.batch, "threads": args.threads, "median_ms": med * 1e3,
                           "images_per_s": args.batch / med}))

@@ -1,7 +1,8 @@
 //! Training-step throughput (`skinengine bench --train`): one full step through a whole network
 //! in training mode (forward with batch statistics, cross-entropy, backward to every parameter,
 //! BN running update, AdamW) on random weights and inputs at 224x224 (VGG19 included), the
-//! median of timed steps after one warm-up step.
+//! median of timed steps after one warm-up step. With a fine-tuning depth, the stages below it
+//! run frozen (eval-mode BN, forward only), as `train --fine-tune` runs them.
 
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::train::finetune::{train_step, trained_params};
+use crate::train::finetune::{FineTune, train_step, trained_params};
 use crate::train::optim::{OptimConfig, Optimizer, Schedule};
 
 /// Classes of the benchmark's classifier (ImageNet's, as PyTorch's anchor uses).
@@ -35,6 +36,7 @@ pub fn bench_train<B: Backend>(
     arch: Arch,
     batch: usize,
     iters: usize,
+    depth: FineTune,
 ) -> Result<TrainBench> {
     if batch < 2 || iters == 0 {
         return Err(invalid(
@@ -43,7 +45,12 @@ pub fn bench_train<B: Backend>(
         ));
     }
     let mut net = Net::from_state_dict(b, arch, &random_weights(arch, 0, Some(CLASSES)), true)?;
-    let params = trained_params(b, &net, 0)?;
+    // `head` here is the classifier alone (the benchmark's network keeps its ImageNet one).
+    let from = match depth {
+        FineTune::Head => net.graph.nodes.len() - 1,
+        d => d.first_node(&net),
+    };
+    let params = trained_params(b, &net, from)?;
     let adam = AdamConfig {
         lr: 1e-4,
         weight_decay: 1e-4,
@@ -69,7 +76,7 @@ pub fn bench_train<B: Backend>(
             &ones,
             Reduction::Normalized,
             BnMode::Train,
-            0,
+            from,
         )
     };
     step(&mut net)?; // warm-up
@@ -82,7 +89,7 @@ pub fn bench_train<B: Backend>(
     times.sort_by(f64::total_cmp);
     let median_s = times[times.len() / 2];
     let logits = net.graph.logits.expect("with classifier");
-    let peak = net.forward(b, &x, BnMode::Train, 0, &[logits])?.peak_bytes;
+    let peak = net.forward(b, &x, BnMode::Train, from, &[logits])?.peak_bytes;
     Ok(TrainBench {
         batch,
         median_s,

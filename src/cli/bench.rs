@@ -5,6 +5,7 @@ use super::DeviceChoice;
 use crate::bench::{bench_backend, bench_train};
 use crate::error::Result;
 use crate::model::arch::Arch;
+use crate::train::finetune::FineTune;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -29,6 +30,10 @@ pub struct BenchArgs {
     /// Backbone for --train.
     #[arg(long, value_enum, default_value_t = Arch::ResNet50)]
     pub backbone: Arch,
+    /// For --train: the first stage that trains (below it: frozen, forward only), as
+    /// `train --fine-tune`; head = the classifier alone.
+    #[arg(long, value_enum, default_value_t = FineTune::All)]
+    pub fine_tune: FineTune,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -81,8 +86,9 @@ fn run_train(args: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
-            "{} training step (AdamW, BN batch statistics), 224x224, {threads} threads, median of {} steps",
+            "{} training step from {} (AdamW, BN batch statistics), 224x224, {threads} threads, median of {} steps",
             args.backbone.pretty(),
+            args.fine_tune.name(),
             args.iters
         );
         println!(
@@ -93,12 +99,13 @@ fn run_train(args: &BenchArgs) -> Result<()> {
     for &batch in &args.batch {
         let (name, r) = crate::with_backend!(resolved, |b| (
             b.name(),
-            bench_train(b, args.backbone, batch, args.iters)?
+            bench_train(b, args.backbone, batch, args.iters, args.fine_tune)?
         ));
         if args.json {
             let v = serde_json::json!({
                 "mode": "train",
                 "backbone": args.backbone.name(),
+                "fine_tune": args.fine_tune.name(),
                 "device": name,
                 "batch": batch,
                 "threads": threads,
