@@ -89,7 +89,9 @@ pub fn bench_train<B: Backend>(
     times.sort_by(f64::total_cmp);
     let median_s = times[times.len() / 2];
     let logits = net.graph.logits.expect("with classifier");
-    let peak = net.forward(b, &x, BnMode::Train, from, &[logits])?.peak_bytes;
+    let peak = net
+        .forward(b, &x, BnMode::Train, from, &[logits])?
+        .peak_bytes;
     Ok(TrainBench {
         batch,
         median_s,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::batches::{BatchOptions, Skipped, run_batches};
-use super::model::{EvalModel, Outputs};
+use super::model::{EvalModel, FrozenBackbone};
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
@@ -23,8 +23,6 @@ use crate::data::image::{INPUT_SIZE, Preprocess, ResizeMode, Transform, preproce
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
-use crate::model::net::Net;
-use crate::model::resnet50::ResNet50;
 use crate::tensor::Tensor;
 use crate::train::model_file::{LoadedModel, load_model};
 
@@ -89,35 +87,6 @@ pub struct Embedded {
     /// The logits are the 7 ISIC classes (a fine-tuned model's head), not the weights' own
     /// classifier's.
     pub class_logits: bool,
-}
-
-/// A frozen backbone in evaluation mode: the folded ResNet50 (the fast path for ResNet50
-/// weights) or a [`Net`] of any architecture (BN with running statistics).
-pub enum FrozenBackbone<B: Backend> {
-    Folded(ResNet50<B>),
-    Net(Net<B>),
-}
-
-impl<B: Backend> FrozenBackbone<B> {
-    /// The network of `arch` from a state dict validated for it, with the weights' own
-    /// classifier when `classifier` (the state dict must hold it then; the folded ResNet50
-    /// takes `fc.*` whenever present).
-    pub fn new(b: &B, arch: Arch, sd: &BTreeMap<String, Tensor>, classifier: bool) -> Result<Self> {
-        Ok(if arch == Arch::ResNet50 {
-            FrozenBackbone::Folded(ResNet50::from_state_dict(b, sd)?)
-        } else {
-            FrozenBackbone::Net(Net::from_state_dict(b, arch, sd, classifier)?)
-        })
-    }
-}
-
-impl<B: Backend> EvalModel<B> for FrozenBackbone<B> {
-    fn eval_forward(&self, b: &B, x: &B::Tensor, logits: bool) -> Result<Outputs<B::Tensor>> {
-        match self {
-            FrozenBackbone::Folded(m) => m.eval_forward(b, x, logits),
-            FrozenBackbone::Net(m) => m.eval_forward(b, x, logits),
-        }
-    }
 }
 
 /// Reads backbone weights of `arch` (or of the architecture the tensors hold; ResNet50 when

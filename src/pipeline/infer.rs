@@ -13,7 +13,7 @@ use crate::data::image::{INPUT_SIZE, Preprocess, Transform, preprocess_view_size
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
-use crate::pipeline::embed::FrozenBackbone;
+use crate::pipeline::model::FrozenBackbone;
 use crate::tensor::Tensor;
 use crate::train::model_file::{HeadModel, LoadedModel, backbone_weights, load_model};
 

@@ -11,4 +11,4 @@ pub mod model;
 pub use batches::{BatchOptions, Computed, Skipped, describe_skipped, run_batches};
 pub use embed::{EmbedConfig, EmbedOptions, Embedded, embed, embed_images, write_embedding};
 pub use infer::{InferConfig, Inferred, infer};
-pub use model::{EvalModel, Outputs};
+pub use model::{EvalModel, FrozenBackbone, Outputs};

@@ -5,8 +5,11 @@
 
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::model::arch::Arch;
 use crate::model::net::{BnMode, Net};
 use crate::model::resnet50::ResNet50;
+use crate::tensor::Tensor;
+use std::collections::BTreeMap;
 
 /// Features (and logits, when asked for and the model has a classifier) of one batch.
 pub struct Outputs<T> {
@@ -46,5 +49,34 @@ impl<B: Backend> EvalModel<B> for Net<B> {
             features: take(g.features),
             logits,
         })
+    }
+}
+
+/// A frozen backbone in evaluation mode: the folded ResNet50 (the fast path for ResNet50
+/// weights) or a [`Net`] of any architecture (BN with running statistics).
+pub enum FrozenBackbone<B: Backend> {
+    Folded(ResNet50<B>),
+    Net(Net<B>),
+}
+
+impl<B: Backend> FrozenBackbone<B> {
+    /// The network of `arch` from a state dict validated for it, with the weights' own
+    /// classifier when `classifier` (the state dict must hold it then; the folded ResNet50
+    /// takes `fc.*` whenever present).
+    pub fn new(b: &B, arch: Arch, sd: &BTreeMap<String, Tensor>, classifier: bool) -> Result<Self> {
+        Ok(if arch == Arch::ResNet50 {
+            FrozenBackbone::Folded(ResNet50::from_state_dict(b, sd)?)
+        } else {
+            FrozenBackbone::Net(Net::from_state_dict(b, arch, sd, classifier)?)
+        })
+    }
+}
+
+impl<B: Backend> EvalModel<B> for FrozenBackbone<B> {
+    fn eval_forward(&self, b: &B, x: &B::Tensor, logits: bool) -> Result<Outputs<B::Tensor>> {
+        match self {
+            FrozenBackbone::Folded(m) => m.eval_forward(b, x, logits),
+            FrozenBackbone::Net(m) => m.eval_forward(b, x, logits),
+        }
     }
 }
