@@ -1,7 +1,7 @@
-//! Every parameter gradient of whole networks (ResNet50, ResNet18, VGG19) against PyTorch
-//! autograd, without PyTorch in CI: tests/fixtures/grads_<arch>.safetensors holds, for both BN
-//! modes, the float64 loss and, per parameter, the gradient's exact norm and 48 sampled values
-//! (tools/make_grads_fixture.sh made it from the weights and images `model::parity::grads`
+//! Every parameter gradient of whole networks (ResNet18, 34, 50, 101, 152 and VGG19) against
+//! PyTorch autograd, without PyTorch in CI: tests/fixtures/grads_<arch>.safetensors holds, for
+//! both BN modes, the float64 loss and, per parameter, the gradient's exact norm and 48 sampled
+//! values (tools/make_grads_fixture.sh made it from the weights and images `model::parity::grads`
 //! regenerates here bit for bit: 2 images of 64x80 for the ResNets, of 224x224 for VGG19).
 //!
 //! Set GRADS_DEBUG=1 to print every tensor's error.
@@ -29,6 +29,21 @@
 //!   reason, and its norms up to 6e-3). So, per tensor: the sampled values within the tight
 //!   bound above or within 0.5 RMS of the f64 gradient, and the norm within the tight bound or
 //!   1e-3 relative; the loss within 1e-5. A structural error moves norms by order 1.
+//!
+//! ResNet101 and ResNet152 are checked in eval mode only. In train mode (batch statistics of these
+//! 2 images: 12 values per channel in layer4) their fixtures' losses are chaotic in float64 itself:
+//! scaling every weight and input of PyTorch's f64 run by independent factors within 1 +- 2^-24
+//! (less than f32's rounding) moves ResNet101's loss by 3.1e-6..4.1e-6 relative and ResNet152's by
+//! 2.3e-6..1.3e-5, single gradient values by up to 3.5 and 4.8 RMS of their tensor and norms by up
+//! to 6e-3 and 1.3e-2 relative (ResNet34: loss 4e-10..6e-8, values 6e-5 RMS, norms 6e-7). Depth
+//! compounds it, not the tiny batch alone: ResNet152 on 4x3x64x80 or 2x3x128x160 inputs still moves
+//! by 3e-7..3e-6. So no f32 implementation can meet the bounds above there, PyTorch's own included
+//! (its f32 ResNet152 loss is 5.1e-6 off). Measured, for the record: the reference backend's
+//! train-mode gradients are within 0.45 (ResNet101) and 0.50 (ResNet152) x PyTorch's own f32 error,
+//! norms within 0.03 and 0.07 x, but its losses are 5.7e-6 and 1.3e-5 off (bound 1e-6) and sampled
+//! values up to 0.19 RMS; the fast kernels' losses 1.7e-5 and 5.0e-5 off (bound 1e-5), values up to
+//! 0.71 and 0.99 RMS, norms up to 1.2e-2 and 2.9e-2. The fixtures keep the train-mode entries all
+//! the same (tools/make_grads_fixture.sh writes both modes).
 
 use skinengine::CpuBackend;
 use skinengine::model::arch::Arch;
@@ -112,10 +127,11 @@ fn compare<B: Backend>(b: &B, arch: Arch, mode: BnMode) -> Errors {
         let dn = (norm - want_norm).abs();
         if std::env::var("GRADS_DEBUG").is_ok() {
             eprintln!(
-                "{name}: {:.2} x f32 err, {:.2e} rms, norm {:.2e}",
+                "{name}: {:.2} x f32 err, {:.2e} rms, norm {:.2e} ({:.2} x f32)",
                 err / f32_err,
                 err / rms,
-                dn / want_norm
+                dn / want_norm,
+                dn / (f32_err * len.sqrt())
             );
         }
         let sample_ok = err <= 4.0 * f32_err || err <= 0.5 * rms;
@@ -220,6 +236,67 @@ fn resnet50_gradients_on_the_reference_backend_match_pytorch_tightly() {
     }
 }
 
+/// The other torchvision depths: the same two blocks as ResNet18 and ResNet50 in other counts,
+/// each through its own classifier. In eval mode the loss is the forward parity (the logits
+/// through softmax; fc.bias's gradient, the batch's mean softmax minus its one-hot labels, is
+/// checked value by value like every other gradient). Measured on the fast kernels: ResNet34
+/// within 1.97 x PyTorch's own f32 error (train) and 1.82 x (eval), i.e. within the tight bound.
+/// ResNet101 and ResNet152 in eval mode: loss within 3.4e-8 and 1.3e-8, but sampled values up
+/// to 1.1e-2 and 1.6e-2 RMS, norms up to 5.1e-4 and 9.5e-4 relative, in the layers upstream of
+/// ReLU inputs within f32 rounding of 0 (module doc): PyTorch's f64 gradients with one ReLU
+/// decision flipped for ResNet101 (layer2.1's second ReLU, image 1, channel 17, (0, 2): -2.7e-8;
+/// the two networks share their first weights) and that one plus layer2.4's output (image 1,
+/// channel 107, (6, 8): -2.9e-7) for ResNet152 reproduce every sampled error above 1e-4 RMS
+/// within 1% and every norm error above 1e-5 within 2% (48 and 75 tensors); every other tensor
+/// is within 1.7e-5 RMS. The worst tensor uses 2.3% (ResNet101) and 4.5% (ResNet152) of its
+/// bound.
+#[test]
+fn resnet34_train_bn_gradients_match_pytorch() {
+    check(Arch::ResNet34, BnMode::Train);
+}
+
+#[test]
+fn resnet34_eval_bn_gradients_match_pytorch() {
+    check(Arch::ResNet34, BnMode::Eval);
+}
+
+#[test]
+fn resnet101_eval_bn_gradients_match_pytorch() {
+    check(Arch::ResNet101, BnMode::Eval);
+}
+
+#[test]
+fn resnet152_eval_bn_gradients_match_pytorch() {
+    check(Arch::ResNet152, BnMode::Eval);
+}
+
+/// Not run by default: 18 s on 2 cores, and the fast kernels above already meet this tight
+/// bound on ResNet34 (1.97 x). Measured: within 0.49 (train) and 1.00 x (eval) PyTorch's own f32
+/// error, norms within 0.11 x, losses within 5.4e-8.
+#[test]
+#[ignore = "18 s on 2 cores: cargo test --test grads_parity -- --ignored resnet34"]
+fn resnet34_gradients_on_the_reference_backend_match_pytorch_tightly() {
+    for mode in [BnMode::Train, BnMode::Eval] {
+        check_tight(Arch::ResNet34, mode);
+    }
+}
+
+/// The tight check where the fast kernels need the kink-tolerant bounds (25 s on 2 cores).
+/// Measured: within 0.84 x PyTorch's own f32 error (2.0e-6 RMS), norms within 1.3e-7, the loss
+/// within 6.8e-9.
+#[test]
+fn resnet101_eval_bn_gradients_on_the_reference_backend_match_pytorch_tightly() {
+    check_tight(Arch::ResNet101, BnMode::Eval);
+}
+
+/// Not run by default: 32 s on 2 cores. Measured: within 0.74 x PyTorch's own f32 error (3.2e-6
+/// RMS), norms within 1.5e-7, the loss within 6.4e-9.
+#[test]
+#[ignore = "32 s on 2 cores: cargo test --test grads_parity -- --ignored resnet152"]
+fn resnet152_eval_bn_gradients_on_the_reference_backend_match_pytorch_tightly() {
+    check_tight(Arch::ResNet152, BnMode::Eval);
+}
+
 /// VGG19 has no BN, so the fixture's two modes are one function: PyTorch's gradients are
 /// bit-identical in both (which also shows its classifier's dropout was off in train mode, as
 /// in our graph), and one pass of ours is checked.
@@ -268,6 +345,10 @@ fn gpu_gradients_match_pytorch() {
         }
     }
     check_fast(&b, Arch::Vgg19, BnMode::Train);
+    check_fast(&b, Arch::ResNet34, BnMode::Train);
+    for arch in [Arch::ResNet34, Arch::ResNet101, Arch::ResNet152] {
+        check_fast(&b, arch, BnMode::Eval);
+    }
 }
 
 /// `skinengine grads` end to end through the library: the file it writes holds the loss, the
