@@ -5,7 +5,9 @@
 //!   draws randomness or carries state on (augmentation, dropout, AdamW moments, cosine
 //!   schedule with warm-up, gradient accumulation, BN running statistics);
 //! - the model file carries the whole network: `infer` needs nothing else and reproduces the
-//!   validation probabilities training reported;
+//!   validation probabilities training reported; damaged model files (a missing or mis-shaped
+//!   tensor, another architecture, bad metadata, a NaN running variance) are refused naming the
+//!   file and the problem;
 //! - frozen stages stay exactly as loaded (weights and running statistics), `--freeze-bn` keeps
 //!   every running statistic;
 //! - N accumulated micro-batches give the update of one batch N times larger.
@@ -20,7 +22,7 @@ use skinengine::tensor::Tensor;
 use skinengine::train::finetune::{FineTune, FineTuneConfig};
 use skinengine::train::optim::OptimizerName;
 use skinengine::train::{TrainConfig, train};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -206,6 +208,46 @@ fn a_killed_fine_tuning_process_resumes_bit_for_bit_and_its_model_file_stands_al
         },
     )
     .unwrap();
+    // Damaged model files are refused with an error naming the file and the problem.
+    let damaged = |edit: &dyn Fn(&mut BTreeMap<String, Tensor>, &mut HashMap<String, String>)| {
+        let (mut t, mut m) = (mf.tensors.clone(), mf.metadata.clone());
+        edit(&mut t, &mut m);
+        let p = d.path().join("damaged.safetensors");
+        let list: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        st::write(&p, &list, &m).unwrap();
+        let e = skinengine::train::load_model(&CpuBackend, &p)
+            .err()
+            .expect("a damaged model file loads")
+            .to_string();
+        assert!(e.contains("damaged.safetensors"), "{e}");
+        e
+    };
+    let e = damaged(&|t, _| {
+        t.remove("layer1.0.conv1.weight");
+    });
+    assert!(e.contains("missing layer1.0.conv1.weight"), "{e}");
+    let e = damaged(&|t, _| {
+        t.insert("head.out.weight".into(), Tensor::zeros(&[7, 3]));
+    });
+    assert!(e.contains("head.out.weight has shape [7, 3]"), "{e}");
+    let e = damaged(&|_, m| {
+        m.insert("arch".into(), "resnet34".into());
+    });
+    assert!(
+        e.contains("ResNet34") && e.contains("--backbone resnet18"),
+        "{e}"
+    );
+    let e = damaged(&|_, m| {
+        m.insert("image_size".into(), "big".into());
+    });
+    assert!(e.contains("image_size"), "{e}");
+    let e = damaged(&|t, _| {
+        let mut w = t["layer2.0.bn1.running_var"].clone();
+        w.data_mut()[0] = f32::NAN;
+        t.insert("layer2.0.bn1.running_var".into(), w);
+    });
+    assert!(e.contains("non-finite"), "{e}");
+
     for (id, p) in inf.ids.iter().zip(&inf.probs) {
         let w = &want[id];
         for c in 0..7 {
