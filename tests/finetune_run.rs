@@ -27,6 +27,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+type Tensors = BTreeMap<String, Tensor>;
+type Metadata = HashMap<String, String>;
+
 fn synth(dir: &Path, n: usize, seed: u64, layout: SynthLayout) {
     write_synth(
         dir,
@@ -209,7 +212,7 @@ fn a_killed_fine_tuning_process_resumes_bit_for_bit_and_its_model_file_stands_al
     )
     .unwrap();
     // Damaged model files are refused with an error naming the file and the problem.
-    let damaged = |edit: &dyn Fn(&mut BTreeMap<String, Tensor>, &mut HashMap<String, String>)| {
+    let damaged = |edit: &dyn Fn(&mut Tensors, &mut Metadata)| {
         let (mut t, mut m) = (mf.tensors.clone(), mf.metadata.clone());
         edit(&mut t, &mut m);
         let p = d.path().join("damaged.safetensors");
