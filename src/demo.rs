@@ -128,6 +128,7 @@ pub fn demo<B: Backend>(b: &B, cfg: &DemoConfig) -> Result<Demo> {
             .flatten(),
         images,
         tta: false,
+        shard: None,
         batch: 16,
         strict: false,
     };

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use skinengine::cli::{
-    ablate, bench, bench_kernels, convert, demo, embed, eval, grads, inspect, synth, train,
+    ablate, bench, bench_kernels, convert, demo, embed, eval, grads, inspect, merge, synth, train,
 };
 
 #[derive(Parser)]
@@ -31,6 +31,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Classify images with a trained model; writes an ISIC prediction CSV.
     Infer(train::InferArgs),
+    /// Join the CSVs of `infer --shard K/N` runs into the CSV one run over all images writes.
+    Merge(merge::MergeArgs),
     /// Score a prediction CSV against ground truth with the official ISIC 2018 metrics.
     Eval(eval::EvalArgs),
     /// The seed's five cumulative configurations as one table beside its reported numbers.
@@ -108,6 +110,7 @@ fn main() {
         Command::Infer(a) => train::run_infer(a),
         Command::Synth(a) => synth::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Grads(a) => grads::run(a),

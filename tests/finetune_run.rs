@@ -206,6 +206,7 @@ fn a_killed_fine_tuning_process_resumes_bit_for_bit_and_its_model_file_stands_al
             weights: None,
             images,
             tta: false,
+            shard: None,
             batch: 3,
             strict: true,
         },

@@ -238,6 +238,7 @@ fn head_on_resnet18_features_trains_infers_and_refuses_other_weights() {
         weights: None,
         images: images.clone(),
         tta: false,
+        shard: None,
         batch: 16,
         strict: true,
     };
@@ -352,6 +353,7 @@ fn embed_model_gives_the_features_and_logits_infer_classifies() {
             weights: None,
             images: paths.clone(),
             tta: false,
+            shard: None,
             batch: 5,
             strict: true,
         },

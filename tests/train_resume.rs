@@ -119,6 +119,7 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
         weights: None,
         images,
         tta: false,
+        shard: None,
         batch: 4,
         strict: true,
     };

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod eval;
 pub mod grads;
 pub mod inspect;
+pub mod merge;
 pub mod synth;
 pub mod train;
 

@@ -13,6 +13,7 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::pipeline::batches::describe_skipped;
 use crate::pipeline::infer::{InferConfig, infer};
+use crate::pipeline::shard::Shard;
 use crate::train::finetune::{FineTune, FineTuneConfig};
 use crate::train::optim::{OptimizerName, ScheduleKind};
 use crate::train::{Protocol, TrainConfig, train};
@@ -279,6 +280,10 @@ pub struct InferArgs {
     pub device: DeviceChoice,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Only shard K of N (1 <= K <= N) of the images, by a stable hash of the image id; writes
+    /// OUT and OUT.shard.json for `skinengine merge`.
+    #[arg(long)]
+    pub shard: Option<Shard>,
 }
 
 impl InferArgs {
@@ -288,6 +293,7 @@ impl InferArgs {
             weights: self.weights.clone(),
             images: self.images.clone(),
             tta: self.tta,
+            shard: self.shard,
             batch: self.batch,
             strict: false,
         }
@@ -298,7 +304,10 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
     super::set_threads(args.threads);
     let cfg = args.config();
     let inferred = crate::with_backend!(args.device.resolve()?, |b| infer(b, &cfg)?);
-    inferred.write_csv(&args.out)?;
+    match args.shard {
+        Some(s) => inferred.write_shard_csv(&args.out, s, &args.model)?,
+        None => inferred.write_csv(&args.out)?,
+    }
     print!("{}", inferred.summary(&args.out));
     if !inferred.skipped.is_empty() {
         eprintln!("{}", describe_skipped(&inferred.skipped));

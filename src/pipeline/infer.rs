@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::batches::{BatchOptions, Skipped, run_batches_outputs};
 use super::model::{EvalModel, Outputs};
+use super::shard::{Shard, write_sidecar};
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
@@ -15,6 +16,7 @@ use crate::io::safetensors as st;
 use crate::model::arch::Arch;
 use crate::pipeline::model::FrozenBackbone;
 use crate::tensor::Tensor;
+use crate::train::features::file_hash;
 use crate::train::model_file::{HeadModel, LoadedModel, backbone_weights, load_model};
 
 /// An inference run.
@@ -32,6 +34,8 @@ pub struct InferConfig {
     pub batch: usize,
     /// Fail on the first unreadable image instead of skipping it.
     pub strict: bool,
+    /// Only the images of this shard (`infer --shard K/N`; see [`super::shard`]).
+    pub shard: Option<Shard>,
 }
 
 /// What `infer` computed.
@@ -70,6 +74,14 @@ impl Inferred {
                 .map(|c| format!("{c:>6}"))
                 .collect::<String>()
         )
+    }
+
+    /// Writes shard `shard`'s CSV and its record for `merge` (an empty shard writes the header
+    /// alone: the set of shards must stay complete). `model` is the model file (its hash is
+    /// recorded, so shards of different models are not merged).
+    pub fn write_shard_csv(&self, out: &Path, shard: Shard, model: &Path) -> Result<()> {
+        crate::metrics::write_predictions_csv(out, &self.ids, &self.probs)?;
+        write_sidecar(out, shard, self.ids.len(), &file_hash(model)?)
     }
 
     /// Writes the ISIC submission CSV (atomically); no readable image is an error (nothing
@@ -162,7 +174,10 @@ fn classify<B: Backend>(
     pp: &Preprocess,
     probs_of: impl Fn(&B, Outputs<B::Tensor>) -> Result<Tensor>,
 ) -> Result<Inferred> {
-    let images = collect_images(&cfg.images)?;
+    let mut images = collect_images(&cfg.images)?;
+    if let Some(s) = &cfg.shard {
+        images.retain(|(id, _)| s.contains(id));
+    }
     let mut transforms = vec![Transform::IDENTITY];
     if cfg.tta {
         transforms.push(Transform {

@@ -7,6 +7,7 @@ pub mod batches;
 pub mod embed;
 pub mod infer;
 pub mod model;
+pub mod shard;
 
 pub use batches::{BatchOptions, Computed, Skipped, describe_skipped, run_batches};
 pub use embed::{EmbedConfig, EmbedOptions, Embedded, embed, embed_images, write_embedding};
