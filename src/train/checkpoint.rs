@@ -98,6 +98,17 @@ pub fn load_checkpoint<B: Backend>(
     ))
 }
 
+/// Writes `out`/metrics.json (atomically): one record per completed epoch.
+pub fn write_history(out: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let hist: Vec<Value> = history.iter().map(|h| h.to_json()).collect();
+    crate::io::atomic::write_atomic(
+        &out.join("metrics.json"),
+        serde_json::to_string_pretty(&hist)
+            .expect("json")
+            .as_bytes(),
+    )
+}
+
 /// The metrics.json records of `out` up to epoch `done` (what a resumed run continues).
 pub fn history_until(out: &Path, done: usize) -> Vec<EpochMetrics> {
     let text = std::fs::read_to_string(out.join("metrics.json")).unwrap_or_default();

@@ -7,9 +7,7 @@
 //! the loss is undefined ([`BatchLoss::AllZeroWeight`]). Any other error from the loss stops training with
 //! its message, as does a loss that is not finite.
 
-use serde_json::Value;
-
-use super::checkpoint::{Progress, save_checkpoint};
+use super::checkpoint::{Progress, save_checkpoint, write_history};
 use super::config::TrainConfig;
 use super::head::{AdamState, Head};
 use super::model_file::{BackboneId, MODEL, save_model};
@@ -19,7 +17,6 @@ use super::step::{BatchLoss, EpochMetrics, batch_loss, epoch_batches};
 use crate::backend::Backend;
 use crate::classes;
 use crate::error::{Result, invalid};
-use crate::io::atomic::write_atomic;
 use crate::metrics::evaluate_probs;
 use crate::model::arch::Arch;
 use crate::ops::adam::AdamConfig;
@@ -122,13 +119,7 @@ pub fn run_epochs<B: Backend>(
         progress.history.push(m);
         progress.done = epoch + 1;
         save_checkpoint(b, &cfg.out, head, adam, epoch + 1, progress.best)?;
-        let hist: Vec<Value> = progress.history.iter().map(|h| h.to_json()).collect();
-        write_atomic(
-            &cfg.out.join("metrics.json"),
-            serde_json::to_string_pretty(&hist)
-                .expect("json")
-                .as_bytes(),
-        )?;
+        write_history(&cfg.out, &progress.history)?;
         ran += 1;
     }
     Ok(())

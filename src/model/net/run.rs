@@ -178,7 +178,7 @@ impl<B: Backend> Net<B> {
         out: usize,
         dy: B::Tensor,
     ) -> Result<Grads<B::Tensor>> {
-        Ok(self.backward_profiled(b, tape, out, dy)?.0)
+        self.backward_inner(b, tape, out, dy, None)
     }
 
     /// [`Net::backward`], and what it held at each step: (activation bytes, parameter-gradient
@@ -188,10 +188,25 @@ impl<B: Backend> Net<B> {
     pub fn backward_profiled(
         &self,
         b: &B,
-        mut tape: Tape<B::Tensor>,
+        tape: Tape<B::Tensor>,
         out: usize,
         dy: B::Tensor,
     ) -> Result<(Grads<B::Tensor>, MemoryProfile)> {
+        let mut profile = MemoryProfile::new();
+        let grads = self.backward_inner(b, tape, out, dy, Some(&mut profile))?;
+        Ok((grads, profile))
+    }
+
+    /// The backward pass; records the memory profile only when asked (training steps do not
+    /// pay for it).
+    fn backward_inner(
+        &self,
+        b: &B,
+        mut tape: Tape<B::Tensor>,
+        out: usize,
+        dy: B::Tensor,
+        mut profile: Option<&mut MemoryProfile>,
+    ) -> Result<Grads<B::Tensor>> {
         let g = &self.graph;
         let held = |t: &Tape<B::Tensor>| -> usize {
             t.values
@@ -201,7 +216,9 @@ impl<B: Backend> Net<B> {
                 .map(|(_, s)| bytes(s))
                 .sum()
         };
-        let mut profile = vec![(held(&tape), 0)];
+        if let Some(p) = profile.as_deref_mut() {
+            p.push((held(&tape), 0));
+        }
         let from = tape.from;
         // Slots computed by a differentiated node carry a gradient (slot 0, the input, never).
         let mut trained_slot = vec![false; g.slots];
@@ -306,10 +323,14 @@ impl<B: Backend> Net<B> {
                 }
             }
             // What is held now, before this node's inputs go (its dy included).
-            let in_flight: usize = grads.iter().flatten().map(|t| bytes(b.shape(t))).sum();
-            let params: usize = pg.values().map(|t| bytes(b.shape(t))).sum();
-            let acts = held(&tape) + in_flight + bytes(&tape.shapes[n.output]);
-            profile.push((acts, params));
+            if let Some(p) = profile.as_deref_mut() {
+                let in_flight: usize = grads.iter().flatten().map(|t| bytes(b.shape(t))).sum();
+                let params: usize = pg.values().map(|t| bytes(b.shape(t))).sum();
+                p.push((
+                    held(&tape) + in_flight + bytes(&tape.shapes[n.output]),
+                    params,
+                ));
+            }
             // Activations whose last backward reader was this node.
             for &s in n.inputs.iter().chain([&n.output]) {
                 if tape.release_at[s] == i {
@@ -317,7 +338,7 @@ impl<B: Backend> Net<B> {
                 }
             }
         }
-        Ok((pg, profile))
+        Ok(pg)
     }
 
     /// The dropout mask seed of node `i` in the current step: the step's seed

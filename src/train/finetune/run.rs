@@ -18,12 +18,11 @@ use crate::data::dataset::Dataset;
 use crate::data::prefetch::decode_ahead;
 use crate::data::views::{View, ViewConfig, make_views};
 use crate::error::{Result, invalid};
-use crate::io::atomic::write_atomic;
 use crate::metrics::evaluate_probs;
 use crate::model::net::{BnMode, Graph, HeadSpec, Net};
 use crate::pipeline::batches::{BatchOptions, bad_image, run_batches};
 use crate::tensor::Tensor;
-use crate::train::checkpoint::Progress;
+use crate::train::checkpoint::{Progress, write_history};
 use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model};
 use crate::train::optim::{OptimConfig, Optimizer};
 use crate::train::scoring::Scored;
@@ -332,13 +331,7 @@ pub fn run<B: Backend>(
         progress.history.push(m);
         progress.done = epoch + 1;
         checkpoint::save(b, &cfg.out, &net, &opt, epoch + 1, progress.best)?;
-        let hist: Vec<serde_json::Value> = progress.history.iter().map(|h| h.to_json()).collect();
-        write_atomic(
-            &cfg.out.join("metrics.json"),
-            serde_json::to_string_pretty(&hist)
-                .expect("json")
-                .as_bytes(),
-        )?;
+        write_history(&cfg.out, &progress.history)?;
     }
     drop(net);
     drop(opt);
