@@ -284,6 +284,10 @@ pub struct InferArgs {
     /// OUT and OUT.shard.json for `skinengine merge`.
     #[arg(long)]
     pub shard: Option<Shard>,
+    /// Stop at the first unreadable image (truncated, corrupt, not an image, too large),
+    /// writing nothing, instead of skipping it and listing it on stderr.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl InferArgs {
@@ -295,7 +299,7 @@ impl InferArgs {
             tta: self.tta,
             shard: self.shard,
             batch: self.batch,
-            strict: false,
+            strict: self.strict,
         }
     }
 }
