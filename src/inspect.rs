@@ -1,14 +1,15 @@
 //! Checking a data folder (SPEC section 7): the layout found, images, classes, lesions, notes,
-//! and every problem (from the CSVs and files, and, unless skipped, from decoding every image).
+//! and every problem (from the CSVs and files, and from checking every image: decoded, or with
+//! `--no-decode` only checked whole).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::classes;
 use crate::data::dataset::{Dataset, load};
-use crate::data::image::load_rgb;
+use crate::data::image::{check_file, load_rgb};
 use crate::error::Result;
 
 /// What to check.
@@ -16,7 +17,8 @@ use crate::error::Result;
 pub struct InspectConfig {
     /// Data folder (HAM10000 or ISIC 2018 Task 3 layout, or a plain image folder).
     pub data: PathBuf,
-    /// Decode every image (otherwise only the files and CSVs are checked).
+    /// Decode every image (otherwise each image file is only checked whole: truncated,
+    /// corrupt, not an image, too large).
     pub decode: bool,
 }
 
@@ -26,13 +28,14 @@ pub struct Inspection {
     pub problems: usize,
 }
 
-/// Loads the data set, decodes its images (if asked) and builds the report.
+/// Loads the data set, checks its images (decoding each, or only checking each file whole) and
+/// builds the report.
 pub fn inspect(cfg: &InspectConfig) -> Result<Inspection> {
     let ds = load(&cfg.data)?;
     let decode = if cfg.decode {
         decode_check(&ds)
     } else {
-        Vec::new()
+        whole_file_check(&ds)
     };
     Ok(Inspection {
         report: report(&ds, &decode),
@@ -40,18 +43,31 @@ pub fn inspect(cfg: &InspectConfig) -> Result<Inspection> {
     })
 }
 
-/// Decodes every image in parallel; returns one problem per unreadable file.
+/// Decodes every image in parallel; returns one problem per unreadable file (truncated,
+/// corrupt, not an image, too large, undecodable), each naming the file.
 pub fn decode_check(ds: &Dataset) -> Vec<String> {
+    check_all(ds, "decoding", |p| load_rgb(p).map(drop))
+}
+
+/// Checks every image file whole without decoding it (what `--no-decode` still does: a read
+/// and a structure walk per file, so a truncated or corrupt file is reported either way).
+pub fn whole_file_check(ds: &Dataset) -> Vec<String> {
+    check_all(ds, "checking", |p| check_file(p).map(drop))
+}
+
+fn check_all(ds: &Dataset, what: &str, check: impl Fn(&Path) -> Result<()> + Sync) -> Vec<String> {
     let bar = ProgressBar::new(ds.samples.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("decoding {bar:30} {pos}/{len}  {per_sec}  ETA {eta}")
-            .expect("static template"),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}}  {{per_sec}}  ETA {{eta}}"
+        ))
+        .expect("static template"),
     );
     let mut bad: Vec<String> = ds
         .samples
         .par_iter()
         .filter_map(|s| {
-            let r = load_rgb(&s.path).err().map(|e| e.to_string());
+            let r = check(&s.path).err().map(|e| e.to_string());
             bar.inc(1);
             r
         })

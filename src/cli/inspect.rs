@@ -9,10 +9,12 @@ pub struct InspectArgs {
     /// Data folder (HAM10000 or ISIC 2018 Task 3 layout, or a plain image folder).
     #[arg(long)]
     pub data: PathBuf,
-    /// Exit non-zero when any problem is found.
+    /// Exit non-zero when any problem is found (a bad row, a missing, truncated or corrupt
+    /// image, ...).
     #[arg(long)]
     pub strict: bool,
-    /// Skip decoding every image (only the files and CSVs are checked).
+    /// Do not decode the images: only check each file whole (truncated, corrupt, not an image,
+    /// too large) and the CSVs.
     #[arg(long)]
     pub no_decode: bool,
 }

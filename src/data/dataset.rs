@@ -13,10 +13,12 @@
 
 use crate::classes;
 use crate::data::files::is_image_file;
+use crate::data::image::check_file;
 use crate::data::schema::{ham, isic};
 use crate::error::{Result, file_err};
 use crate::io::csv::{self as csv_file, Row};
 use crate::io::walk::{Walk, walk};
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +82,42 @@ impl Dataset {
         l.sort_unstable();
         l.dedup();
         l.len()
+    }
+
+    /// Checks every sample's image file whole without decoding it ([`check_file`]: truncated,
+    /// corrupt, not an image, too large), in parallel; the samples that fail are removed and
+    /// their problems (each naming the file) returned, in sample order. Training decides here,
+    /// when a data set is loaded, which images it uses, so the split, the class weights, the
+    /// batches and a resumed run never depend on an image failing mid-epoch. Costs a read of
+    /// every file (the structure walk itself is ~0.02 ms for a 600x450 JPEG).
+    pub fn remove_bad_images(&mut self) -> Vec<String> {
+        let bar = indicatif::ProgressBar::new(self.samples.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "checking images {bar:30} {pos}/{len}  {per_sec}  ETA {eta}",
+            )
+            .expect("static template"),
+        );
+        let verdicts: Vec<Option<String>> = self
+            .samples
+            .par_iter()
+            .map(|s| {
+                let r = check_file(&s.path).err().map(|e| e.to_string());
+                bar.inc(1);
+                r
+            })
+            .collect();
+        bar.finish_and_clear();
+        let mut bad = Vec::new();
+        let mut verdicts = verdicts.into_iter();
+        self.samples.retain(|_| match verdicts.next().flatten() {
+            Some(problem) => {
+                bad.push(problem);
+                false
+            }
+            None => true,
+        });
+        bad
     }
 }
 

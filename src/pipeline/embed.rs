@@ -227,8 +227,9 @@ pub fn embed_images_sized<B: Backend>(
 
 /// Writes the embedding file (atomically); an embedding of no image is an error (nothing
 /// written). Metadata: `image_ids`, `arch`, `resize`, `image_size`, `color_constancy`, the
-/// source by file name (`weights` or `model`), and `classes` when the logits are a fine-tuned
-/// model's 7 classes.
+/// source by file name (`weights` or `model`), `classes` when the logits are a fine-tuned
+/// model's 7 classes, and `skipped`: the images left out, as a JSON array of `{"file",
+/// "problem"}` (empty when none), so the file itself says what it lacks.
 pub fn write_embedding(out: &Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()> {
     if e.ids.is_empty() {
         return Err(file_err(out, "no image could be read; nothing written"));
@@ -237,6 +238,15 @@ pub fn write_embedding(out: &Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()
     meta.insert(
         "image_ids".to_string(),
         serde_json::to_string(&e.ids).expect("strings serialise"),
+    );
+    let skipped: Vec<serde_json::Value> = e
+        .skipped
+        .iter()
+        .map(|s| serde_json::json!({"file": s.file.display().to_string(), "problem": s.reason}))
+        .collect();
+    meta.insert(
+        "skipped".to_string(),
+        serde_json::Value::Array(skipped).to_string(),
     );
     meta.insert("arch".to_string(), e.arch.name().to_string());
     meta.insert("resize".to_string(), e.preprocess.resize.name().to_string());

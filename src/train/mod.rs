@@ -130,22 +130,40 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         return Err(invalid("train", "--epochs and --batch-size must be >= 1"));
     }
     cfg.fine.validate(cfg.adam.weight_decay)?;
+    // Every data set is loaded and its images checked whole before the run folder is touched:
+    // with --strict a bad image (in the test set too) stops the run before anything is written,
+    // and without it the images left out are fixed here, once, for the whole (resumable) run.
+    let (ds, mut load_skipped) = load_labelled(&cfg.data, cfg.strict)?;
+    let mut load_side = |p: &Option<PathBuf>| -> Result<Option<Dataset>> {
+        let Some(p) = p else { return Ok(None) };
+        let (d, bad) = load_labelled(p, cfg.strict)?;
+        load_skipped.extend(bad);
+        Ok(Some(d))
+    };
+    let val_ds = load_side(&cfg.val_data)?;
+    let test_ds = load_side(&cfg.test_data)?;
     std::fs::create_dir_all(&cfg.out)
         .map_err(|e| file_err(&cfg.out, format!("cannot create: {e}")))?;
-    let ds = load_labelled(&cfg.data, cfg.strict)?;
     write_atomic(
         &cfg.out.join("config.json"),
         serde_json::to_string_pretty(&cfg.to_json())
             .expect("json")
             .as_bytes(),
     )?;
-    let val_ds = match &cfg.val_data {
-        Some(p) => Some(load_labelled(p, cfg.strict)?),
-        None => None,
-    };
     let (train_views, val_views) = make_sides(cfg, &ds, val_ds.as_ref())?;
     if cfg.fine.through_backbone() {
-        let result = finetune::run::run(b, cfg, &ds, val_ds.as_ref(), &train_views, &val_views)?;
+        let mut result = finetune::run::run(
+            b,
+            cfg,
+            &ds,
+            val_ds.as_ref(),
+            test_ds.as_ref(),
+            &train_views,
+            &val_views,
+        )?;
+        result.skipped.extend(load_skipped);
+        result.skipped.sort();
+        result.skipped.dedup();
         report::write(cfg, &result)?;
         return Ok(result);
     }
@@ -188,7 +206,8 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     let x_train = norm.apply(tr.x);
     let x_val = norm.apply(va.x);
     let (y_train, y_val) = (tr.labels, va.labels);
-    let mut skipped = tr.skipped;
+    let mut skipped = load_skipped;
+    skipped.extend(tr.skipped);
     skipped.extend(va.skipped);
     let weights = cfg.class_weights.compute(&y_train)?;
 
@@ -217,12 +236,11 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     best_head.load_named(b, &st::read(&mp)?.tensors, &mp)?;
     let (_, val_probs) = predict(b, &best_head, &x_val, &y_val, &weights, cfg.reduction)?;
     // The official test set, if given: scored once with the best model.
-    let test = match &cfg.test_data {
-        Some(p) => {
-            let td = load_labelled(p, cfg.strict)?;
+    let test = match &test_ds {
+        Some(td) => {
             let all: Vec<usize> = (0..td.samples.len()).collect();
-            let tv = make_views(&td, &all, &ViewConfig::default(), cfg.seed);
-            let t = side(b, &model, &pass, &td, &tv)?;
+            let tv = make_views(td, &all, &ViewConfig::default(), cfg.seed);
+            let t = side(b, &model, &pass, td, &tv)?;
             let xt = norm.apply(t.x);
             let (_, probs) = predict(b, &best_head, &xt, &t.labels, &weights, cfg.reduction)?;
             skipped.extend(t.skipped);
@@ -234,6 +252,8 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         }
         None => None,
     };
+    skipped.sort();
+    skipped.dedup();
     let result = TrainResult {
         history: progress.history,
         best_epoch: progress.best.0,

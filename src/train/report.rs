@@ -2,11 +2,14 @@
 //! numbers can be re-scored with `skinengine eval` or the official scorer).
 
 use crate::classes;
-use crate::error::Result;
+use crate::error::{Result, file_err};
 use crate::io::atomic::write_atomic;
 use crate::metrics::{evaluate_probs, write_predictions_csv};
 use crate::train::{TrainConfig, TrainResult};
 use std::fmt::Write as _;
+
+/// The run folder's list of images left out of the run (one "file: problem" line each).
+pub const SKIPPED: &str = "skipped.txt";
 
 pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
     let out = &cfg.out;
@@ -33,10 +36,21 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
         rep.accuracy,
         r.val_ids.len()
     );
-    if !r.skipped.is_empty() {
+    // The images left out, one line each (file: problem); a run without any removes the list a
+    // previous run in this folder may have left.
+    let list = out.join(SKIPPED);
+    if r.skipped.is_empty() {
+        std::fs::remove_file(&list)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(|e| file_err(&list, format!("cannot remove: {e}")))?;
+    } else {
+        write_atomic(&list, (r.skipped.join("\n") + "\n").as_bytes())?;
         let _ = writeln!(
             s,
-            "Skipped {} unreadable images (listed in the training log).\n",
+            "Skipped {} unreadable images (truncated, corrupt, not an image, too large; listed in `{SKIPPED}`).\n",
             r.skipped.len()
         );
     }

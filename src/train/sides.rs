@@ -78,32 +78,52 @@ pub fn make_sides(
     }
 }
 
-/// Loads a labelled data set; with `strict`, any problem is an error listing all of them,
-/// otherwise bad rows are skipped with a warning.
-pub fn load_labelled(path: &Path, strict: bool) -> Result<Dataset> {
-    let ds = load(path)?;
+/// Loads a labelled data set and checks every image file whole ([`Dataset::remove_bad_images`]).
+/// With `strict`, any problem (a bad row, a truncated or corrupt image, ...) is an error listing
+/// all of them, before the run writes anything; otherwise the affected rows are left out with a
+/// warning, and the images left out are returned (each naming the file and its problem) for the
+/// run's `skipped.txt`.
+pub fn load_labelled(path: &Path, strict: bool) -> Result<(Dataset, Vec<String>)> {
+    let mut ds = load(path)?;
     if ds.samples.iter().any(|s| s.label.is_none()) {
         return Err(file_err(
             path,
             "training needs labels (HAM10000 metadata or ISIC ground truth)",
         ));
     }
+    let bad = ds.remove_bad_images();
+    let count = ds.problems.len() + bad.len();
+    if count > 0 && strict {
+        return Err(file_err(
+            path,
+            format!(
+                "{count} problems in the data set (--strict):\n  - {}",
+                ds.problems
+                    .iter()
+                    .chain(&bad)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n  - ")
+            ),
+        ));
+    }
     if !ds.problems.is_empty() {
-        if strict {
-            return Err(file_err(
-                path,
-                format!(
-                    "{} problems in the data set (--strict):\n  - {}",
-                    ds.problems.len(),
-                    ds.problems.join("\n  - ")
-                ),
-            ));
-        }
         eprintln!(
             "warning: {}: {} data set problems; affected rows are skipped (see `skinengine inspect`)",
             path.display(),
             ds.problems.len()
         );
     }
-    Ok(ds)
+    if !bad.is_empty() {
+        eprintln!(
+            "warning: {}: skipped {} unreadable images (left out of the run; --strict refuses):\n  {}",
+            path.display(),
+            bad.len(),
+            bad.join("\n  ")
+        );
+    }
+    if ds.samples.is_empty() {
+        return Err(file_err(path, "no readable image left (empty data set)"));
+    }
+    Ok((ds, bad))
 }

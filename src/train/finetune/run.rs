@@ -26,7 +26,6 @@ use crate::train::checkpoint::{Progress, write_history};
 use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model};
 use crate::train::optim::{OptimConfig, Optimizer};
 use crate::train::scoring::Scored;
-use crate::train::sides::load_labelled;
 use crate::train::step::{BatchLoss, EpochMetrics, batch_loss, epoch_batches};
 use crate::train::{TrainConfig, TrainResult, model_file::backbone_weights};
 
@@ -106,12 +105,14 @@ fn step_seed(seed: u64, epoch: usize, micro: usize) -> u64 {
     crate::rng::Rng::new(h).next_u64()
 }
 
-/// Fine-tunes on `train_views` of `ds`, validating on `val_views` of `val_ds` (or `ds`).
+/// Fine-tunes on `train_views` of `ds`, validating on `val_views` of `val_ds` (or `ds`); the
+/// best model is scored on `test_ds` when given.
 pub fn run<B: Backend>(
     b: &B,
     cfg: &TrainConfig,
     ds: &Dataset,
     val_ds: Option<&Dataset>,
+    test_ds: Option<&Dataset>,
     train_views: &[View],
     val_views: &[View],
 ) -> Result<TrainResult> {
@@ -342,12 +343,11 @@ pub fn run<B: Backend>(
         return Err(invalid("train", "the model file is not a fine-tuned model"));
     };
     let ev = evaluate(b, &best.net, vds, val_views, &recipe, cfg, &weights)?;
-    let test = match &cfg.test_data {
-        Some(p) => {
-            let td = load_labelled(p, cfg.strict)?;
+    let test = match test_ds {
+        Some(td) => {
             let all: Vec<usize> = (0..td.samples.len()).collect();
-            let tv = make_views(&td, &all, &ViewConfig::default(), cfg.seed);
-            let t = evaluate(b, &best.net, &td, &tv, &recipe, cfg, &weights)?;
+            let tv = make_views(td, &all, &ViewConfig::default(), cfg.seed);
+            let t = evaluate(b, &best.net, td, &tv, &recipe, cfg, &weights)?;
             skipped.extend(t.skipped);
             Some(Scored {
                 ids: t.ids,
