@@ -9,6 +9,10 @@
 // `thread_local` storage: all fibers of a block live on one OS thread and see the same array.
 #pragma once
 
+// Device headers that need an emulator-only definition (tensor_core.cuh: mma, ldmatrix, cp.async)
+// test this; NVRTC never sees it.
+#define SKINENGINE_CUDA_EMU 1
+
 #include <atomic>
 #include <cmath>
 #include <math.h>
@@ -68,6 +72,11 @@ extern "C" void emu_warp_sync();
 extern "C" void* emu_dynamic_shared();
 // The calling fiber's slot in its warp's exchange buffer, and lane `l`'s.
 extern "C" uint64_t* emu_warp_slots();
+// cp.async (runtime.cpp): copies wait in the calling thread's queue until a wait_group that
+// covers their group (or the thread's end), so reading the destination early sees the old bytes.
+extern "C" void emu_cp_async(void* dst, const void* src, unsigned bytes, unsigned src_bytes);
+extern "C" void emu_cp_async_commit();
+extern "C" void emu_cp_async_wait(unsigned pending);
 inline void __syncthreads() { emu_syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu_warp_sync(); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,11 +38,35 @@ constexpr unsigned kMaxDynamicShared = 48 * 1024;
 
 enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, DONE };
 
+// One cp.async in flight: `bytes` to dst, the first `src_bytes` from src, the rest zeros.
+struct Copy {
+    void* dst;
+    const void* src;
+    unsigned bytes, src_bytes;
+    void run() const {
+        std::memcpy(dst, src, src_bytes);
+        std::memset(static_cast<char*>(dst) + src_bytes, 0, bytes - src_bytes);
+    }
+};
+
 struct Fiber {
     ucontext_t ctx;
     char* stack = nullptr;  // mmap-ed region: guard page, then the stack
     dim3 tid;
     State state = DONE;
+    // cp.async state of this CUDA thread: copies not yet committed, then committed groups
+    // (oldest first). A copy lands only when a wait_group covers its group, the latest moment
+    // the PTX ISA allows, so a kernel that reads before waiting reads stale data in tests.
+    std::vector<Copy> open_copies;
+    std::deque<std::vector<Copy>> copy_groups;
+    void finish_copies() {
+        // A thread that exits with copies in flight: they still land (nothing cancels them).
+        for (auto& g : copy_groups)
+            for (auto& c : g) c.run();
+        for (auto& c : open_copies) c.run();
+        copy_groups.clear();
+        open_copies.clear();
+    }
 };
 
 // One per OS thread that runs blocks; kept in a pool so fiber stacks are mapped once.
@@ -80,6 +105,7 @@ void give_worker(Worker* w) {
 void fiber_entry() {
     Worker* w = tw;
     w->kernel->run(w->args);
+    w->fibers[w->current].finish_copies();
     w->fibers[w->current].state = DONE;
     // Returning resumes uc_link, the scheduler.
 }
@@ -115,6 +141,8 @@ std::string run_block(Worker* w, unsigned nthreads, dim3 block, bool reverse) {
         f.tid.y = (i / block.x) % block.y;
         f.tid.z = i / (block.x * block.y);
         f.state = RUNNABLE;
+        f.open_copies.clear();
+        f.copy_groups.clear();
     }
     const unsigned nwarps = (nthreads + 31) / 32;
     for (;;) {
@@ -169,6 +197,23 @@ std::string run_block(Worker* w, unsigned nthreads, dim3 block, bool reverse) {
 extern "C" void emu_syncthreads() { yield(AT_BARRIER); }
 extern "C" void emu_warp_sync() { yield(AT_WARP); }
 extern "C" void* emu_dynamic_shared() { return tw->dyn_shared.data(); }
+extern "C" void emu_cp_async(void* dst, const void* src, unsigned bytes, unsigned src_bytes) {
+    tw->fibers[tw->current].open_copies.push_back({dst, src, bytes, std::min(src_bytes, bytes)});
+}
+// cp.async.commit_group: the copies issued since the last commit form one group (possibly empty).
+extern "C" void emu_cp_async_commit() {
+    Fiber& f = tw->fibers[tw->current];
+    f.copy_groups.push_back(std::move(f.open_copies));
+    f.open_copies.clear();
+}
+// cp.async.wait_group N: every committed group but the newest N has landed.
+extern "C" void emu_cp_async_wait(unsigned pending) {
+    Fiber& f = tw->fibers[tw->current];
+    while (f.copy_groups.size() > pending) {
+        for (auto& c : f.copy_groups.front()) c.run();
+        f.copy_groups.pop_front();
+    }
+}
 extern "C" uint64_t* emu_warp_slots() {
     Worker* w = tw;
     return w->warp_slots.data() + (w->current / 32) * 32;

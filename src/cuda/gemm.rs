@@ -107,7 +107,7 @@ pub fn gemm(
 
 /// K splits for a GEMM grid of `blocks` tiles: only grids of fewer blocks than the GPU has SMs
 /// (the conv kernels' rule), each split keeping at least 256 terms.
-fn gemm_splits(blocks: usize, k: usize) -> usize {
+pub(super) fn gemm_splits(blocks: usize, k: usize) -> usize {
     if blocks >= SMS {
         return 1;
     }

@@ -7,6 +7,8 @@
 //! - [`device`]: the one interface over both (buffers, memory reuse, checked launches);
 //! - [`launch`], [`gemm`], [`kernel_args`]: launch geometry, the strided SGEMM launcher, and
 //!   the structs kernels take by value;
+//! - [`gemm_tc`]: GEMM at a [`Precision`] (FP32, or TF32/BF16/FP16 on tensor cores through
+//!   `tensor_core.cuh`, the one place mma / ldmatrix / cp.async are written, and emulated);
 //! - [`backend`]: the `cuda` backend type.
 //!
 //! Tests under emulation run exactly the launches the GPU gets.
@@ -16,14 +18,18 @@ pub mod device;
 #[cfg(skinengine_emu)]
 pub mod emu;
 pub mod gemm;
+pub mod gemm_tc;
 pub mod gpu;
 pub mod kernel_args;
 pub mod launch;
 pub mod nvrtc;
+#[cfg(test)]
+mod tc_tests;
 pub mod tensor;
 #[cfg(test)]
 mod tests;
 
 pub use backend::CudaBackend;
 pub use device::{Arg, DevBuf, Device, Dims, Elem, KInt, KernelStruct};
+pub use gemm_tc::Precision;
 pub use tensor::CudaTensor;

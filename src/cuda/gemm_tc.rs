@@ -1,0 +1,212 @@
+//! GEMM at a chosen [`Precision`]: FP32 is the strided SGEMM of [`super::gemm`] (the default
+//! everywhere, unchanged); TF32, BF16 and FP16 run the tensor-core kernel of `gemm_tc.cu`
+//! (`mma.sync`, FP32 accumulation). Same operands, strides and epilogue as [`gemm::gemm`]:
+//! C (row-major, `ldc` = n) = alpha A B + beta C + bias.
+//!
+//! Alignment: none is asked of the caller. Each operand is first packed K-major into a scratch
+//! buffer (rounded to the format, K zero-padded to whole 64-byte k-tiles), which gives the
+//! tensor-core kernel the 16-byte-aligned rows its `cp.async` / `ldmatrix` need whatever the
+//! source strides and offsets; M and N edges are zero-filled by `cp.async` and masked at the
+//! store. The cost is one extra pass over A and B (O(mk + kn) against the O(mnk) product) and
+//! their packed copies in device memory (4 bytes a value in TF32, 2 in BF16/FP16).
+//!
+//! Needs sm_80 or later on a GPU (`mma` .tf32/.bf16, `cp.async`).
+
+use std::sync::Arc;
+
+use super::device::{Arg, DevBuf, Device, Dims, Elem};
+use super::gemm::{self, Mat, gemm_splits};
+use super::launch::grid_stride;
+use crate::error::{Error, Result, invalid};
+
+/// Arithmetic of a matrix product on the CUDA backend. Inputs are rounded to the format (TF32:
+/// 10 explicit mantissa bits, round to nearest, ties away; BF16: 7 bits; FP16: 10 bits and a
+/// 5-bit exponent, both round to nearest even); products and sums are FP32 in every case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// IEEE single precision throughout (CUDA cores).
+    #[default]
+    Fp32,
+    /// TensorFloat-32 inputs (tensor cores).
+    Tf32,
+    /// bfloat16 inputs (tensor cores).
+    Bf16,
+    /// IEEE half-precision inputs (tensor cores); |values| past 65504 become inf.
+    Fp16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [
+        Precision::Fp32,
+        Precision::Tf32,
+        Precision::Bf16,
+        Precision::Fp16,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    /// Unit roundoff of the input format: |round(x) - x| <= u |x| (for FP16, inside its normal
+    /// range: below 2^-14 the error is absolute, up to 2^-25).
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            Precision::Fp32 => 2f64.powi(-24),
+            Precision::Tf32 | Precision::Fp16 => 2f64.powi(-11),
+            Precision::Bf16 => 2f64.powi(-8),
+        }
+    }
+
+    /// The tensor-core kernel's format code (gemm_tc_pack) and entry point; None for FP32.
+    fn tensor_core(self) -> Option<(i32, &'static str)> {
+        match self {
+            Precision::Fp32 => None,
+            Precision::Tf32 => Some((0, "gemm_tc_tf32")),
+            Precision::Bf16 => Some((1, "gemm_tc_bf16")),
+            Precision::Fp16 => Some((2, "gemm_tc_f16")),
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                invalid(
+                    "precision",
+                    format!("{s:?}: expected fp32, tf32, bf16 or fp16"),
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Block tile of gemm_tc.cu (TC_BM x TC_BN) and the bytes of one k-tile row (TC_ROW_BYTES).
+const TILE: usize = 64;
+const ROW_BYTES: usize = 64;
+
+/// [`gemm::gemm`] at `precision`: FP32 calls it unchanged; the others pack A and B and run the
+/// tensor-core kernel (split over K for grids smaller than the GPU, as the FP32 path does).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with(
+    precision: Precision,
+    dev: &Arc<Device>,
+    a: Mat,
+    b: Mat,
+    c: &DevBuf,
+    c_off: usize,
+    bias: Option<&DevBuf>,
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    let Some((format, kernel)) = precision.tensor_core() else {
+        return gemm::gemm(dev, a, b, c, c_off, bias, (m, n, k), alpha, beta);
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let elem_bytes = if format == 0 { 4 } else { 2 };
+    let per_tile = ROW_BYTES / elem_bytes;
+    // At least one (zero) k-tile, so k = 0 still runs the epilogue (C = beta C + bias).
+    let kp = k.div_ceil(per_tile).max(1) * per_tile;
+    let ktiles = kp / per_tile;
+    let pa = pack(dev, a.buf, a.offset, (m, k, kp), a.stride, format)?;
+    // B(k, n) packed as its transpose: row n, then k.
+    let pb = pack(
+        dev,
+        b.buf,
+        b.offset,
+        (n, k, kp),
+        (b.stride.1, b.stride.0),
+        format,
+    )?;
+
+    let (tiles_n, tiles_m) = (n.div_ceil(TILE), m.div_ceil(TILE));
+    // gemm_splits keeps >= 256 terms a split; the k-tiles each split takes are whole.
+    let splits = gemm_splits(tiles_n * tiles_m, k);
+    let per_split = ktiles.div_ceil(splits);
+    let splits = ktiles.div_ceil(per_split);
+    let partial = if splits > 1 {
+        Some(dev.alloc(splits * m * n, Elem::F32)?)
+    } else {
+        None
+    };
+    dev.launch(
+        kernel,
+        Dims::new([tiles_n as u32, tiles_m as u32, splits as u32], [128, 1, 1]),
+        &[
+            Arg::Buf(&pa),
+            Arg::Buf(&pb),
+            Arg::At(c, c_off),
+            Arg::opt(bias),
+            partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
+            Arg::Int(per_split),
+            Arg::Int(m),
+            Arg::Int(n),
+            Arg::Int(kp),
+            Arg::Int(n),
+            Arg::F32(alpha),
+            Arg::F32(beta),
+        ],
+    )?;
+    if let Some(part) = &partial {
+        dev.launch(
+            "gemm_splitk_reduce",
+            grid_stride(m * n),
+            &[
+                Arg::Buf(part),
+                Arg::At(c, c_off),
+                Arg::opt(bias),
+                Arg::Int(m),
+                Arg::Int(n),
+                Arg::Int(n),
+                Arg::Int(splits),
+                Arg::F32(beta),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// X(r, k) = X[off + r * stride.0 + k * stride.1], r < rows, k < k: packed K-major with rows of
+/// `kp` values in `format` (gemm_tc_pack), zeros past k.
+fn pack(
+    dev: &Arc<Device>,
+    x: &DevBuf,
+    off: usize,
+    (rows, k, kp): (usize, usize, usize),
+    stride: (usize, usize),
+    format: i32,
+) -> Result<DevBuf> {
+    let words = if format == 0 { kp } else { kp / 2 };
+    let out = dev.alloc(rows * words, Elem::F32)?;
+    dev.launch(
+        "gemm_tc_pack",
+        grid_stride(rows * words),
+        &[
+            Arg::At(x, off),
+            Arg::Buf(&out),
+            Arg::Int(rows),
+            Arg::Int(k),
+            Arg::Int(kp),
+            Arg::Int(stride.0),
+            Arg::Int(stride.1),
+            Arg::Int(format as usize),
+        ],
+    )?;
+    Ok(out)
+}
