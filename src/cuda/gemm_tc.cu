@@ -4,18 +4,21 @@
 //   C[m * ldc + n] = alpha * sum_k A(m, k) B(k, n) + beta * C[m * ldc + n] + bias[n]
 // in TF32 (mma m16n8k8), BF16 or FP16 (mma m16n8k16), always accumulating in FP32.
 //
-// Two steps (launched by src/cuda/gemm_tc.rs):
-// 1. gemm_tc_pack writes each operand K-major (A as [M][Kp], B as its transpose [N][Kp]) in the
-//    input format: tf32_round-ed floats, or bf16 / f16 bits two to a 32-bit word, K zero-padded
-//    to Kp, a multiple of one k-tile (64 bytes a row). Any strides of the source are taken there
-//    (transposes cost nothing more), every row of the packed operand is 64-byte aligned, and the
-//    inputs are rounded explicitly (so the emulator matches the GPU on the inputs bit for bit).
-//    Packed operands travel as float* (the launch checker knows float* and int*): 32-bit words.
+// The kernels read both operands K-major: A as [M][lda], B as its transpose [N][ldb], rows
+// 16-byte aligned (launched by src/cuda/gemm_tc.rs):
+// 1. gemm_tc_pack writes an operand K-major in the input format: tf32_round-ed floats, or bf16 /
+//    f16 bits two to a 32-bit word, K zero-padded to a whole k-tile (64 bytes a row). Any
+//    strides of the source are taken there (transposes cost nothing more) and the inputs are
+//    rounded explicitly. Packed operands travel as float* (the launch checker knows float* and
+//    int*): 32-bit words. TF32 operands already K-major with aligned rows skip the pack.
 // 2. gemm_tc_{tf32,bf16,f16}: 64 x 64 block tile, 4 warps of 32 x 32 (2 x 4 mma tiles each),
 //    a 3-stage cp.async pipeline of 64-byte k-rows (16 tf32 or 32 16-bit values a stage), rows
-//    beyond M or N zero-filled by cp.async (src-size 0), fragments read with ldmatrix.x4 from
-//    XOR-swizzled shared memory. K needs no masking (zero padding). Split K over gridDim.z into
-//    a partial-sum slab as gemm_strided does (finished by gemm_splitk_reduce).
+//    beyond M or N and values past K zero-filled by cp.async (src-size), fragments read with
+//    ldmatrix.x4 from XOR-swizzled shared memory; TF32 fragments are tf32_round-ed after the
+//    load (idempotent on packed operands, the rounding itself on unpacked ones), so the inputs
+//    are rounded explicitly either way and the emulator matches the GPU on them bit for bit.
+//    Split K over gridDim.z into a partial-sum slab as gemm_strided does (finished by
+//    gemm_splitk_reduce).
 //
 // Both operands K-major makes every fragment a plain (non-transposed) ldmatrix, byte for byte
 // the same for all three formats: a 16-byte row of an 8x8 .b16 matrix is 4 tf32 or 8 16-bit
@@ -61,21 +64,23 @@ __device__ __forceinline__ int tc_swz(int r, int c) {
     return r * TC_ROW_BYTES + ((c ^ ((r >> 1) & 3)) << 4);
 }
 
-// FORMAT as gemm_tc_pack's. A: packed [M][Kp], B: packed [N][Kp] (B transposed).
+// FORMAT as gemm_tc_pack's. A(m, k) = A[m * lda + k], B(k, n) = B[n * ldb + k] (values of the
+// format; lda and ldb a multiple of 16 bytes, A and B 16-byte aligned), k < K.
 template <int FORMAT>
 __device__ __forceinline__ void gemm_tc_body(const float* __restrict__ A, const float* __restrict__ B,
                                              float* __restrict__ C, const float* __restrict__ bias,
                                              float* __restrict__ partial, int ktiles_per_split,
-                                             int M, int N, int Kp, int ldc, float alpha,
-                                             float beta) {
+                                             int M, int N, int K, int lda, int ldb, int ldc,
+                                             float alpha, float beta) {
     // Rows 0..63 of a stage: A's block rows; 64..127: B's block columns.
     __shared__ __align__(128) unsigned char smem[TC_STAGES][(TC_BM + TC_BN) * TC_ROW_BYTES];
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int wm = warp / 2, wn = warp % 2;  // warp tile (wm*32.., wn*32..)
     const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
     const int elem_bytes = FORMAT == 0 ? 4 : 2;
-    const long long row_bytes = (long long)Kp * elem_bytes;
-    const int ktiles_all = (int)(row_bytes / TC_ROW_BYTES);
+    const long long a_row = (long long)lda * elem_bytes, b_row = (long long)ldb * elem_bytes;
+    const long long k_bytes = (long long)K * elem_bytes;
+    const int ktiles_all = (int)((k_bytes + TC_ROW_BYTES - 1) / TC_ROW_BYTES);
     const int kt_begin = blockIdx.z * ktiles_per_split;
     const int ktiles = max(0, min(ktiles_all, kt_begin + ktiles_per_split) - kt_begin);
     const unsigned char* Ab = reinterpret_cast<const unsigned char*>(A);
@@ -89,12 +94,14 @@ __device__ __forceinline__ void gemm_tc_body(const float* __restrict__ A, const 
             const int r = i >> 2, c = i & 3;
             const bool is_a = r < TC_BM;
             const int g = is_a ? m0 + r : n0 + r - TC_BM;
-            const bool valid = g < (is_a ? M : N);
+            const long long kb = (long long)(kt_begin + kt) * TC_ROW_BYTES + c * 16;
+            // Bytes of this chunk inside the matrix: rows past M / N and values past K read
+            // nothing and are zero-filled; such a chunk's source address is the (mapped) start.
+            const long long left = g < (is_a ? M : N) ? k_bytes - kb : 0;
+            const int bytes = left <= 0 ? 0 : (left >= 16 ? 16 : (int)left);
             const unsigned char* base = is_a ? Ab : Bb;
-            // Rows past M / N are zero-filled; their source address is row 0's (mapped).
-            const unsigned char* src =
-                base + (valid ? g * row_bytes : 0) + (long long)(kt_begin + kt) * TC_ROW_BYTES + c * 16;
-            cp_async_16(&smem[stage][tc_swz(r, c)], src, valid);
+            const unsigned char* src = bytes ? base + g * (is_a ? a_row : b_row) + kb : base;
+            cp_async_16(&smem[stage][tc_swz(r, c)], src, bytes);
         }
     };
 
@@ -139,6 +146,16 @@ __device__ __forceinline__ void gemm_tc_body(const float* __restrict__ A, const 
                 b[2 * nj + 1][0] = rr[2];
                 b[2 * nj + 1][1] = rr[3];
             }
+            if (FORMAT == 0) {
+                // Round the tf32 operands here (the mma would truncate them).
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    unsigned* ra = &a[i / 4][i % 4];
+                    unsigned* rb = &b[i / 2][i % 2];
+                    *ra = __float_as_uint(tf32_round(__uint_as_float(*ra)));
+                    *rb = __float_as_uint(tf32_round(__uint_as_float(*rb)));
+                }
+            }
 #pragma unroll
             for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -181,20 +198,23 @@ __device__ __forceinline__ void gemm_tc_body(const float* __restrict__ A, const 
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
     gemm_tc_tf32(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
          const float* __restrict__ bias, float* __restrict__ partial, int ktiles_per_split, int M,
-         int N, int Kp, int ldc, float alpha, float beta) {
-    gemm_tc_body<0>(A, B, C, bias, partial, ktiles_per_split, M, N, Kp, ldc, alpha, beta);
+         int N, int K, int lda, int ldb, int ldc, float alpha, float beta) {
+    gemm_tc_body<0>(A, B, C, bias, partial, ktiles_per_split, M, N, K, lda, ldb, ldc, alpha,
+                    beta);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
     gemm_tc_bf16(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
          const float* __restrict__ bias, float* __restrict__ partial, int ktiles_per_split, int M,
-         int N, int Kp, int ldc, float alpha, float beta) {
-    gemm_tc_body<1>(A, B, C, bias, partial, ktiles_per_split, M, N, Kp, ldc, alpha, beta);
+         int N, int K, int lda, int ldb, int ldc, float alpha, float beta) {
+    gemm_tc_body<1>(A, B, C, bias, partial, ktiles_per_split, M, N, K, lda, ldb, ldc, alpha,
+                    beta);
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
     gemm_tc_f16(const float* __restrict__ A, const float* __restrict__ B, float* __restrict__ C,
          const float* __restrict__ bias, float* __restrict__ partial, int ktiles_per_split, int M,
-         int N, int Kp, int ldc, float alpha, float beta) {
-    gemm_tc_body<2>(A, B, C, bias, partial, ktiles_per_split, M, N, Kp, ldc, alpha, beta);
+         int N, int K, int lda, int ldb, int ldc, float alpha, float beta) {
+    gemm_tc_body<2>(A, B, C, bias, partial, ktiles_per_split, M, N, K, lda, ldb, ldc, alpha,
+                    beta);
 }

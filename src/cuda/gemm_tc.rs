@@ -3,12 +3,15 @@
 //! (`mma.sync`, FP32 accumulation). Same operands, strides and epilogue as [`gemm::gemm`]:
 //! C (row-major, `ldc` = n) = alpha A B + beta C + bias.
 //!
-//! Alignment: none is asked of the caller. Each operand is first packed K-major into a scratch
-//! buffer (rounded to the format, K zero-padded to whole 64-byte k-tiles), which gives the
-//! tensor-core kernel the 16-byte-aligned rows its `cp.async` / `ldmatrix` need whatever the
-//! source strides and offsets; M and N edges are zero-filled by `cp.async` and masked at the
-//! store. The cost is one extra pass over A and B (O(mk + kn) against the O(mnk) product) and
-//! their packed copies in device memory (4 bytes a value in TF32, 2 in BF16/FP16).
+//! Alignment: none is asked of the caller. The tensor-core kernel reads both operands K-major
+//! (A(m, k) and B(k, n) with unit k stride) with 16-byte-aligned rows, as its `cp.async` /
+//! `ldmatrix` need. A TF32 operand that already is so (k stride 1, row stride a multiple of 4
+//! values, element offset a multiple of 4: buffers start 256-byte aligned) is read in place and
+//! rounded in registers. Any other operand, and every BF16/FP16 one, is first packed K-major
+//! into a scratch buffer (rounded to the format, K zero-padded to whole 64-byte k-tiles): one
+//! extra pass over it (O(mk) or O(kn) against the O(mnk) product) and a copy in device memory
+//! (4 bytes a value in TF32, 2 in BF16/FP16). M, N and K edges are zero-filled by `cp.async`
+//! and masked at the store.
 //!
 //! Needs sm_80 or later on a GPU (`mma` .tf32/.bf16, `cp.async`).
 
@@ -98,8 +101,8 @@ impl std::fmt::Display for Precision {
 const TILE: usize = 64;
 const ROW_BYTES: usize = 64;
 
-/// [`gemm::gemm`] at `precision`: FP32 calls it unchanged; the others pack A and B and run the
-/// tensor-core kernel (split over K for grids smaller than the GPU, as the FP32 path does).
+/// [`gemm::gemm`] at `precision`: FP32 calls it unchanged; the others run the tensor-core
+/// kernel (packing the operands it cannot read in place) (split over K for grids smaller than the GPU, as the FP32 path does).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_with(
     precision: Precision,
@@ -121,19 +124,13 @@ pub fn gemm_with(
     }
     let elem_bytes = if format == 0 { 4 } else { 2 };
     let per_tile = ROW_BYTES / elem_bytes;
-    // At least one (zero) k-tile, so k = 0 still runs the epilogue (C = beta C + bias).
-    let kp = k.div_ceil(per_tile).max(1) * per_tile;
-    let ktiles = kp / per_tile;
-    let pa = pack(dev, a.buf, a.offset, (m, k, kp), a.stride, format)?;
-    // B(k, n) packed as its transpose: row n, then k.
-    let pb = pack(
-        dev,
-        b.buf,
-        b.offset,
-        (n, k, kp),
-        (b.stride.1, b.stride.0),
-        format,
-    )?;
+    // At least one (zero-filled) k-tile, so k = 0 still runs the epilogue (C = beta C + bias).
+    let ktiles = k.div_ceil(per_tile).max(1);
+    let kp = ktiles * per_tile;
+    // Rows m of A, then rows n of B read as its transpose (row n, then k).
+    let a_op = operand(dev, a.buf, a.offset, (m, k, kp), a.stride, format)?;
+    let b_stride = (b.stride.1, b.stride.0);
+    let b_op = operand(dev, b.buf, b.offset, (n, k, kp), b_stride, format)?;
 
     let (tiles_n, tiles_m) = (n.div_ceil(TILE), m.div_ceil(TILE));
     // gemm_splits keeps >= 256 terms a split; the k-tiles each split takes are whole.
@@ -149,15 +146,17 @@ pub fn gemm_with(
         kernel,
         Dims::new([tiles_n as u32, tiles_m as u32, splits as u32], [128, 1, 1]),
         &[
-            Arg::Buf(&pa),
-            Arg::Buf(&pb),
+            a_op.arg(),
+            b_op.arg(),
             Arg::At(c, c_off),
             Arg::opt(bias),
             partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
             Arg::Int(per_split),
             Arg::Int(m),
             Arg::Int(n),
-            Arg::Int(kp),
+            Arg::Int(k),
+            Arg::Int(a_op.ld()),
+            Arg::Int(b_op.ld()),
             Arg::Int(n),
             Arg::F32(alpha),
             Arg::F32(beta),
@@ -180,6 +179,59 @@ pub fn gemm_with(
         )?;
     }
     Ok(())
+}
+
+/// An operand as the kernel reads it: K-major rows of `ld` values.
+enum Operand<'a> {
+    /// The caller's buffer, read in place from element `offset`.
+    InPlace {
+        buf: &'a DevBuf,
+        offset: usize,
+        ld: usize,
+    },
+    /// A packed copy.
+    Packed { buf: DevBuf, ld: usize },
+}
+
+impl Operand<'_> {
+    fn arg(&self) -> Arg<'_> {
+        match self {
+            Operand::InPlace { buf, offset, .. } => Arg::At(buf, *offset),
+            Operand::Packed { buf, .. } => Arg::Buf(buf),
+        }
+    }
+    fn ld(&self) -> usize {
+        match self {
+            Operand::InPlace { ld, .. } | Operand::Packed { ld, .. } => *ld,
+        }
+    }
+}
+
+/// X(r, k) = X[off + r * stride.0 + k * stride.1] as the kernel reads it: in place when it can
+/// (TF32, unit k stride, 16-byte-aligned rows), else packed by [`pack`] with rows of `kp`.
+fn operand<'a>(
+    dev: &Arc<Device>,
+    x: &'a DevBuf,
+    off: usize,
+    (rows, k, kp): (usize, usize, usize),
+    stride: (usize, usize),
+    format: i32,
+) -> Result<Operand<'a>> {
+    // Rows 4 floats apart from an offset of 4 floats keep every row 16-byte aligned, the buffer
+    // start being 256-byte aligned (cuMemAlloc; the emulator's allocations alike).
+    if format == 0
+        && (stride.1 == 1 || k == 1)
+        && stride.0.is_multiple_of(4)
+        && off.is_multiple_of(4)
+    {
+        return Ok(Operand::InPlace {
+            buf: x,
+            offset: off,
+            ld: stride.0,
+        });
+    }
+    let buf = pack(dev, x, off, (rows, k, kp), stride, format)?;
+    Ok(Operand::Packed { buf, ld: kp })
 }
 
 /// X(r, k) = X[off + r * stride.0 + k * stride.1], r < rows, k < k: packed K-major with rows of

@@ -94,7 +94,8 @@ extern "C" __global__ void tc_selftest_ldmatrix(int* __restrict__ out) {
 }
 
 // cp.async groups, one warp: lane L copies src chunk (g*32 + L) (16 bytes) into buf[g][L] for
-// g = 0, 1 in groups 0 and 1, and zero-fills buf[2][L] (src-size 0) in group 2; buf starts at -1.
+// g = 0, 1 in groups 0 and 1, and in group 2 only the first 4 * (L % 5) bytes of chunk 64 + L
+// into buf[2][L] (src-size 0..16: zeros after them); buf starts at -1.
 // out[s*128 + L*4 + j], s = 0: buf[2] before any wait (the emulator lands copies at the wait
 // only, so it still holds -1 there; on the GPU it may hold either); s = 1: buf[0] after
 // wait_group 2; s = 2: buf[1] after wait_group 1; s = 3: buf[2] after wait_group 0.
@@ -104,7 +105,7 @@ extern "C" __global__ void tc_selftest_cp_async(const float* __restrict__ src, f
     for (int g = 0; g < 3; ++g)
         for (int j = 0; j < 4; ++j) buf[g][lane][j] = -1.f;
     for (int g = 0; g < 3; ++g) {
-        cp_async_16(&buf[g][lane][0], src + (g * 32 + lane) * 4, g < 2);
+        cp_async_16(&buf[g][lane][0], src + (g * 32 + lane) * 4, g < 2 ? 16 : 4 * (lane % 5));
         cp_async_commit();
     }
     for (int j = 0; j < 4; ++j) out[lane * 4 + j] = buf[2][lane][j];

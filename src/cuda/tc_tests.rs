@@ -282,10 +282,12 @@ fn cp_async(be: &CudaBackend, emulated: bool) {
             src[128 + i],
             "group 1 after wait_group 1 [{i}]"
         );
+        let (lane, j) = (i / 4, i % 4);
+        let want = if j < lane % 5 { src[256 + i] } else { 0.0 };
         assert_eq!(
             got[384 + i],
-            0.0,
-            "zero-filled group 2 after wait_group 0 [{i}]"
+            want,
+            "partial group 2 after wait_group 0 [{i}]"
         );
     }
 }
@@ -301,7 +303,10 @@ fn round_to(p: Precision, x: f32) -> f32 {
 }
 
 /// One GEMM case: A stored row-major (m x k) or transposed (k x m), B row-major (k x n) or
-/// transposed (n x k), at element offsets 3 and 5 (so no operand is aligned by luck).
+/// transposed (n x k), each at element offset `off` and with `pad` NaNs after every stored row
+/// (so a read past a row's end poisons the result). Offsets 3 and 5 with no padding align
+/// nothing by luck (both operands packed); offsets 4 and 8 with rows padded to 4-float
+/// multiples let a TF32 operand with unit k stride be read in place.
 struct Case {
     p: Precision,
     mnk: (usize, usize, usize),
@@ -310,13 +315,20 @@ struct Case {
     alpha: f32,
     beta: f32,
     bias: bool,
+    off: (usize, usize),
+    pad: usize,
 }
 
 /// Bounds (first order in the unit roundoffs; S = |alpha| sum_k |a~ b~| + |beta c| + |bias|):
 /// - against the f64 product of the rounded inputs a~, b~: products of tf32/bf16/f16 values are
-///   exact in f32 and only the sums and the epilogue round. At most k - 1 additions (split-K
-///   included) plus alpha, beta C and bias (4 operations), each off by < 2^-23 relative even
-///   when truncated as tensor cores do: |err| <= (k + 3) 2^-23 S.
+///   exact in f32 and only the sums and the epilogue round. FP32 (gemm_strided): k - 1
+///   additions (split-K included) plus alpha, beta C and bias, each off by <= 2^-24 relative:
+///   |err| <= (k + 3) 2^-23 S. Tensor cores (the model of Fasi et al. 2021): each mma of kk
+///   products (8 tf32, 16 bf16/f16) aligns them and the accumulator to the largest and truncates,
+///   costing <= (kk + 1) 2^-23 times the magnitudes it adds, the accumulator (<= S) counted
+///   again at each of the ceil(k / kk) mmas: <= (kk + 1) (1 + ceil(k / kk)) 2^-23 S, plus the
+///   split-K sums and the epilogue (<= 8 2^-23 S): |err| <= (k + 2 ceil(k / kk) + kk + 9) 2^-23 S.
+///   The emulator adds in order in f32, well inside either.
 /// - against the f64 product of the unrounded inputs: each input is off by <= u |x| (u the
 ///   format's unit roundoff; inputs kept in f16's normal range), each product by <= (2u + u^2),
 ///   so add (2u + u^2) |alpha| sum_k |a b| to the bound above.
@@ -336,18 +348,21 @@ fn gemm_case(be: &CudaBackend, case: &Case, seed: u64) {
     let (a, b) = (draw(m * k), draw(k * n)); // logical row-major A (m x k), B (k x n)
     let c0 = draw(m * n);
     let bias = draw(n);
-    let (oa, ob) = (3, 5);
-    let mut a_store = vec![0f32; oa + m * k];
-    let mut b_store = vec![0f32; ob + k * n];
+    let (oa, ob) = case.off;
+    // Stored row strides (the padding after each stored row is NaN).
+    let lda = if case.a_t { m } else { k } + case.pad;
+    let ldb = if case.b_t { k } else { n } + case.pad;
+    let mut a_store = vec![f32::NAN; oa + lda * if case.a_t { k } else { m }];
+    let mut b_store = vec![f32::NAN; ob + ldb * if case.b_t { n } else { k }];
     for i in 0..m {
         for j in 0..k {
-            let at = if case.a_t { j * m + i } else { i * k + j };
+            let at = if case.a_t { j * lda + i } else { i * lda + j };
             a_store[oa + at] = a[i * k + j];
         }
     }
     for i in 0..k {
         for j in 0..n {
-            let at = if case.b_t { j * k + i } else { i * n + j };
+            let at = if case.b_t { j * ldb + i } else { i * ldb + j };
             b_store[ob + at] = b[i * n + j];
         }
     }
@@ -360,12 +375,12 @@ fn gemm_case(be: &CudaBackend, case: &Case, seed: u64) {
     let a_mat = Mat {
         buf: &ab,
         offset: oa,
-        stride: if case.a_t { (1, m) } else { (k, 1) },
+        stride: if case.a_t { (1, lda) } else { (lda, 1) },
     };
     let b_mat = Mat {
         buf: &bb,
         offset: ob,
-        stride: if case.b_t { (1, k) } else { (n, 1) },
+        stride: if case.b_t { (1, ldb) } else { (ldb, 1) },
     };
     gemm_with(
         case.p,
@@ -383,6 +398,11 @@ fn gemm_case(be: &CudaBackend, case: &Case, seed: u64) {
     let got = dev.download_f32(&cb).unwrap();
     let u = case.p.unit_roundoff();
     let (alpha, beta) = (case.alpha as f64, case.beta as f64);
+    let kk = if case.p == Precision::Tf32 { 8 } else { 16 };
+    let ops = match case.p {
+        Precision::Fp32 => (k + 3) as f64,
+        _ => (k + 2 * k.div_ceil(kk) + kk + 9) as f64,
+    };
     let mut worst = 0f64;
     for i in 0..m {
         for j in 0..n {
@@ -403,7 +423,7 @@ fn gemm_case(be: &CudaBackend, case: &Case, seed: u64) {
                     0.0
                 };
             let s = alpha.abs() * s_rounded + rest_abs;
-            let tight = (k + 3) as f64 * 2f64.powi(-23) * s;
+            let tight = ops * 2f64.powi(-23) * s;
             let loose = tight + (2.0 * u + u * u) * alpha.abs() * s_exact;
             let g = got[i * n + j] as f64;
             let e_tight = (g - (alpha * rounded + rest)).abs();
@@ -433,6 +453,14 @@ fn gemm_cases(be: &CudaBackend) {
         alpha,
         beta,
         bias,
+        off: (3, 5),
+        pad: 0,
+    };
+    // Rows padded to a multiple of 4 floats at aligned offsets: TF32 reads these in place.
+    let aligned = |c: Case, pad| Case {
+        off: (4, 8),
+        pad,
+        ..c
     };
     let cases = [
         // Edge tiles in m, n and k (70 = 64 + 6, 45 < 64, 37 not a k-tile multiple).
@@ -446,6 +474,13 @@ fn gemm_cases(be: &CudaBackend) {
         case(Tf32, (20, 24, 700), false, true, 1.0, 0.0, false),
         case(Bf16, (20, 24, 700), true, false, 1.0, 0.0, true),
         case(Fp16, (66, 9, 300), false, false, 1.0, 0.0, false),
+        // TF32 in place: both operands (k = 37: the last 16-byte chunk of a row is partial), A
+        // only (B row-major has no unit k stride), and both with split-K.
+        aligned(case(Tf32, (70, 45, 37), false, true, 1.0, 0.0, false), 3),
+        aligned(case(Tf32, (70, 45, 37), false, false, 0.5, 1.0, true), 3),
+        aligned(case(Tf32, (20, 24, 700), false, true, 1.0, 0.0, false), 4),
+        // BF16/FP16 from aligned rows still pack (the format changes).
+        aligned(case(Bf16, (17, 70, 40), false, true, 1.0, 0.0, false), 0),
         // FP32 goes to the existing SGEMM (same bound, u = 2^-24 and nothing rounded).
         case(Fp32, (30, 20, 50), false, false, 1.0, 0.5, true),
     ];

@@ -1,6 +1,7 @@
 // Every tensor-core instruction the kernels use, each behind one small device function:
 //   mma_tf32_m16n8k8, mma_bf16_m16n8k16, mma_f16_m16n8k16 (FP32 accumulate, D = A B + C),
-//   ldmatrix_x1/x2/x4 (+ _trans), cp_async_16 + cp_async_commit + cp_async_wait<N>, tf32_round,
+//   ldmatrix_x1/x2/x4 (+ _trans), cp_async_16 (with zero-fill) + cp_async_commit +
+//   cp_async_wait<N>, tf32_round,
 //   and f32 <-> bf16 / f16 conversions written out in integer code (round to nearest even,
 //   NaN and inf kept), so NVRTC needs neither cuda_fp16.h nor cuda_bf16.h.
 // On the GPU (NVRTC, sm_80+) they are inline PTX. In the CPU emulator (SKINENGINE_CUDA_EMU,
@@ -188,8 +189,12 @@ inline void ldmatrix_impl(unsigned* r, const void* row_addr) {
     for (int q = 0; q < NMAT; ++q) r[q] = out[q];
 }
 
-inline void cp_async_16(void* smem_dst, const void* gmem_src, bool valid = true) {
-    emu_cp_async(smem_dst, gmem_src, 16, valid ? 16 : 0);
+inline void cp_async_16(void* smem_dst, const void* gmem_src, int src_bytes = 16) {
+    if (src_bytes < 0 || src_bytes > 16 || (uintptr_t)smem_dst % 16 || (uintptr_t)gmem_src % 16) {
+        std::fprintf(stderr, "cp.async: src-size %d or an address not 16-byte aligned\n", src_bytes);
+        std::abort();
+    }
+    emu_cp_async(smem_dst, gmem_src, 16, (unsigned)src_bytes);
 }
 inline void cp_async_commit() { emu_cp_async_commit(); }
 template <int N>
@@ -262,11 +267,12 @@ __device__ __forceinline__ void ldmatrix_impl<4, true>(unsigned* r, const void* 
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_u32(p)));
 }
 
-// 16 bytes global -> shared, asynchronously (.cg: through L2 only). !valid copies nothing and
-// zero-fills the destination (src-size 0); src must still be a mapped address.
-__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, bool valid = true) {
+// 16 bytes global -> shared, asynchronously (.cg: through L2 only): the first src_bytes (0..16)
+// from gmem_src, zeros after them (src-size 0 reads nothing, but src must still be mapped).
+// Both addresses 16-byte aligned.
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src, int src_bytes = 16) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_u32(smem_dst)),
-                 "l"(gmem_src), "r"(valid ? 16 : 0)
+                 "l"(gmem_src), "r"(src_bytes)
                  : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
