@@ -85,10 +85,12 @@ __device__ __forceinline__ unsigned pack_half2(unsigned short lo, unsigned short
 
 // cvt.rna.tf32.f32: round to nearest, ties away from zero, to 10 mantissa bits (the low 13
 // bits cleared). Adding half an ulp to the magnitude and truncating is exactly that; the largest
-// floats round to inf. inf and NaN pass unchanged.
+// floats round to inf. inf passes unchanged; a NaN keeps its sign and gets its top mantissa bits
+// set, so it is still a NaN once an mma drops the low 13 bits (the GPU's NaN payload is not
+// specified; tests check only NaN and sign).
 inline float tf32_round(float x) {
     unsigned u = __float_as_uint(x);
-    if ((u & 0x7f800000u) == 0x7f800000u) return x;
+    if ((u & 0x7f800000u) == 0x7f800000u) return (u & 0x7fffffu) ? __uint_as_float(u | 0x7fffe000u) : x;
     return __uint_as_float((u + 0x1000u) & 0xffffe000u);
 }
 
@@ -214,10 +216,12 @@ __device__ __forceinline__ unsigned smem_u32(const void* p) {
     return r;
 }
 
+// The low 13 bits are cleared after the cvt (a no-op where the hardware clears them itself), so
+// the result is one defined f32 bit pattern, the emulator's.
 __device__ __forceinline__ float tf32_round(float x) {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return __uint_as_float(r);
+    return __uint_as_float(r & 0xffffe000u);
 }
 
 #define SKE_MMA_F32(name, shape_types)                                                        \
