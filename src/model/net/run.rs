@@ -228,6 +228,18 @@ impl<B: Backend> Net<B> {
         let produced_by_trained = |s: usize| trained_slot[s];
         let mut grads: Vec<Option<B::Tensor>> = vec![None; g.slots];
         grads[out] = Some(dy);
+        // ReLU after BN: the ReLU's backward is fused into the BN's (one pass less over the
+        // activations). Where a BN output's only reader is a ReLU, that ReLU hands its dy on
+        // unmasked, and its output here, for the BN node to apply the mask itself.
+        let mut readers = vec![0usize; g.slots];
+        let mut produced_by_bn = vec![false; g.slots];
+        for n in &g.nodes {
+            for &s in &n.inputs {
+                readers[s] += 1;
+            }
+            produced_by_bn[n.output] = matches!(n.op, Op::Bn { .. });
+        }
+        let mut relu_out_of: Vec<Option<B::Tensor>> = vec![None; g.slots];
         let mut pg = Grads::new();
         let acc = |b: &B, slot: &mut Option<B::Tensor>, d: B::Tensor| -> Result<()> {
             *slot = Some(match slot.take() {
@@ -264,9 +276,13 @@ impl<B: Backend> Net<B> {
                 Op::Bn { name } => {
                     let x = val(n.inputs[0]);
                     let bn = &self.bns[name];
-                    let (dx, dgamma, dbeta) = match &tape.stats[i] {
-                        Some(stats) => b.batchnorm_train_backward(&dy, x, bn, stats)?,
-                        None => b.batchnorm_inference_backward(&dy, x, bn)?,
+                    let (dx, dgamma, dbeta) = match (&tape.stats[i], relu_out_of[n.output].take()) {
+                        (Some(stats), None) => b.batchnorm_train_backward(&dy, x, bn, stats)?,
+                        (None, None) => b.batchnorm_inference_backward(&dy, x, bn)?,
+                        (Some(stats), Some(r)) => {
+                            b.batchnorm_relu_train_backward(&dy, &r, x, bn, stats)?
+                        }
+                        (None, Some(r)) => b.batchnorm_relu_inference_backward(&dy, &r, x, bn)?,
                     };
                     pg.insert(format!("{name}.weight"), dgamma);
                     pg.insert(format!("{name}.bias"), dbeta);
@@ -275,9 +291,21 @@ impl<B: Backend> Net<B> {
                     }
                 }
                 Op::Relu => {
-                    if want_dx {
+                    let s = n.inputs[0];
+                    if want_dx && produced_by_bn[s] && readers[s] == 1 {
+                        // Fused into the BN below: its only reader is this ReLU, so dy is the
+                        // whole gradient of s. The output moves along (this is its last
+                        // backward reader) or, should another reader remain, is copied.
+                        let y = if tape.release_at[n.output] == i {
+                            tape.values[n.output].take()
+                        } else {
+                            tape.values[n.output].clone()
+                        };
+                        relu_out_of[s] = Some(y.expect("backward's inputs are held until used"));
+                        grads[s] = Some(dy);
+                    } else if want_dx {
                         let dx = b.relu_backward(&dy, val(n.output))?;
-                        acc(b, &mut grads[n.inputs[0]], dx)?;
+                        acc(b, &mut grads[s], dx)?;
                     }
                 }
                 Op::MaxPool(p) => {
@@ -324,7 +352,12 @@ impl<B: Backend> Net<B> {
             }
             // What is held now, before this node's inputs go (its dy included).
             if let Some(p) = profile.as_deref_mut() {
-                let in_flight: usize = grads.iter().flatten().map(|t| bytes(b.shape(t))).sum();
+                let in_flight: usize = grads
+                    .iter()
+                    .chain(&relu_out_of)
+                    .flatten()
+                    .map(|t| bytes(b.shape(t)))
+                    .sum();
                 let params: usize = pg.values().map(|t| bytes(b.shape(t))).sum();
                 p.push((
                     held(&tape) + in_flight + bytes(&tape.shapes[n.output]),

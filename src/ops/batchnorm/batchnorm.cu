@@ -117,9 +117,19 @@ extern "C" __global__ void bn_normalise(const float* __restrict__ x, const float
     }
 }
 
+// ReLU's backward fused into the batch norm's: with `relu` (the output of a ReLU after this batch
+// norm; null otherwise) the incoming gradient counts only where that output is > 0, exactly as
+// relu_backward would have left it (NaN -> 0).
+__device__ __forceinline__ float bn_grad_in(const float* __restrict__ dy,
+                                            const float* __restrict__ relu, long long i) {
+    const float g = dy[i];
+    return (relu && !(relu[i] > 0.f)) ? 0.f : g;
+}
+
 // Per-channel gradient sums: dbeta = sum(dy), dgamma = sum(dy * xhat) with
 // xhat = (x - mean) / sqrt(var + eps). Grid: one block per channel.
 extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
+                                            const float* __restrict__ relu,
                                             const float* __restrict__ x,
                                             const float* __restrict__ mean,
                                             const float* __restrict__ var,
@@ -132,7 +142,7 @@ extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
     float sdy = 0.f, sdyx = 0.f;
     for (ChannelWalk w(threadIdx.x, blockDim.x, n, s); w.more(); w.next()) {
         long long i = w.at(c, ci);
-        float g = dy[i];
+        float g = bn_grad_in(dy, relu, i);
         sdy += g;
         sdyx += g * ((x[i] - mu) * inv);
     }
@@ -148,7 +158,8 @@ extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
 // a (dy - sum(dy)/m - (x - mean) k) with a = gamma inv and k = inv sum(dy xhat)/m per channel.
 // Grid: (c, blocks per channel).
 extern "C" __global__ void bn_backward_train_dx(
-    const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ dy, const float* __restrict__ relu, const float* __restrict__ x,
+    const float* __restrict__ mean,
     const float* __restrict__ var, const float* __restrict__ gamma,
     const float* __restrict__ sum_dy, const float* __restrict__ sum_dy_xhat,
     float* __restrict__ dx, int n, int c, int s, float eps) {
@@ -162,12 +173,13 @@ extern "C" __global__ void bn_backward_train_dx(
     for (ChannelWalk w(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, n, s);
          w.more(); w.next()) {
         long long i = w.at(c, ci);
-        dx[i] = a * ((dy[i] - mdy) - (x[i] - mu) * k);
+        dx[i] = a * ((bn_grad_in(dy, relu, i) - mdy) - (x[i] - mu) * k);
     }
 }
 
 // Frozen-statistics dx = gamma / sqrt(var + eps) dy. Grid: (c, blocks per channel).
 extern "C" __global__ void bn_backward_frozen_dx(const float* __restrict__ dy,
+                                                 const float* __restrict__ relu,
                                                  const float* __restrict__ var,
                                                  const float* __restrict__ gamma,
                                                  float* __restrict__ dx, int n, int c, int s,
@@ -177,7 +189,7 @@ extern "C" __global__ void bn_backward_frozen_dx(const float* __restrict__ dy,
     for (ChannelWalk w(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, n, s);
          w.more(); w.next()) {
         long long i = w.at(c, ci);
-        dx[i] = a * dy[i];
+        dx[i] = a * bn_grad_in(dy, relu, i);
     }
 }
 

@@ -16,6 +16,7 @@
 use super::{BatchNormKernels, BnBatchStats, BnDims, BnParams};
 use crate::cpu::CpuBackend;
 use crate::cpu::par::{par_new, par_new_map};
+use crate::cpu::scratch::with_scratch;
 use crate::error::Result;
 use crate::reference::ReferenceBackend;
 use crate::tensor::Tensor;
@@ -225,6 +226,7 @@ impl BatchNormKernels for CpuBackend {
     fn backward(
         &self,
         dy: &Tensor,
+        relu_out: Option<&Tensor>,
         x: &Tensor,
         d: BnDims,
         gamma: &Tensor,
@@ -237,11 +239,27 @@ impl BatchNormKernels for CpuBackend {
         let m = d.m() as f64;
         let (xs, dys) = (x.data(), dy.data());
         let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        let plane = |i: usize| (&dys[i * d.s..][..d.s], &xs[i * d.s..][..d.s]);
+        let xplane = |i: usize| &xs[i * d.s..][..d.s];
+        // f(dy plane i): dy itself, or (fused ReLU backward) dy masked by the ReLU's output in
+        // this thread's scratch buffer: one plane in cache instead of a whole masked tensor
+        // written to memory and read back twice.
+        let with_dy = |i: usize, f: &mut dyn FnMut(&[f32])| {
+            let dp = &dys[i * d.s..][..d.s];
+            match relu_out {
+                None => f(dp),
+                Some(r) => with_scratch(d.s, |m| {
+                    for ((o, &g), &y) in m.iter_mut().zip(dp).zip(&r.data()[i * d.s..][..d.s]) {
+                        *o = if y > 0.0 { g } else { 0.0 };
+                    }
+                    f(m)
+                }),
+            }
+        };
         let (ci_of, a_of) = (|i: usize| i % d.c, |ci: usize| gamma[ci] * inv[ci]);
         let sums_of = |i: usize| {
-            let (dp, xp) = plane(i);
-            sum_dy_dyxc(dp, xp, mean[ci_of(i)])
+            let mut s = (0.0, 0.0);
+            with_dy(i, &mut |dp| s = sum_dy_dyxc(dp, xplane(i), mean[ci_of(i)]));
+            s
         };
         // Per plane (sum dy, sum dy (x - mean)). Frozen statistics: dx = a dy needs no sums, so
         // each plane is summed and scaled in one visit; training: dx once the sums are known.
@@ -251,8 +269,12 @@ impl BatchNormKernels for CpuBackend {
             (Some(Vec::new()), vec![(0.0, 0.0); d.n * d.c])
         } else {
             let (dx, partial) = par_new_map(x.len(), d.s, |i, out| {
-                scale_plane(out, plane(i).0, a_of(ci_of(i)));
-                sums_of(i)
+                let mut s = (0.0, 0.0);
+                with_dy(i, &mut |dp| {
+                    scale_plane(out, dp, a_of(ci_of(i)));
+                    s = sum_dy_dyxc(dp, xplane(i), mean[ci_of(i)]);
+                });
+                s
             });
             (Some(dx), partial)
         };
@@ -273,10 +295,11 @@ impl BatchNormKernels for CpuBackend {
         let dx = dx.unwrap_or_else(|| {
             par_new(x.len(), d.s, |i, out| {
                 let ci = ci_of(i);
-                let (dp, xp) = plane(i);
                 let (sdy, sdyxhat) = sums[ci];
                 let k = sdyxhat * inv[ci] / m;
-                dx_plane(out, dp, xp, [a_of(ci), sdy / m, mean[ci], k]);
+                with_dy(i, &mut |dp| {
+                    dx_plane(out, dp, xplane(i), [a_of(ci), sdy / m, mean[ci], k])
+                });
             })
         });
         let dgamma = sums.iter().map(|&(_, g)| g as f32).collect();

@@ -73,6 +73,7 @@ fn normalise(
 fn backward_sums(
     dev: &Arc<Device>,
     dy: &CudaTensor,
+    relu_out: Option<&CudaTensor>,
     x: &CudaTensor,
     d: BnDims,
     mean: &CudaTensor,
@@ -88,6 +89,7 @@ fn backward_sums(
             per_channel(d),
             &[
                 Arg::Buf(dy.buf()),
+                Arg::opt(relu_out.map(|r| r.buf())),
                 Arg::Buf(x.buf()),
                 Arg::Buf(mean.buf()),
                 Arg::Buf(var.buf()),
@@ -142,6 +144,7 @@ impl BatchNormKernels for CudaBackend {
     fn backward(
         &self,
         dy: &CudaTensor,
+        relu_out: Option<&CudaTensor>,
         x: &CudaTensor,
         d: BnDims,
         gamma: &CudaTensor,
@@ -151,7 +154,8 @@ impl BatchNormKernels for CudaBackend {
         batch_stats: bool,
     ) -> Result<(CudaTensor, CudaTensor, CudaTensor)> {
         let dev = self.device();
-        let (dgamma, dbeta) = backward_sums(dev, dy, x, d, mean, var, eps)?;
+        let (dgamma, dbeta) = backward_sums(dev, dy, relu_out, x, d, mean, var, eps)?;
+        let relu = || Arg::opt(relu_out.map(|r| r.buf()));
         let dx = CudaTensor::alloc(dev, x.shape())?;
         if x.is_empty() {
             return Ok((dx, dgamma, dbeta));
@@ -163,6 +167,7 @@ impl BatchNormKernels for CudaBackend {
                 elementwise(d),
                 &[
                     Arg::Buf(dy.buf()),
+                    relu(),
                     Arg::Buf(x.buf()),
                     Arg::Buf(mean.buf()),
                     Arg::Buf(var.buf()),
@@ -182,6 +187,7 @@ impl BatchNormKernels for CudaBackend {
                 elementwise(d),
                 &[
                     Arg::Buf(dy.buf()),
+                    relu(),
                     Arg::Buf(var.buf()),
                     Arg::Buf(gamma.buf()),
                     Arg::Buf(dx.buf()),

@@ -124,11 +124,15 @@ pub trait BatchNormKernels: BackendBase {
     /// Per-channel mean and biased variance (at least 2 values per channel).
     fn batch_stats(&self, x: &Self::Tensor, d: BnDims) -> Result<(Self::Tensor, Self::Tensor)>;
     /// (dx, dgamma, dbeta) through a batch norm that normalised with `mean` / `var`: the batch's
-    /// own statistics (`batch_stats`, so dx includes their gradient) or frozen ones.
+    /// own statistics (`batch_stats`, so dx includes their gradient) or frozen ones. With
+    /// `relu_out`, dy is the gradient of relu(bn(x)) and relu_out that ReLU's output: dy counts
+    /// only where relu_out > 0 (ReLU's backward fused in, with the same values as applying it
+    /// first, without writing and reading back its result).
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
         dy: &Self::Tensor,
+        relu_out: Option<&Self::Tensor>,
         x: &Self::Tensor,
         d: BnDims,
         gamma: &Self::Tensor,
@@ -203,9 +207,35 @@ pub trait BatchNormOps: BatchNormKernels {
         bn: &BnParams<Self::Tensor>,
         stats: &BnBatchStats<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
-        let d = backward_checks(self, dy, x, &bn.gamma, &stats.mean, &stats.var, true)?;
+        let d = backward_checks(self, dy, None, x, &bn.gamma, &stats.mean, &stats.var, true)?;
         let (mean, var) = (&stats.mean, &stats.var);
-        BatchNormKernels::backward(self, dy, x, d, &bn.gamma, mean, var, bn.eps, true)
+        BatchNormKernels::backward(self, dy, None, x, d, &bn.gamma, mean, var, bn.eps, true)
+    }
+    /// Gradient through relu(batchnorm_train(x)) given the ReLU's output, ReLU's backward fused
+    /// into the batch norm's: (dx, dgamma, dbeta), equal to `relu_backward` followed by
+    /// [`batchnorm_train_backward`](Self::batchnorm_train_backward).
+    fn batchnorm_relu_train_backward(
+        &self,
+        dy: &Self::Tensor,
+        relu_out: &Self::Tensor,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+        stats: &BnBatchStats<Self::Tensor>,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        let (mean, var) = (&stats.mean, &stats.var);
+        let d = backward_checks(self, dy, Some(relu_out), x, &bn.gamma, mean, var, true)?;
+        BatchNormKernels::backward(
+            self,
+            dy,
+            Some(relu_out),
+            x,
+            d,
+            &bn.gamma,
+            mean,
+            var,
+            bn.eps,
+            true,
+        )
     }
     /// Gradient through an inference-mode (frozen statistics) batch norm: (dx, dgamma, dbeta).
     fn batchnorm_inference_backward(
@@ -215,8 +245,32 @@ pub trait BatchNormOps: BatchNormKernels {
         bn: &BnParams<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
         let (mean, var) = (&bn.running_mean, &bn.running_var);
-        let d = backward_checks(self, dy, x, &bn.gamma, mean, var, false)?;
-        BatchNormKernels::backward(self, dy, x, d, &bn.gamma, mean, var, bn.eps, false)
+        let d = backward_checks(self, dy, None, x, &bn.gamma, mean, var, false)?;
+        BatchNormKernels::backward(self, dy, None, x, d, &bn.gamma, mean, var, bn.eps, false)
+    }
+    /// [`batchnorm_inference_backward`](Self::batchnorm_inference_backward) of
+    /// relu(batchnorm_inference(x)) given the ReLU's output, ReLU's backward fused in.
+    fn batchnorm_relu_inference_backward(
+        &self,
+        dy: &Self::Tensor,
+        relu_out: &Self::Tensor,
+        x: &Self::Tensor,
+        bn: &BnParams<Self::Tensor>,
+    ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
+        let (mean, var) = (&bn.running_mean, &bn.running_var);
+        let d = backward_checks(self, dy, Some(relu_out), x, &bn.gamma, mean, var, false)?;
+        BatchNormKernels::backward(
+            self,
+            dy,
+            Some(relu_out),
+            x,
+            d,
+            &bn.gamma,
+            mean,
+            var,
+            bn.eps,
+            false,
+        )
     }
     /// running <- (1 - momentum) running + momentum batch (unbiased variance).
     fn batchnorm_update_running(
@@ -242,10 +296,12 @@ pub trait BatchNormOps: BatchNormKernels {
 
 impl<B: BatchNormKernels + ?Sized> BatchNormOps for B {}
 
-/// Checks shared by both backward passes.
+/// Checks shared by the backward passes.
+#[allow(clippy::too_many_arguments)]
 fn backward_checks<B: BatchNormKernels + ?Sized>(
     b: &B,
     dy: &B::Tensor,
+    relu_out: Option<&B::Tensor>,
     x: &B::Tensor,
     gamma: &B::Tensor,
     mean: &B::Tensor,
@@ -255,6 +311,9 @@ fn backward_checks<B: BatchNormKernels + ?Sized>(
     const OP: &str = "batchnorm_backward";
     let d = dims(OP, b.shape(x))?;
     expect_shape(OP, "output gradient", b.shape(dy), b.shape(x))?;
+    if let Some(r) = relu_out {
+        expect_shape(OP, "ReLU output", b.shape(r), b.shape(x))?;
+    }
     for (what, p) in [("gamma", gamma), ("mean", mean), ("var", var)] {
         check_param(OP, what, b.shape(p), b.shape(x), d.c)?;
     }

@@ -124,6 +124,18 @@ pub fn backward<T: Real>(
     ))
 }
 
+/// ReLU's backward given its output: dy where relu_out > 0, else 0 (NaN outputs give 0, as the
+/// ReLU op's own backward).
+pub fn relu_mask<T: Real>(dy: &Tensor<T>, relu_out: &Tensor<T>) -> Result<Tensor<T>> {
+    let v = dy
+        .data()
+        .iter()
+        .zip(relu_out.data())
+        .map(|(&g, &r)| if r.to_f64() > 0.0 { g } else { T::default() })
+        .collect();
+    Tensor::new(dy.shape(), v)
+}
+
 /// Running-stat update after a training step over `count` values per channel.
 pub fn update_running<T: Real>(
     running_mean: &mut Tensor<T>,
@@ -174,6 +186,7 @@ impl BatchNormKernels for ReferenceBackend {
     fn backward(
         &self,
         dy: &Tensor,
+        relu_out: Option<&Tensor>,
         x: &Tensor,
         d: BnDims,
         gamma: &Tensor,
@@ -182,7 +195,13 @@ impl BatchNormKernels for ReferenceBackend {
         eps: f64,
         batch_stats: bool,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        backward(dy, x, d, gamma, mean, var, eps, batch_stats)
+        match relu_out {
+            Some(r) => {
+                let masked = relu_mask(dy, r)?;
+                backward(&masked, x, d, gamma, mean, var, eps, batch_stats)
+            }
+            None => backward(dy, x, d, gamma, mean, var, eps, batch_stats),
+        }
     }
     fn update_running(
         &self,

@@ -593,8 +593,11 @@ fn gradients_by_finite_differences() {
     }
 }
 
+mod fused;
+use fused::fused_relu_matches_unfused;
+
 crate::backend_suite! {
-    every: [hand_cases, shape_errors],
+    every: [hand_cases, shape_errors, fused_relu_matches_unfused],
     fast: [matches_reference, errors_equal_the_reference, empty_tensors],
     cuda: [],
 }

@@ -19,8 +19,8 @@
 // fixed order and applies the epilogue. General (non-pointwise) convolutions read a host-made
 // table k -> (tap offset, kh, kw), so the im2col gather does no integer division.
 //
-// Also here: the bias gradient (per-channel sum of dy), and im2col / col2im used by the
-// backward passes together with the strided GEMM in gemm.cu.
+// Also here: the bias gradient (per-channel sum of dy). The data and weight gradients are in
+// conv2d_backward.cu.
 
 #define CONV_BK 8
 #define CONV_THREADS 256
@@ -387,82 +387,4 @@ extern "C" __global__ void conv2d_bias_grad(const float* __restrict__ dy, float*
         __syncthreads();
     }
     if (threadIdx.x == 0) db[o] = part[0];
-}
-
-// col[(c, kh, kw), (image, p)] for `g_images` images from image `n0`, their columns side by side
-// (column j = image * P + pixel), so one GEMM covers a whole chunk of images: the explicit
-// im2col of the weight gradient. col2im below is its adjoint for the data gradient:
-// dx[c, h, w] = sum of dcol[(c, kh, kw), (image, oh, ow)] over the output pixels whose window
-// covers (h, w) through tap (kh, kw): a gather, one thread per dx element, no atomics.
-extern "C" __global__ void conv2d_im2col_batch(const float* __restrict__ x,
-                                               float* __restrict__ col, Window g, int n0,
-                                               int g_images) {
-    const int C = g.c, H = g.h, W = g.w, KH = g.kh, KW = g.kw, OH = g.ho, OW = g.wo;
-    const int SH = g.sh, SW = g.sw, PH = g.ph, PW = g.pw;
-    const int P = OH * OW;
-    const long long GP = (long long)g_images * P;
-    const long long total = (long long)C * KH * KW * GP;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const int j = (int)(i % GP);
-        const int k = (int)(i / GP);
-        const int img = j / P, p = j % P;
-        const int kw = k % KW;
-        const int kh = (k / KW) % KH;
-        const int c = k / (KW * KH);
-        const int oh = p / OW, ow = p % OW;
-        const int ih = oh * SH - PH + kh, iw = ow * SW - PW + kw;
-        const size_t base = (size_t)(n0 + img) * C * H * W;
-        col[i] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[base + ((size_t)c * H + ih) * W + iw]
-                                                             : 0.f;
-    }
-}
-
-extern "C" __global__ void conv2d_col2im_batch(const float* __restrict__ dcol,
-                                               float* __restrict__ dx, Window g, int n0,
-                                               int g_images) {
-    const int C = g.c, H = g.h, W = g.w, KH = g.kh, KW = g.kw, OH = g.ho, OW = g.wo;
-    const int SH = g.sh, SW = g.sw, PH = g.ph, PW = g.pw;
-    const int P = OH * OW;
-    const long long GP = (long long)g_images * P;
-    const long long image = (long long)C * H * W;
-    const long long total = g_images * image;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const int img = (int)(i / image);
-        const int r = (int)(i % image);
-        const int w = r % W;
-        const int h = (r / W) % H;
-        const int c = r / (W * H);
-        float s = 0.f;
-        for (int kh = 0; kh < KH; ++kh) {
-            const int th = h + PH - kh;  // = oh * SH
-            if (th < 0 || th % SH) continue;
-            const int oh = th / SH;
-            if (oh >= OH) continue;
-            for (int kw = 0; kw < KW; ++kw) {
-                const int tw = w + PW - kw;
-                if (tw < 0 || tw % SW) continue;
-                const int ow = tw / SW;
-                if (ow >= OW) continue;
-                s += dcol[((size_t)(c * KH + kh) * KW + kw) * GP + (size_t)img * P + oh * OW + ow];
-            }
-        }
-        dx[(size_t)n0 * image + i] = s;
-    }
-}
-
-// dy [N, O, P] (images n0 .. n0 + g_images) -> dyt [O, g_images * P]: the layout in which one
-// GEMM reads a whole chunk of images.
-extern "C" __global__ void conv2d_dy_to_rows(const float* __restrict__ dy, float* __restrict__ dyt,
-                                             int n0, int g_images, int o, int p) {
-    const long long GP = (long long)g_images * p;
-    const long long total = (long long)o * GP;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)blockDim.x * gridDim.x) {
-        const int oc = (int)(i / GP);
-        const int j = (int)(i % GP);
-        const int img = j / p, q = j % p;
-        dyt[i] = dy[((size_t)(n0 + img) * o + oc) * p + q];
-    }
 }

@@ -1,17 +1,16 @@
-//! Convolution on the CUDA backend: forward as an implicit GEMM with the bias / residual / ReLU
-//! epilogue fused (`conv2d.cu`); backward through explicit im2col / col2im over chunks of images
-//! (columns of many images side by side, so one GEMM of `src/cuda/gemm.cu` covers a chunk:
-//! per-image GEMMs were tiny for layer3/4 maps and serialised 32 launches per layer). Not yet an
-//! implicit GEMM: the column buffer (at most 256 MiB) is written and read once. The geometry
-//! travels to every kernel as one [`Window`] struct.
+//! Convolution on the CUDA backend, every pass an implicit GEMM (no im2col / col2im buffer):
+//! the forward with the bias / residual / ReLU epilogue fused (`conv2d.cu`); the data gradient
+//! as that same forward kernel on dy with flipped weights (stride 1) or a gather through the
+//! stride (`conv2d_backward.cu`); the weight gradient with its long reduction over (image,
+//! pixel) split across blocks and summed in a fixed order. The geometry travels to every
+//! kernel as one [`Window`] struct.
 
 use std::sync::Arc;
 
-use super::{Conv2dKernels, ConvGeom, Epilogue};
-use crate::cuda::gemm::{Mat, gemm};
+use super::{Conv2dKernels, Conv2dParams, ConvGeom, Epilogue, geometry};
 use crate::cuda::kernel_args::{Window, WindowSizes};
 use crate::cuda::launch::{SMS, grid_stride};
-use crate::cuda::{Arg, CudaBackend, CudaTensor, Device, Dims, Elem};
+use crate::cuda::{Arg, CudaBackend, CudaTensor, DevBuf, Device, Dims, Elem};
 use crate::error::{Result, shape_err};
 
 /// The forward kernel for a geometry: pointwise variants read x without index arithmetic;
@@ -96,24 +95,10 @@ pub fn forward_split(
     } else {
         None
     };
-    // The k -> (tap offset, kh << 16 | kw) table of a general convolution, made once per
-    // geometry and kept on the device.
     let ktab = if g.is_pointwise() {
         None
     } else {
-        let key = format!("conv2d-ktab {} {} {} {} {}", g.c, g.h, g.w, g.kh, g.kw);
-        Some(dev.constant_i32(&key, || {
-            let mut t = Vec::with_capacity(2 * k);
-            for c in 0..g.c {
-                for kh in 0..g.kh {
-                    for kw in 0..g.kw {
-                        t.push(((c * g.h + kh) * g.w + kw) as i32);
-                        t.push(((kh << 16) | kw) as i32);
-                    }
-                }
-            }
-            t
-        })?)
+        Some(tap_table(dev, &g)?)
     };
     if g.kh >= 1 << 15 || g.kw >= 1 << 16 {
         return Err(shape_err(
@@ -166,151 +151,224 @@ pub fn forward_split(
     Ok(y)
 }
 
-/// Column-buffer budget of the backward passes, in floats: images are taken in chunks whose
-/// columns (K x images x P) fit, so one GEMM covers many images (64 Mi floats = 256 MiB). In
-/// unit tests 3000 floats, so the emulator runs every form of the chunk loop: whole batches,
-/// one image per chunk (the 3x3 cases on 9x9 maps), and chunks of 2 + a remainder of 1 (the
-/// [3, 16, 9, 9] pointwise case).
-#[cfg(not(test))]
-const COL_BUDGET: usize = 1 << 26;
-#[cfg(test)]
-const COL_BUDGET: usize = 3000;
-
-/// Images per chunk: as many as fit the budget (at least one), at most `n`.
-fn chunk_images(g: &ConvGeom) -> usize {
-    let per_image = (g.c * g.kh * g.kw).max(g.o) * g.ho * g.wo;
-    (COL_BUDGET / per_image.max(1)).clamp(1, g.n.max(1))
+/// The forward's and the weight gradient's k table of a general convolution:
+/// k = (c, kh, kw) -> (offset of the tap in an image, kh << 16 | kw), made once per geometry and
+/// kept on the device, so the gathers do no integer division.
+fn tap_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
+    let key = format!("conv2d-ktab {} {} {} {} {}", g.c, g.h, g.w, g.kh, g.kw);
+    dev.constant_i32(&key, || {
+        let mut t = Vec::with_capacity(2 * g.c * g.kh * g.kw);
+        for c in 0..g.c {
+            for kh in 0..g.kh {
+                for kw in 0..g.kw {
+                    t.push(((c * g.h + kh) * g.w + kw) as i32);
+                    t.push(((kh << 16) | kw) as i32);
+                }
+            }
+        }
+        t
+    })
 }
 
-/// dy of images `n0 .. n0 + gi` as rows [O, gi * P] in `dyt`.
-fn dy_rows(
+/// The data gradient's k table: k = (o, kh, kw) -> (offset of dy channel o, kh << 16 | kw).
+fn dgrad_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
+    let key = format!(
+        "conv2d-dgrad-ktab {} {} {} {} {}",
+        g.o, g.ho, g.wo, g.kh, g.kw
+    );
+    dev.constant_i32(&key, || {
+        let mut t = Vec::with_capacity(2 * g.o * g.kh * g.kw);
+        for o in 0..g.o {
+            for kh in 0..g.kh {
+                for kw in 0..g.kw {
+                    t.push((o * g.ho * g.wo) as i32);
+                    t.push(((kh << 16) | kw) as i32);
+                }
+            }
+        }
+        t
+    })
+}
+
+/// Tile of the gradient kernels (conv2d_backward.cu): 128 x 128.
+const GRAD_TILE: usize = 128;
+/// Largest split-K slab of the gradient kernels, in floats (64 Mi = 256 MiB).
+const SLAB_BUDGET: usize = 1 << 26;
+
+/// How many ways the gradient kernels split a reduction of `k` terms over `blocks` output
+/// tiles: as the forward's [`auto_splits`] (fill the SMs, at least MIN_K_PER_SPLIT terms each),
+/// up to 64 ways (the weight gradient of layer1's 1x1 convolutions is one 64 x 64 tile over
+/// batch x 3136 terms), and never a slab past [`SLAB_BUDGET`].
+fn grad_splits(blocks: usize, k: usize, total: usize) -> usize {
+    if blocks >= SMS {
+        return 1;
+    }
+    (SMS * BLOCKS_PER_SM)
+        .div_ceil(blocks)
+        .min(k / MIN_K_PER_SPLIT)
+        .min(SLAB_BUDGET / total.max(1))
+        .clamp(1, 64)
+}
+
+/// One implicit-GEMM gradient kernel over `(m, nc, k)` (rows, columns, reduction) into `out`,
+/// with its reduction split `splits` ways (tests) or automatically, the splits' raw sums added
+/// in a fixed order by conv2d_splitk_reduce.
+#[allow(clippy::too_many_arguments)]
+fn grad_gemm(
     dev: &Arc<Device>,
-    dy: &CudaTensor,
-    dyt: &CudaTensor,
-    g: &ConvGeom,
-    n0: usize,
-    gi: usize,
+    kernel: &str,
+    a: &DevBuf,
+    b: &DevBuf,
+    ktab: &DevBuf,
+    out: &CudaTensor,
+    (m, nc, k): (usize, usize, usize),
+    win: &Window,
+    splits: Option<usize>,
 ) -> Result<()> {
-    let pix = g.ho * g.wo;
+    let total = m * nc;
+    if total == 0 {
+        return Ok(());
+    }
+    let (tiles_n, tiles_m) = (nc.div_ceil(GRAD_TILE), m.div_ceil(GRAD_TILE));
+    let want = splits
+        .unwrap_or_else(|| grad_splits(tiles_n * tiles_m, k, total))
+        .max(1);
+    // Whole BK tiles per split; recount so no split is empty (k = 0: one split writing zeros).
+    let kchunk = k.div_ceil(8).div_ceil(want).max(1) * 8;
+    let splits = k.div_ceil(kchunk).max(1);
+    let partial = if splits > 1 {
+        Some(dev.alloc(splits * total, Elem::F32)?)
+    } else {
+        None
+    };
     dev.launch(
-        "conv2d_dy_to_rows",
-        grid_stride(g.o * gi * pix),
+        kernel,
+        Dims::new([tiles_n as u32, tiles_m as u32, splits as u32], [256, 1, 1]),
         &[
-            Arg::Buf(dy.buf()),
-            Arg::Buf(dyt.buf()),
-            Arg::Int(n0),
-            Arg::Int(gi),
-            Arg::Int(g.o),
-            Arg::Int(pix),
+            Arg::Buf(a),
+            Arg::Buf(b),
+            Arg::Buf(ktab),
+            Arg::Buf(out.buf()),
+            partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
+            Arg::Int(kchunk),
+            Arg::by_value(win),
         ],
-    )
+    )?;
+    if let Some(part) = &partial {
+        dev.launch(
+            "conv2d_splitk_reduce",
+            grid_stride(total),
+            &[
+                Arg::Buf(part),
+                Arg::Null(Elem::F32),
+                Arg::Null(Elem::F32),
+                Arg::Buf(out.buf()),
+                Arg::I64(total as i64),
+                Arg::Int(splits),
+                Arg::Int(1),
+                Arg::Int(1),
+                Arg::flag(false),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
-/// dx = col2im(W^T dy), a chunk of images per GEMM: dcol [K, G*P] = W^T [K, O] dyt [O, G*P].
-fn backward_data(
+/// The weights as [C, O, KH, KW], the taps reversed when `flip`.
+fn weight_transpose(
+    dev: &Arc<Device>,
+    w: &CudaTensor,
+    g: &ConvGeom,
+    flip: bool,
+) -> Result<CudaTensor> {
+    let wt = CudaTensor::alloc(dev, &[g.c, g.o, g.kh, g.kw])?;
+    dev.launch(
+        "conv2d_weight_transpose",
+        grid_stride(w.len()),
+        &[
+            Arg::Buf(w.buf()),
+            Arg::Buf(wt.buf()),
+            Arg::Int(g.o),
+            Arg::Int(g.c),
+            Arg::Int(g.kh * g.kw),
+            Arg::flag(flip),
+        ],
+    )?;
+    Ok(wt)
+}
+
+/// dx of a checked geometry, its reduction split as asked (tests) or automatically.
+///
+/// Stride 1 with padding below the kernel size (every stride-1 layer of the ResNets and VGG):
+/// dx is the forward convolution of dy with the flipped, transposed weights and padding
+/// (KH-1-PH, KW-1-PW), so it runs the forward kernels with all their fast paths (pointwise
+/// float4 reads, split K). Otherwise (strided layers): conv2d_dgrad, an implicit GEMM gathering
+/// dy through the stride (taps that miss a dy pixel read zero).
+pub fn backward_data_split(
     dev: &Arc<Device>,
     dy: &CudaTensor,
     w: &CudaTensor,
     g: &ConvGeom,
+    splits: Option<usize>,
 ) -> Result<CudaTensor> {
-    let win = window(g)?;
-    let g = *g;
-    let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
-    let dx = CudaTensor::alloc(dev, &g.x_shape())?;
-    let chunk = chunk_images(&g);
-    let dcol = CudaTensor::alloc(dev, &[k, chunk * pix])?;
-    let dyt = CudaTensor::alloc(dev, &[g.o, chunk * pix])?;
-    let image = g.c * g.h * g.w;
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gi = chunk.min(g.n - n0);
-        let cols = gi * pix;
-        dy_rows(dev, dy, &dyt, &g, n0, gi)?;
-        gemm(
-            dev,
-            Mat::cols(w.buf(), k),
-            Mat::rows(dyt.buf(), cols),
-            dcol.buf(),
-            0,
-            None,
-            (k, cols, g.o),
-            1.0,
-            0.0,
-        )?;
-        dev.launch(
-            "conv2d_col2im_batch",
-            grid_stride(gi * image),
-            &[
-                Arg::Buf(dcol.buf()),
-                Arg::Buf(dx.buf()),
-                Arg::by_value(&win),
-                Arg::Int(n0),
-                Arg::Int(gi),
-            ],
-        )?;
-        n0 += gi;
+    if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
+        let wf = weight_transpose(dev, w, g, true)?;
+        let p = Conv2dParams {
+            stride: (1, 1),
+            padding: (g.kh - 1 - g.ph, g.kw - 1 - g.pw),
+        };
+        let gd = geometry(&g.y_shape(), &[g.c, g.o, g.kh, g.kw], &p)?;
+        debug_assert_eq!(gd.y_shape(), g.x_shape());
+        let none = Epilogue {
+            bias: None,
+            residual: None,
+            relu: false,
+        };
+        return forward_split(dev, dy, &wf, &gd, none, splits);
     }
+    let win = window(g)?;
+    let dx = CudaTensor::alloc(dev, &g.x_shape())?;
+    let wt = weight_transpose(dev, w, g, false)?;
+    let ktab = dgrad_table(dev, g)?;
+    let dims = (g.c, g.n * g.h * g.w, g.o * g.kh * g.kw);
+    grad_gemm(
+        dev,
+        "conv2d_dgrad",
+        wt.buf(),
+        dy.buf(),
+        &ktab,
+        &dx,
+        dims,
+        &win,
+        splits,
+    )?;
     Ok(dx)
 }
 
-/// dW = dy im2col(x)^T summed over images, a chunk of images per GEMM:
-/// dW [O, K] (+)= dyt [O, G*P] col [K, G*P]^T.
-fn backward_weight(
+/// dW of a checked geometry: conv2d_wgrad, the reduction over (image, output pixel) split as
+/// asked (tests) or automatically.
+pub fn backward_weight_split(
     dev: &Arc<Device>,
     dy: &CudaTensor,
     x: &CudaTensor,
     g: &ConvGeom,
+    splits: Option<usize>,
 ) -> Result<CudaTensor> {
     let win = window(g)?;
-    let g = *g;
-    let (k, pix) = (g.c * g.kh * g.kw, g.ho * g.wo);
     let dw = CudaTensor::alloc(dev, &g.w_shape())?;
-    let chunk = chunk_images(&g);
-    let col = CudaTensor::alloc(dev, &[k, chunk * pix])?;
-    let dyt = CudaTensor::alloc(dev, &[g.o, chunk * pix])?;
-    let mut n0 = 0;
-    while n0 < g.n {
-        let gi = chunk.min(g.n - n0);
-        let cols = gi * pix;
-        dev.launch(
-            "conv2d_im2col_batch",
-            grid_stride(k * cols),
-            &[
-                Arg::Buf(x.buf()),
-                Arg::Buf(col.buf()),
-                Arg::by_value(&win),
-                Arg::Int(n0),
-                Arg::Int(gi),
-            ],
-        )?;
-        dy_rows(dev, dy, &dyt, &g, n0, gi)?;
-        gemm(
-            dev,
-            Mat::rows(dyt.buf(), cols),
-            Mat::cols(col.buf(), cols),
-            dw.buf(),
-            0,
-            None,
-            (g.o, k, cols),
-            1.0,
-            if n0 == 0 { 0.0 } else { 1.0 },
-        )?;
-        n0 += gi;
-    }
-    if g.n == 0 {
-        // An empty batch contributes nothing: a GEMM over K = 0 writes zeros.
-        gemm(
-            dev,
-            Mat::rows(dyt.buf(), pix),
-            Mat::cols(col.buf(), pix),
-            dw.buf(),
-            0,
-            None,
-            (g.o, k, 0),
-            1.0,
-            0.0,
-        )?;
-    }
+    let ktab = tap_table(dev, g)?;
+    let dims = (g.o, g.c * g.kh * g.kw, g.n * g.ho * g.wo);
+    grad_gemm(
+        dev,
+        "conv2d_wgrad",
+        dy.buf(),
+        x.buf(),
+        &ktab,
+        &dw,
+        dims,
+        &win,
+        splits,
+    )?;
     Ok(dw)
 }
 
@@ -325,10 +383,10 @@ impl Conv2dKernels for CudaBackend {
         forward_split(self.device(), x, w, g, e, None)
     }
     fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
-        backward_data(self.device(), dy, w, g)
+        backward_data_split(self.device(), dy, w, g, None)
     }
     fn backward_weight(&self, dy: &CudaTensor, x: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
-        backward_weight(self.device(), dy, x, g)
+        backward_weight_split(self.device(), dy, x, g, None)
     }
     fn backward_bias(&self, dy: &CudaTensor, [n, o, ho, wo]: [usize; 4]) -> Result<CudaTensor> {
         let db = CudaTensor::alloc(self.device(), &[o])?;

@@ -131,6 +131,9 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
         ([1, 40, 9, 9], [20, 40, 3, 3], Conv2dParams::square(1, 1)),
         ([3, 40, 9, 9], [20, 40, 3, 3], Conv2dParams::square(2, 1)),
         ([1, 40, 9, 9], [130, 40, 3, 3], Conv2dParams::square(1, 1)),
+        // Stride 1 with padding >= kernel: the CUDA data gradient cannot be a forward
+        // convolution (negative padding), so it takes the strided gather.
+        ([2, 3, 5, 6], [4, 3, 1, 1], Conv2dParams::square(1, 1)),
     ]
 }
 
@@ -185,8 +188,9 @@ fn matches_reference<B: Backend>(be: &B) {
         let got = be
             .download(&be.conv2d_backward_data(&dyd, &wd, &xs, &p).unwrap())
             .unwrap();
-        // A GEMM over O, then col2im adds up to KH*KW taps.
-        let kdx = g.o + g.kh * g.kw;
+        // One sum over (o, kh, kw) (CUDA, reference); the CPU's GEMM over O then col2im's
+        // KH*KW taps is a split of the same sum, within the same bound.
+        let kdx = g.o * g.kh * g.kw;
         within_bound(&format!("conv dx {tag}"), &got, &want, &absref, kdx);
 
         let want = r.conv2d_backward_weight(&dy, &x, &ws, &p).unwrap();
@@ -255,6 +259,53 @@ fn cuda_split_k_paths(be: &CudaBackend) {
     }
 }
 
+/// The CUDA data and weight gradients with the reduction unsplit and split 3 ways (raw sums +
+/// the fixed-order reduce): small test shapes may take either path automatically. The data
+/// gradient of stride-1 layers runs the forward kernel, so this also covers its split there.
+fn cuda_grad_split_paths(be: &CudaBackend) {
+    let r = ReferenceBackend;
+    let mut rng = Rng::new(47);
+    for (xs, ws, p) in cases() {
+        let g = geometry(&xs, &ws, &p).unwrap();
+        let x = Tensor::randn(&xs, 1.0, &mut rng);
+        let w = Tensor::randn(&ws, 1.0, &mut rng);
+        let dy = Tensor::randn(&g.y_shape(), 1.0, &mut rng);
+        let up = |t: &Tensor| be.upload(t).unwrap();
+        let (xd, wd, dyd) = (up(&x), up(&w), up(&dy));
+        let want_dx = r.conv2d_backward_data(&dy, &w, &xs, &p).unwrap();
+        let abs_dx = r
+            .conv2d_backward_data(&abs(&dy), &abs(&w), &xs, &p)
+            .unwrap();
+        let want_dw = r.conv2d_backward_weight(&dy, &x, &ws, &p).unwrap();
+        let abs_dw = r
+            .conv2d_backward_weight(&abs(&dy), &abs(&x), &ws, &p)
+            .unwrap();
+        for splits in [1, 3] {
+            let tag = format!("{splits} splits, x{xs:?} w{ws:?} {p:?}");
+            let dx =
+                super::cuda::backward_data_split(be.device(), &dyd, &wd, &g, Some(splits)).unwrap();
+            let kdx = g.o * g.kh * g.kw;
+            within_bound(
+                &format!("conv dx {tag}"),
+                &be.download(&dx).unwrap(),
+                &want_dx,
+                &abs_dx,
+                kdx,
+            );
+            let dw = super::cuda::backward_weight_split(be.device(), &dyd, &xd, &g, Some(splits))
+                .unwrap();
+            let kdw = g.n * g.ho * g.wo;
+            within_bound(
+                &format!("conv dw {tag}"),
+                &be.download(&dw).unwrap(),
+                &want_dw,
+                &abs_dw,
+                kdw,
+            );
+        }
+    }
+}
+
 /// (x shape, weight shape, params) for the gradient checks: odd sizes, non-square kernels,
 /// stride 2, padding, ResNet's 7x7/s2/p3 stem and 1x1 projections.
 fn grad_cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
@@ -307,5 +358,5 @@ fn gradients_by_finite_differences() {
 crate::backend_suite! {
     every: [hand_cases, shape_errors],
     fast: [matches_reference],
-    cuda: [cuda_split_k_paths],
+    cuda: [cuda_split_k_paths, cuda_grad_split_paths],
 }
