@@ -2,12 +2,15 @@
 //! thread and a batch of 32 over all threads. Uses the real HAM10000 image from ../shared/data
 //! when present, else a generated photo-like JPEG of the same size. `augment_600x450_jpeg`:
 //! one image decoded and put through the training augmentation (a new draw each iteration)
-//! against the evaluation preprocessing.
+//! against the evaluation preprocessing. `integrity_600x450_jpeg`: what the whole-file checks
+//! of issue 13 cost (a decode without them, the checked decode, the structure walk alone, and
+//! the load-time check of one file that `train` runs over its data set).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use skinengine::data::augment::{AugmentConfig, draw, load_augmented};
-use skinengine::data::image::{ResizeMode, preprocess};
+use skinengine::data::image::{ResizeMode, check_file, load_rgb, preprocess};
+use skinengine::data::integrity;
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -73,5 +76,36 @@ fn augment(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, augment);
+fn integrity(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample_jpeg(dir.path());
+    let bytes = std::fs::read(&path).unwrap();
+    let mut g = c.benchmark_group("integrity_600x450_jpeg");
+    g.throughput(Throughput::Elements(1));
+    // The decode as it was before the checks: the image crate alone (which fills a JPEG cut
+    // short with grey and reports nothing).
+    g.bench_function("decode_unchecked", |b| {
+        b.iter(|| {
+            image::ImageReader::open(black_box(&path))
+                .unwrap()
+                .with_guessed_format()
+                .unwrap()
+                .decode()
+                .unwrap()
+                .to_rgb8()
+        })
+    });
+    g.bench_function("load_rgb_checked", |b| {
+        b.iter(|| load_rgb(black_box(&path)).unwrap())
+    });
+    g.bench_function("walk_only", |b| {
+        b.iter(|| integrity::check(black_box(&bytes)).unwrap())
+    });
+    g.bench_function("check_file", |b| {
+        b.iter(|| check_file(black_box(&path)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, augment, integrity);
 criterion_main!(benches);

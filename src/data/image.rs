@@ -68,7 +68,22 @@ pub fn check_file(path: &Path) -> Result<(u32, u32)> {
 /// oversized image is refused with its size before any pixel buffer is allocated). Returns the
 /// width and height.
 pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(u32, u32)> {
-    let reader = guessed_reader(path, bytes)?;
+    let reader = whole_image(path, bytes)?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| file_err(path, format!("cannot decode image (corrupt?): {e}")))?;
+    check_size(path, w, h)?;
+    Ok((w, h))
+}
+
+/// A reader of `bytes` once their format is recognised and the file is whole.
+fn whole_image<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<::image::ImageReader<std::io::Cursor<&'a [u8]>>> {
+    let reader = ::image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     if reader.format().is_none() {
         return Err(file_err(
             path,
@@ -76,9 +91,10 @@ pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(u32, u32)> {
         ));
     }
     super::integrity::check(bytes).map_err(|problem| file_err(path, problem))?;
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| file_err(path, format!("cannot decode image (corrupt?): {e}")))?;
+    Ok(reader)
+}
+
+fn check_size(path: &Path, w: u32, h: u32) -> Result<()> {
     if w == 0 || h == 0 {
         return Err(file_err(path, "image has zero width or height"));
     }
@@ -91,31 +107,23 @@ pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(u32, u32)> {
             ),
         ));
     }
-    Ok((w, h))
-}
-
-fn guessed_reader<'a>(
-    path: &Path,
-    bytes: &'a [u8],
-) -> Result<::image::ImageReader<std::io::Cursor<&'a [u8]>>> {
-    ::image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| file_err(path, format!("cannot read: {e}")))
+    Ok(())
 }
 
 /// [`load_rgb`] on bytes already read (`path` names them in errors).
 pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<Rgb> {
-    check_bytes(path, bytes)?;
-    let mut r = guessed_reader(path, bytes)?;
+    let mut r = whole_image(path, bytes)?;
     // The decoder's own allocation limit would refuse some legal sizes below ours.
     r.no_limits();
-    let img = r
-        .decode()
-        .map_err(|e| file_err(path, format!("cannot decode image (corrupt?): {e}")))?;
+    let corrupt =
+        |e: ::image::ImageError| file_err(path, format!("cannot decode image (corrupt?): {e}"));
+    // One decoder reads the header (the size is checked before any pixel buffer exists) and
+    // then the pixels: a second one would copy and parse the file again.
+    let decoder = r.into_decoder().map_err(corrupt)?;
+    let (w, h) = ::image::ImageDecoder::dimensions(&decoder);
+    check_size(path, w, h)?;
+    let img = ::image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     let rgb = img.to_rgb8();
-    if rgb.width() == 0 || rgb.height() == 0 {
-        return Err(file_err(path, "image has zero width or height"));
-    }
     Ok(Rgb {
         width: rgb.width(),
         height: rgb.height(),
