@@ -127,7 +127,7 @@ pub fn demo<B: Backend>(b: &B, cfg: &DemoConfig) -> Result<Demo> {
             .then(|| cfg.weights.clone())
             .flatten(),
         images,
-        tta: false,
+        tta: crate::pipeline::tta::Tta::None,
         shard: None,
         batch: 16,
         strict: false,

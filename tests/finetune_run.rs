@@ -205,7 +205,7 @@ fn a_killed_fine_tuning_process_resumes_bit_for_bit_and_its_model_file_stands_al
             model: full.join("model.safetensors"),
             weights: None,
             images,
-            tta: false,
+            tta: skinengine::pipeline::tta::Tta::None,
             shard: None,
             batch: 3,
             strict: true,

@@ -118,7 +118,7 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
         model: full_dir.join("model.safetensors"),
         weights: None,
         images,
-        tta: false,
+        tta: skinengine::pipeline::tta::Tta::None,
         shard: None,
         batch: 4,
         strict: true,

@@ -13,7 +13,9 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::pipeline::batches::describe_skipped;
 use crate::pipeline::infer::{InferConfig, infer};
+use crate::pipeline::infer_heatmaps::{HeatmapConfig, infer_with_heatmaps, parse_class};
 use crate::pipeline::shard::Shard;
+use crate::pipeline::tta::Tta;
 use crate::train::finetune::{FineTune, FineTuneConfig};
 use crate::train::optim::{OptimizerName, ScheduleKind};
 use crate::train::{Protocol, TrainConfig, train};
@@ -271,9 +273,23 @@ pub struct InferArgs {
     /// Prediction CSV in the ISIC submission format.
     #[arg(long)]
     pub out: PathBuf,
-    /// Test-time augmentation: average over the image and its horizontal mirror.
-    #[arg(long)]
-    pub tta: bool,
+    /// Test-time augmentation: `--tta` (= `--tta mirror`) averages the probabilities of the
+    /// image and its horizontal mirror; `--tta dihedral` of the 8 flips and quarter turns of
+    /// the square input.
+    #[arg(long, value_enum, num_args = 0..=1, default_value_t = Tta::None, default_missing_value = "mirror")]
+    pub tta: Tta,
+    /// Grad-CAM heat maps into DIR: one PNG per image (DIR/ID.png, the original image with the
+    /// map of the predicted class blended over it). The map is of the image itself, also with
+    /// --tta (whose averaged probabilities pick the predicted class).
+    #[arg(long, value_name = "DIR")]
+    pub heatmaps: Option<PathBuf>,
+    /// Explain this class in every image instead of the predicted one (MEL, NV, BCC, AKIEC,
+    /// BKL, DF, VASC).
+    #[arg(long, value_name = "CODE", requires = "heatmaps")]
+    pub heatmap_class: Option<String>,
+    /// Also write each raw map (h x w f32, before normalisation) as DIR/ID.safetensors.
+    #[arg(long, requires = "heatmaps")]
+    pub heatmap_raw: bool,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
@@ -307,12 +323,37 @@ impl InferArgs {
 pub fn run_infer(args: &InferArgs) -> Result<()> {
     super::set_threads(args.threads);
     let cfg = args.config();
-    let inferred = crate::with_backend!(args.device.resolve()?, |b| infer(b, &cfg)?);
+    // The class is checked before any model is loaded.
+    let heat = match &args.heatmaps {
+        Some(dir) => Some(HeatmapConfig {
+            dir: dir.clone(),
+            class: args.heatmap_class.as_deref().map(parse_class).transpose()?,
+            raw: args.heatmap_raw,
+        }),
+        None => None,
+    };
+    let (inferred, maps) = crate::with_backend!(args.device.resolve()?, |b| match &heat {
+        Some(h) => {
+            let (i, m) = infer_with_heatmaps(b, &cfg, h)?;
+            (i, Some(m))
+        }
+        None => (infer(b, &cfg)?, None),
+    });
     match args.shard {
         Some(s) => inferred.write_shard_csv(&args.out, s, &args.model)?,
         None => inferred.write_csv(&args.out)?,
     }
     print!("{}", inferred.summary(&args.out));
+    if let (Some(m), Some(h)) = (maps, &heat) {
+        println!("{} heat maps -> {}", m.written, h.dir.display());
+        if !m.all_zero.is_empty() {
+            eprintln!(
+                "note: {} maps are zero everywhere (no positive evidence for the class): {}",
+                m.all_zero.len(),
+                m.all_zero.join(", ")
+            );
+        }
+    }
     if !inferred.skipped.is_empty() {
         eprintln!("{}", describe_skipped(&inferred.skipped));
     }

@@ -146,6 +146,17 @@ impl<B: Backend> ResNet50<B> {
 
     /// Forward pass on normalised images [N, 3, H, W] (H, W >= 32 so layer4 is non-empty).
     pub fn forward(&self, b: &B, x: &B::Tensor, want_logits: bool) -> Result<Output<B::Tensor>> {
+        let features = b.global_avg_pool(&self.map(b, x)?)?;
+        let logits = match (&self.fc, want_logits) {
+            (Some((w, bias)), true) => Some(b.dense(&features, w, Some(bias))?),
+            _ => None,
+        };
+        Ok(Output { features, logits })
+    }
+
+    /// layer4's output [N, 2048, H/32, W/32]: the map before global pooling (what Grad-CAM
+    /// explains, `pipeline::gradcam`).
+    pub fn map(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
         let conv = |x: &B::Tensor, u: &ConvUnit<B::Tensor>, res: Option<&B::Tensor>, relu: bool| {
             b.conv2d_fused(x, &u.w, Some(&u.b), res, relu, &u.p)
         };
@@ -162,12 +173,7 @@ impl<B: Backend> ResNet50<B> {
             let out = conv(&t, &blk.conv3, Some(projected.as_ref().unwrap_or(&h)), true)?;
             h = out;
         }
-        let features = b.global_avg_pool(&h)?;
-        let logits = match (&self.fc, want_logits) {
-            (Some((w, bias)), true) => Some(b.dense(&features, w, Some(bias))?),
-            _ => None,
-        };
-        Ok(Output { features, logits })
+        Ok(h)
     }
 }
 

@@ -1,16 +1,18 @@
 //! `infer`: class probabilities of image files under a trained model file (backbone features
 //! -> the model's feature standardisation -> head -> softmax, optionally averaged with the
-//! horizontal mirror), and the ISIC submission CSV they are written to.
+//! horizontal mirror or the 8 symmetries of the square input, [`Tta`]), and the ISIC submission
+//! CSV they are written to. Grad-CAM heat maps beside the CSV: [`super::infer_heatmaps`].
 
 use std::path::{Path, PathBuf};
 
 use super::batches::{BatchOptions, Skipped, run_batches_outputs};
 use super::model::{EvalModel, Outputs};
 use super::shard::{Shard, write_sidecar};
+use super::tta::Tta;
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
-use crate::data::image::{INPUT_SIZE, Preprocess, Transform, preprocess_view_sized};
+use crate::data::image::{INPUT_SIZE, Preprocess};
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
@@ -28,8 +30,8 @@ pub struct InferConfig {
     pub weights: Option<PathBuf>,
     /// Image files and/or folders.
     pub images: Vec<PathBuf>,
-    /// Test-time augmentation: average over the image and its horizontal mirror.
-    pub tta: bool,
+    /// Test-time augmentation: the views whose probabilities are averaged.
+    pub tta: Tta,
     /// Images per forward pass.
     pub batch: usize,
     /// Fail on the first unreadable image instead of skipping it.
@@ -118,15 +120,33 @@ pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
 /// (same hash). ResNet50 runs folded, the other architectures as a [`crate::model::net::Net`]
 /// in evaluation mode.
 fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<Inferred> {
+    let model = head_backbone(b, &cfg.model, cfg.weights.as_deref(), &m)?;
     let HeadModel {
         head,
         norm,
         preprocess: pp,
-        arch,
-        backbone: (bb_name, bb_hash),
+        ..
     } = m;
-    let wpath = match (&cfg.weights, bb_name.as_str()) {
-        (Some(w), _) => Some(w.clone()),
+    classify(b, cfg, &model, INPUT_SIZE, &pp, |b, out| {
+        let f = norm.apply(b.download(&out.features)?);
+        let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
+        b.download(&b.softmax(&logits)?)
+    })
+}
+
+/// The frozen backbone of head model `m` (from the file `model`): the weights file it records,
+/// or `weights`, which must be of its architecture and the very file it was trained on (same
+/// hash).
+pub fn head_backbone<B: Backend>(
+    b: &B,
+    model: &Path,
+    weights: Option<&Path>,
+    m: &HeadModel<B>,
+) -> Result<FrozenBackbone<B>> {
+    let arch = m.arch;
+    let (bb_name, bb_hash) = &m.backbone;
+    let wpath = match (weights, bb_name.as_str()) {
+        (Some(w), _) => Some(w.to_path_buf()),
         (None, "random-init") => None,
         (None, p) => Some(PathBuf::from(p)),
     };
@@ -139,7 +159,7 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
                 format!(
                     "these are {} weights, but {} is a head on {} features: pass the {} weights it was trained on (hash {bb_hash})",
                     other.pretty(),
-                    cfg.model.display(),
+                    model.display(),
                     arch.pretty(),
                     arch.pretty()
                 ),
@@ -147,7 +167,7 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
         }
     }
     let (_, sd, (_, hash)) = backbone_weights(Some(arch), wpath.as_deref())?;
-    if hash != bb_hash {
+    if &hash != bb_hash {
         return Err(file_err(
             wpath.as_deref().unwrap_or(Path::new("random-init")),
             format!(
@@ -155,16 +175,10 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
             ),
         ));
     }
-    let model = FrozenBackbone::new(b, arch, &sd, false)?;
-    drop(sd);
-    classify(b, cfg, &model, INPUT_SIZE, &pp, |b, out| {
-        let f = norm.apply(b.download(&out.features)?);
-        let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
-        b.download(&b.softmax(&logits)?)
-    })
+    FrozenBackbone::new(b, arch, &sd, false)
 }
 
-/// Runs every image of `cfg` (and its mirror with TTA) through `model` and `probs` (model
+/// Runs every image of `cfg` (and its other views with TTA) through `model` and `probs` (model
 /// outputs of a batch -> softmax rows), averaging the views of each image.
 fn classify<B: Backend>(
     b: &B,
@@ -178,13 +192,6 @@ fn classify<B: Backend>(
     if let Some(s) = &cfg.shard {
         images.retain(|(id, _)| s.contains(id));
     }
-    let mut transforms = vec![Transform::IDENTITY];
-    if cfg.tta {
-        transforms.push(Transform {
-            hflip: true,
-            ..Transform::IDENTITY
-        });
-    }
     let (mut ids, mut probs) = (Vec::new(), Vec::new());
     let opts = BatchOptions {
         batch: cfg.batch,
@@ -193,13 +200,7 @@ fn classify<B: Backend>(
         progress: None,
         size,
     };
-    let decode = |(_, p): &(String, PathBuf)| -> Result<Vec<f32>> {
-        let mut x = Vec::new();
-        for t in &transforms {
-            x.extend_from_slice(preprocess_view_sized(p, t, pp, size)?.data());
-        }
-        Ok(x)
-    };
+    let decode = |(_, p): &(String, PathBuf)| cfg.tta.decode(p, pp, size);
     let skipped = run_batches_outputs(
         b,
         model,

@@ -7,6 +7,7 @@
 //! runs conv -> BN -> ReLU as separate ops, because training needs BN's batch statistics and the
 //! gradients of gamma and beta.
 
+pub mod gradcam;
 pub mod graph;
 pub mod head;
 pub mod run;
