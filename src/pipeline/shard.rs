@@ -97,6 +97,12 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<usize> {
             k: num("shard")?,
             n: num("of")?,
         };
+        if shard.k == 0 || shard.k > shard.n {
+            return Err(file_err(
+                &side,
+                format!("shard {}/{} is not K/N with 1 <= K <= N", shard.k, shard.n),
+            ));
+        }
         let m = meta.get("model").and_then(|v| v.as_str()).unwrap_or("");
         if *total.get_or_insert(shard.n) != shard.n {
             return Err(file_err(
@@ -159,14 +165,26 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<usize> {
         }
     }
     let n = total.unwrap_or(0);
-    let missing: Vec<String> = (1..=n)
-        .filter(|k| !seen_shards.contains(k))
-        .map(|k| format!("{k}/{n}"))
-        .collect();
-    if !missing.is_empty() {
+    // Every seen shard is in 1..=n, so this many are missing; N comes from a file and may be
+    // huge, so at most 10 are listed.
+    let missing = n - seen_shards.len();
+    if missing > 0 {
+        let shown: Vec<String> = (1..=n)
+            .filter(|k| !seen_shards.contains(k))
+            .take(10)
+            .map(|k| format!("{k}/{n}"))
+            .collect();
+        let more = if missing > shown.len() {
+            format!(" and {} more", missing - shown.len())
+        } else {
+            String::new()
+        };
         return Err(invalid(
             "merge",
-            format!("incomplete set of shards: missing {}", missing.join(", ")),
+            format!(
+                "incomplete set of shards: missing {}{more}",
+                shown.join(", ")
+            ),
         ));
     }
     if rows.is_empty() {

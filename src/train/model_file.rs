@@ -135,6 +135,37 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
     let features = arch.features();
     let dims: Vec<usize> = serde_json::from_str(&m("head")?)
         .map_err(|e| file_err(path, format!("bad head metadata: {e}")))?;
+    // Building the head allocates what the widths claim: check them against the file's own
+    // tensors first (a width of zero would let a later layer claim any size).
+    let mut prev = features;
+    for (k, &o) in dims.iter().enumerate() {
+        let name = format!("hidden.{k}.weight");
+        match f.tensors.get(&name) {
+            _ if o == 0 => {
+                return Err(file_err(
+                    path,
+                    format!("bad head metadata {dims:?}: a layer of width 0"),
+                ));
+            }
+            Some(t) if t.shape() == [o, prev] => {}
+            Some(t) => {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor {name} has shape {:?}, the head metadata {dims:?} needs [{o}, {prev}]",
+                        t.shape()
+                    ),
+                ));
+            }
+            None => {
+                return Err(file_err(
+                    path,
+                    format!("missing tensor {name} (head metadata {dims:?})"),
+                ));
+            }
+        }
+        prev = o;
+    }
     let mut head = Head::new(b, features, &dims, m("batchnorm")? == "true", 0)?;
     head.load_named(b, &f.tensors, path)?;
     let vec_of = |k: &str| -> Result<Vec<f32>> {
