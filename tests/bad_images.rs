@@ -10,7 +10,9 @@
 //! Small and fast: 14 synthetic 64x48 images, random-init ResNet18 (no weights file needed
 //! for train/infer), one epoch.
 
+use skinengine::data::dataset::load;
 use skinengine::data::image::{check_file, load_rgb};
+use skinengine::data::split::{SplitKind, read_split, split, write_split};
 use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
 use skinengine::io::safetensors as st;
 use skinengine::model::arch::Arch;
@@ -278,6 +280,41 @@ fn embed_skips_a_truncated_image_and_records_it_or_stops_with_strict() {
     let strict_out = d.path().join("strict.safetensors");
     names_truncated(&embed(&strict_out, true), &bad, false);
     assert!(!strict_out.exists());
+}
+
+/// A split file written while the image was whole (`train --split-file`, a run resumed after
+/// the file was damaged) still fits the data set without it; an id the data set never had is
+/// still refused.
+#[test]
+fn a_split_file_listing_a_left_out_image_still_fits() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let bad = data_with_a_truncated_image(&data);
+    let id = bad.file_stem().unwrap().to_str().unwrap();
+    let mut ds = load(&data).unwrap();
+    let before = split(&ds, SplitKind::Lesion, 0.3, 1).unwrap();
+    let file = d.path().join("split.csv");
+    write_split(&file, &ds, &before).unwrap();
+    assert!(std::fs::read_to_string(&file).unwrap().contains(id));
+    let left_out = ds.remove_bad_images();
+    assert_eq!(left_out.len(), 1);
+    assert_eq!(ds.left_out, [id]);
+    let after = read_split(&file, &ds).unwrap();
+    assert_eq!(after.train.len() + after.val.len(), 13);
+    // Each remaining image keeps its side.
+    let text = std::fs::read_to_string(&file).unwrap();
+    for (i, smp) in ds.samples.iter().enumerate() {
+        let was_val = text
+            .lines()
+            .any(|l| l.starts_with(&format!("{},val,", smp.id)));
+        assert_eq!(after.val.contains(&i), was_val, "{}", smp.id);
+    }
+    ds.left_out.clear();
+    let e = read_split(&file, &ds).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("image '{id}' is not in the data set")),
+        "{e}"
+    );
 }
 
 /// `bytes` with the 32-bit CRC of the chunk at `at` (length, type, data, CRC) recomputed.

@@ -65,6 +65,9 @@ pub struct Dataset {
     pub notes: Vec<String>,
     /// False when lesion ids were not given (each image is then its own lesion).
     pub has_lesions: bool,
+    /// Ids of the images [`Dataset::remove_bad_images`] left out (a split file that lists them
+    /// still fits this data set).
+    pub left_out: Vec<String>,
 }
 
 impl Dataset {
@@ -110,13 +113,16 @@ impl Dataset {
         bar.finish_and_clear();
         let mut bad = Vec::new();
         let mut verdicts = verdicts.into_iter();
-        self.samples.retain(|_| match verdicts.next().flatten() {
+        let mut left_out = Vec::new();
+        self.samples.retain(|s| match verdicts.next().flatten() {
             Some(problem) => {
                 bad.push(problem);
+                left_out.push(s.id.clone());
                 false
             }
             None => true,
         });
+        self.left_out.extend(left_out);
         bad
     }
 }
@@ -233,6 +239,7 @@ pub fn load(root: &Path) -> Result<Dataset> {
             problems,
             notes: vec!["no labels: a plain folder of images".into()],
             has_lesions: false,
+            left_out: Vec::new(),
         }
     } else {
         return Err(file_err(
@@ -380,6 +387,7 @@ fn read_ham(
         problems,
         notes,
         has_lesions: true,
+        left_out: Vec::new(),
     })
 }
 
@@ -491,5 +499,6 @@ fn read_isic(
         problems,
         notes,
         has_lesions: groupings.is_some(),
+        left_out: Vec::new(),
     })
 }

@@ -121,7 +121,8 @@ pub fn write_split(path: &Path, ds: &Dataset, s: &Split) -> Result<()> {
 }
 
 /// Reads a `split.csv` for this data set. Every image must be listed exactly once, on a known
-/// side; unknown ids are an error (the split belongs to another data set).
+/// side; unknown ids are an error (the split belongs to another data set), except images the
+/// data set left out as unreadable ([`Dataset::left_out`]), whose rows are passed over.
 pub fn read_split(path: &Path, ds: &Dataset) -> Result<Split> {
     let index: HashMap<&str, usize> = ds
         .samples
@@ -136,6 +137,9 @@ pub fn read_split(path: &Path, ds: &Dataset) -> Result<Split> {
     for row in &table.rows {
         let (line, id, s) = (row.line, row.get(0), row.get(1));
         let Some(&i) = index.get(id) else {
+            if ds.left_out.iter().any(|l| l == id) {
+                continue;
+            }
             return Err(file_err(
                 path,
                 format!("row {line}: image '{id}' is not in the data set"),
