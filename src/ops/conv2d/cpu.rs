@@ -4,7 +4,8 @@
 //! still in cache. Images run in parallel, one GEMM per thread, when the batch can fill the
 //! threads; otherwise the GEMM itself is split.
 
-use super::{Conv2dKernels, ConvGeom};
+use super::{Conv2dKernels, Conv2dParams, ConvGeom, geometry};
+use crate::cpu::conv_gemm::PackedA;
 use crate::cpu::gemm::{View, sgemm};
 use crate::cpu::scratch::{with_outer_scratch, with_scratch};
 use crate::cpu::simd::sum_f64;
@@ -167,11 +168,15 @@ unsafe impl Sync for SendPtr {}
 /// The AVX-512 path: images in parallel, or, for fewer images than threads, each image's output
 /// columns split across threads (in multiples of the micro-kernel width).
 fn forward_avx512(x: &Tensor, w: &Tensor, g: &ConvGeom, e: HostEpilogue) -> Tensor {
-    use crate::cpu::conv_gemm::{Epi, MR, NR, TapTable, conv_image};
-    let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
     // Packed once per weight tensor and reused by every later call (the backbone is frozen).
     let packed = crate::cpu::weight_cache::packed(w, g.o, g.c * g.kh * g.kw);
-    let a = &*packed;
+    forward_packed(x, &packed, g, e)
+}
+
+/// [`forward_avx512`] with the weights already packed.
+fn forward_packed(x: &Tensor, a: &PackedA, g: &ConvGeom, e: HostEpilogue) -> Tensor {
+    use crate::cpu::conv_gemm::{Epi, MR, NR, TapTable, conv_image};
+    let (xin, yout, hw) = (g.c * g.h * g.w, g.o * g.ho * g.wo, g.ho * g.wo);
     let taps = (!g.is_pointwise()).then(|| TapTable::new(g));
     let taps = taps.as_ref();
     // The kernel's first K block stores every element of Y, so Y starts uninitialised (no
@@ -276,7 +281,36 @@ fn gather_dy(dy: &[f32], g: &ConvGeom, n0: usize, gn: usize, out: &mut [f32]) {
 /// group in parallel, so W^T is packed once per group instead of once per image (layer4's is
 /// 9 MB for a 49-position image).
 pub fn backward_data(dy: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    if crate::cpu::conv_gemm::available() && g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
+        return backward_data_as_forward(dy, w, g);
+    }
     backward_data_in(dy, w, g, COLS_BUDGET)
+}
+
+/// The data gradient of a stride-1 convolution (padding below the kernel size: every stride-1
+/// layer of the ResNets and VGG) is the forward convolution of dy with the weights transposed
+/// to [C, O, KH, KW] and flipped, padding (KH-1-PH, KW-1-PW): the AVX-512 implicit GEMM of the
+/// forward instead of a GEMM through the `gemm` crate and col2im. The flipped weights change
+/// every step, so they are packed for this call only (the packing cache keeps frozen weights).
+fn backward_data_as_forward(dy: &Tensor, w: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let (o, c, kk) = (g.o, g.c, g.kh * g.kw);
+    let mut wf = vec![0.0f32; w.len()];
+    wf.par_chunks_mut(o * kk).enumerate().for_each(|(ci, row)| {
+        for oi in 0..o {
+            let src = &w.data()[(oi * c + ci) * kk..][..kk];
+            for (t, &v) in src.iter().enumerate() {
+                row[oi * kk + kk - 1 - t] = v;
+            }
+        }
+    });
+    let p = Conv2dParams {
+        stride: (1, 1),
+        padding: (g.kh - 1 - g.ph, g.kw - 1 - g.pw),
+    };
+    let gd = geometry(&g.y_shape(), &[c, o, g.kh, g.kw], &p)?;
+    debug_assert_eq!(gd.y_shape(), g.x_shape());
+    let packed = PackedA::pack(&wf, c, o * kk);
+    Ok(forward_packed(dy, &packed, &gd, HostEpilogue::default()))
 }
 
 /// [`backward_data`] with groups of at most `budget` column values (tests reach every path on
