@@ -3,9 +3,8 @@
 //! to call generic code with it. (The CUDA device itself is `cuda::Device`; this is only the
 //! choice between backends.)
 
-#[cfg(not(skinengine_emu))]
-use crate::error::Error;
-use crate::error::Result;
+use crate::cuda::{CudaBackend, Precision, Precisions};
+use crate::error::{Error, Result};
 
 /// Which backend the user asked for (`--device`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -31,17 +30,94 @@ pub enum ResolvedBackend {
     Cuda(crate::cuda::CudaBackend),
 }
 
-impl DeviceChoice {
-    /// The backend for this choice; `Auto` falls back to the CPU with a note on stderr.
-    pub fn resolve(self) -> Result<ResolvedBackend> {
+/// The arithmetic the user asked for (`--precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PrecisionChoice {
+    /// PyTorch's default on this device: on CUDA with compute capability 8.0+ (and the
+    /// emulator), convolutions in TF32 (`torch.backends.cudnn.allow_tf32 = True`) and matmuls
+    /// in FP32 (`torch.backends.cuda.matmul.allow_tf32 = False` since PyTorch 1.12); FP32
+    /// everywhere else.
+    #[default]
+    Auto,
+    /// IEEE single precision throughout.
+    Fp32,
+    /// TensorFloat-32 inputs on tensor cores, FP32 accumulation (CUDA, sm_80+).
+    Tf32,
+    /// bfloat16 inputs on tensor cores, FP32 accumulation (CUDA, sm_80+).
+    Bf16,
+    /// IEEE half inputs on tensor cores, FP32 accumulation (CUDA, sm_80+).
+    Fp16,
+}
+
+impl PrecisionChoice {
+    /// The precisions for a CUDA backend of compute capability `arch` (major * 10 + minor).
+    pub fn for_cuda(self, arch: u32) -> Precisions {
         match self {
-            DeviceChoice::Cpu => Ok(ResolvedBackend::Cpu),
-            DeviceChoice::Reference => Ok(ResolvedBackend::Reference),
-            DeviceChoice::Cuda => Ok(ResolvedBackend::Cuda(crate::cuda::CudaBackend::gpu()?)),
-            DeviceChoice::CudaEmulator => emulator(),
-            DeviceChoice::Auto => match crate::cuda::CudaBackend::gpu() {
-                Ok(b) => Ok(ResolvedBackend::Cuda(b)),
+            PrecisionChoice::Auto if arch >= 80 => Precisions {
+                conv: Precision::Tf32,
+                matmul: Precision::Fp32,
+            },
+            PrecisionChoice::Auto | PrecisionChoice::Fp32 => Precisions::all(Precision::Fp32),
+            PrecisionChoice::Tf32 => Precisions::all(Precision::Tf32),
+            PrecisionChoice::Bf16 => Precisions::all(Precision::Bf16),
+            PrecisionChoice::Fp16 => Precisions::all(Precision::Fp16),
+        }
+    }
+
+    /// The CPU and reference backends compute in FP32 (reference: f64 accumulation) only.
+    fn check_cpu(self, backend: &'static str) -> Result<()> {
+        match self {
+            PrecisionChoice::Auto | PrecisionChoice::Fp32 => Ok(()),
+            p => Err(Error::Backend {
+                backend,
+                detail: format!(
+                    "--precision {} runs on CUDA tensor cores only; the {backend} backend \
+                     computes in fp32 (use --precision fp32 or auto, or --device cuda / \
+                     cuda-emulator)",
+                    p.name()
+                ),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PrecisionChoice::Auto => "auto",
+            PrecisionChoice::Fp32 => "fp32",
+            PrecisionChoice::Tf32 => "tf32",
+            PrecisionChoice::Bf16 => "bf16",
+            PrecisionChoice::Fp16 => "fp16",
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The backend for this choice at PyTorch's default precision (`--precision auto`).
+    pub fn resolve(self) -> Result<ResolvedBackend> {
+        self.resolve_at(PrecisionChoice::Auto)
+    }
+
+    /// The backend for this choice computing at `precision`; `Auto` falls back to the CPU with
+    /// a note on stderr (an error instead when `precision` needs a GPU).
+    pub fn resolve_at(self, precision: PrecisionChoice) -> Result<ResolvedBackend> {
+        let cuda = |b: CudaBackend| -> Result<ResolvedBackend> {
+            let p = precision.for_cuda(b.arch());
+            Ok(ResolvedBackend::Cuda(b.with_precisions(p)?))
+        };
+        match self {
+            DeviceChoice::Cpu => precision.check_cpu("cpu").map(|_| ResolvedBackend::Cpu),
+            DeviceChoice::Reference => precision
+                .check_cpu("reference")
+                .map(|_| ResolvedBackend::Reference),
+            DeviceChoice::Cuda => cuda(CudaBackend::gpu()?),
+            DeviceChoice::CudaEmulator => cuda(emulator()?),
+            DeviceChoice::Auto => match CudaBackend::gpu() {
+                Ok(b) => cuda(b),
                 Err(e) => {
+                    precision.check_cpu("cpu").map_err(|p| Error::Backend {
+                        backend: "cuda",
+                        detail: format!("no GPU to run on ({e}); {p}"),
+                    })?;
                     eprintln!("note: using the CPU ({e})");
                     Ok(ResolvedBackend::Cpu)
                 }
@@ -51,14 +127,12 @@ impl DeviceChoice {
 }
 
 #[cfg(skinengine_emu)]
-fn emulator() -> Result<ResolvedBackend> {
-    Ok(ResolvedBackend::Cuda(crate::cuda::CudaBackend::emulator(
-        rayon::current_num_threads(),
-    )))
+fn emulator() -> Result<CudaBackend> {
+    Ok(CudaBackend::emulator(rayon::current_num_threads()))
 }
 
 #[cfg(not(skinengine_emu))]
-fn emulator() -> Result<ResolvedBackend> {
+fn emulator() -> Result<CudaBackend> {
     Err(Error::Backend {
         backend: "cuda-emulator",
         detail: "the CUDA emulator is built on Linux only".into(),

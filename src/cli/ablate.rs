@@ -1,6 +1,6 @@
 //! `skinengine ablate`: arguments -> [`AblateConfig`]; the work is [`crate::ablate`].
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::ablate::{AblateConfig, ablate};
 use crate::data::image::INPUT_SIZE;
 use crate::error::Result;
@@ -39,6 +39,10 @@ pub struct AblateArgs {
     pub image_size: u32,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -57,7 +61,9 @@ pub fn run(args: &AblateArgs) -> Result<()> {
         backbone: args.backbone,
         image_size: args.image_size,
     };
-    let a = crate::with_backend!(args.device.resolve()?, |b| ablate(b, &cfg)?);
+    let a = crate::with_backend!(args.device.resolve_at(args.precision)?, |b| ablate(
+        b, &cfg
+    )?);
     println!("{}", a.table);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `skinengine bench`: arguments -> [`crate::bench::forward`] (or [`crate::bench::train`] with
 //! `--train`) per batch size, as a table or JSON.
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::bench::{bench_backend, bench_train};
 use crate::error::Result;
 use crate::model::arch::Arch;
@@ -11,6 +11,10 @@ use crate::train::finetune::FineTune;
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     /// Comma-separated batch sizes.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 32])]
     pub batch: Vec<usize>,
@@ -41,7 +45,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.train {
         return run_train(args);
     }
-    let resolved = args.device.resolve()?;
+    let resolved = args.device.resolve_at(args.precision)?;
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
@@ -82,7 +86,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn run_train(args: &BenchArgs) -> Result<()> {
-    let resolved = args.device.resolve()?;
+    let resolved = args.device.resolve_at(args.precision)?;
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(

@@ -1,6 +1,6 @@
 //! `skinengine bench-kernels`: arguments -> [`crate::bench::kernels`], as a table or JSON.
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::bench::kernels::{KernelBenchConfig, bench_kernels};
 use crate::error::Result;
 
@@ -8,6 +8,10 @@ use crate::error::Result;
 pub struct BenchKernelsArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     /// Batch size the shapes are taken at.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -30,7 +34,7 @@ pub struct BenchKernelsArgs {
 
 pub fn run(args: &BenchKernelsArgs) -> Result<()> {
     super::set_threads(args.threads);
-    let resolved = args.device.resolve()?;
+    let resolved = args.device.resolve_at(args.precision)?;
     let cfg = KernelBenchConfig {
         batch: args.batch,
         iters: args.iters,

@@ -1,6 +1,6 @@
 //! `skinengine demo`: arguments -> [`DemoConfig`]; the work is [`crate::demo`].
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::data::image::INPUT_SIZE;
 use crate::demo::{DemoConfig, demo};
 use crate::error::Result;
@@ -34,6 +34,10 @@ pub struct DemoArgs {
     pub image_size: u32,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -53,7 +57,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             ..FineTuneConfig::default()
         },
     };
-    let d = crate::with_backend!(args.device.resolve()?, |b| demo(b, &cfg)?);
+    let d = crate::with_backend!(args.device.resolve_at(args.precision)?, |b| demo(b, &cfg)?);
     let (rep, t) = (&d.report, &d.seconds);
     print!("{}", d.infer_summary);
     println!();

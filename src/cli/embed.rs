@@ -1,6 +1,6 @@
 //! `skinengine embed`: arguments -> [`EmbedConfig`]; the work is [`crate::pipeline::embed`].
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::data::image::ResizeMode;
 use crate::error::Result;
 use crate::model::arch::Arch;
@@ -38,6 +38,10 @@ pub struct EmbedArgs {
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     /// Also write the logits: the weights' classifier (fc.* or classifier.6.*, which they must
     /// contain), or a --model's 7 class logits.
     #[arg(long)]
@@ -75,7 +79,7 @@ impl EmbedArgs {
 
 pub fn run(args: &EmbedArgs) -> Result<()> {
     super::set_threads(args.threads);
-    let resolved = args.device.resolve()?;
+    let resolved = args.device.resolve_at(args.precision)?;
     let cfg = args.config();
     let e = crate::with_backend!(resolved, |b| embed(b, &cfg)?);
     write_embedding(&args.out, &e, &cfg)?;

@@ -1,6 +1,6 @@
 //! `skinengine grads`: arguments -> [`GradsConfig`]; the work is [`crate::grads`].
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::data::image::ResizeMode;
 use crate::error::Result;
 use crate::grads::{GradsConfig, grads, write};
@@ -33,6 +33,10 @@ pub struct GradsArgs {
     pub resize: ResizeMode,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -40,7 +44,7 @@ pub struct GradsArgs {
 
 pub fn run(args: &GradsArgs) -> Result<()> {
     super::set_threads(args.threads);
-    let resolved = args.device.resolve()?;
+    let resolved = args.device.resolve_at(args.precision)?;
     let cfg = GradsConfig {
         weights: args.weights.clone(),
         images: args.images.clone(),

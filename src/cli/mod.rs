@@ -15,7 +15,7 @@ pub mod merge;
 pub mod synth;
 pub mod train;
 
-pub use crate::backend::select::DeviceChoice;
+pub use crate::backend::select::{DeviceChoice, PrecisionChoice};
 
 /// Sets the size of the global thread pool (0 = one per logical core). Call before any work.
 pub fn set_threads(n: usize) {

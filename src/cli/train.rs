@@ -1,6 +1,6 @@
 //! `skinengine train` and `skinengine infer`: arguments -> [`TrainConfig`] / [`InferConfig`].
 
-use super::DeviceChoice;
+use super::{DeviceChoice, PrecisionChoice};
 use crate::data::augment::AugmentConfig;
 use crate::data::class_weights::ClassWeights;
 use crate::data::image::INPUT_SIZE;
@@ -50,6 +50,10 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     #[arg(long, value_enum, default_value_t = Protocol::Honest)]
     pub protocol: Protocol,
     /// Reuse a split.csv instead of drawing one.
@@ -254,7 +258,7 @@ impl TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     super::set_threads(args.threads);
     let cfg = args.config();
-    let r = crate::with_backend!(args.device.resolve()?, |b| train(b, &cfg)?);
+    let r = crate::with_backend!(args.device.resolve_at(args.precision)?, |b| train(b, &cfg)?);
     eprintln!("{}", r.summary(&cfg));
     Ok(())
 }
@@ -294,6 +298,10 @@ pub struct InferArgs {
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
+    /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    pub precision: PrecisionChoice,
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Only shard K of N (1 <= K <= N) of the images, by a stable hash of the image id; writes
@@ -332,13 +340,14 @@ pub fn run_infer(args: &InferArgs) -> Result<()> {
         }),
         None => None,
     };
-    let (inferred, maps) = crate::with_backend!(args.device.resolve()?, |b| match &heat {
-        Some(h) => {
-            let (i, m) = infer_with_heatmaps(b, &cfg, h)?;
-            (i, Some(m))
-        }
-        None => (infer(b, &cfg)?, None),
-    });
+    let (inferred, maps) =
+        crate::with_backend!(args.device.resolve_at(args.precision)?, |b| match &heat {
+            Some(h) => {
+                let (i, m) = infer_with_heatmaps(b, &cfg, h)?;
+                (i, Some(m))
+            }
+            None => (infer(b, &cfg)?, None),
+        });
     match args.shard {
         Some(s) => inferred.write_shard_csv(&args.out, s, &args.model)?,
         None => inferred.write_csv(&args.out)?,

@@ -5,21 +5,47 @@
 
 use std::sync::Arc;
 
-use crate::cuda::{CudaTensor, Device};
+use crate::cuda::{CudaTensor, Device, Precision};
 use crate::error::Result;
 use crate::ops::BackendBase;
 use crate::tensor::Tensor;
 
+/// The arithmetic of the backend's matrix products, per kind of op: PyTorch sets the two apart
+/// (`torch.backends.cudnn.allow_tf32` for convolutions, `torch.backends.cuda.matmul.allow_tf32`
+/// for matmuls / linear layers), so `--precision auto` needs both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Precisions {
+    /// Convolutions: forward and both gradients.
+    pub conv: Precision,
+    /// Dense layers (forward and both gradient GEMMs).
+    pub matmul: Precision,
+}
+
+impl Precisions {
+    /// One precision for every op.
+    pub fn all(p: Precision) -> Precisions {
+        Precisions { conv: p, matmul: p }
+    }
+}
+
 #[derive(Clone)]
 pub struct CudaBackend {
     dev: Arc<Device>,
+    precisions: Precisions,
+    /// Compute capability as major * 10 + minor; the emulator claims 80 (it runs every
+    /// tensor-core instruction `tensor_core.cuh` uses).
+    arch: u32,
 }
 
 impl CudaBackend {
     /// The first GPU; an error (never a panic) names what is missing: driver, GPU or NVRTC.
+    /// FP32 everywhere until [`CudaBackend::with_precisions`] says otherwise.
     pub fn gpu() -> Result<CudaBackend> {
+        let (dev, (major, minor)) = crate::cuda::gpu::gpu_and_capability()?;
         Ok(CudaBackend {
-            dev: crate::cuda::gpu::gpu()?,
+            dev,
+            precisions: Precisions::default(),
+            arch: (major * 10 + minor) as u32,
         })
     }
     /// The CPU emulator running the same kernels with `threads` OS threads (0 = all cores).
@@ -27,10 +53,45 @@ impl CudaBackend {
     pub fn emulator(threads: usize) -> CudaBackend {
         CudaBackend {
             dev: crate::cuda::emu::emulator(threads),
+            precisions: Precisions::default(),
+            arch: 80,
+        }
+    }
+    /// The emulator claiming compute capability `arch` (tests of the sm_80 check).
+    #[cfg(all(test, skinengine_emu))]
+    pub(crate) fn emulator_as(threads: usize, arch: u32) -> CudaBackend {
+        CudaBackend {
+            arch,
+            ..CudaBackend::emulator(threads)
         }
     }
     pub fn device(&self) -> &Arc<Device> {
         &self.dev
+    }
+    /// Compute capability, major * 10 + minor (80 for the emulator).
+    pub fn arch(&self) -> u32 {
+        self.arch
+    }
+    pub fn precisions(&self) -> Precisions {
+        self.precisions
+    }
+    /// This backend computing at `p`; anything but FP32 needs tensor cores with `mma` for
+    /// TF32/BF16/FP16 and `cp.async` (sm_80, Ampere, or later): refused below, naming the GPU.
+    pub fn with_precisions(mut self, p: Precisions) -> Result<CudaBackend> {
+        if self.arch < 80 {
+            for q in [p.conv, p.matmul] {
+                if q != Precision::Fp32 {
+                    return Err(self.dev.err(format!(
+                        "--precision {q} needs tensor cores of compute capability 8.0 (Ampere) \
+                         or later; this GPU is {}.{}: use --precision fp32 (or auto)",
+                        self.arch / 10,
+                        self.arch % 10
+                    )));
+                }
+            }
+        }
+        self.precisions = p;
+        Ok(self)
     }
 }
 

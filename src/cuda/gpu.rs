@@ -89,6 +89,11 @@ fn info(ctx: &Arc<CudaContext>) -> Result<GpuInfo> {
 
 /// A device on GPU 0. Needs the CUDA driver and NVRTC; errors say which is missing.
 pub fn gpu() -> Result<Arc<Device>> {
+    Ok(gpu_and_capability()?.0)
+}
+
+/// [`gpu`] and its compute capability (major, minor).
+pub fn gpu_and_capability() -> Result<(Arc<Device>, (i32, i32))> {
     if !driver_available() {
         return Err(err(
             "no CUDA driver library (libcuda.so.1) on this machine: no NVIDIA driver".into(),
@@ -108,7 +113,7 @@ pub fn gpu() -> Result<Arc<Device>> {
         modules: Mutex::new(HashMap::new()),
         funcs: Mutex::new(vec![None; KERNELS.len()]),
     };
-    Ok(Device::new(Box::new(driver), "cuda"))
+    Ok((Device::new(Box::new(driver), "cuda"), (major, minor)))
 }
 
 impl GpuDriver {

@@ -24,12 +24,14 @@ pub mod kernel_args;
 pub mod launch;
 pub mod nvrtc;
 #[cfg(test)]
+mod precision_tests;
+#[cfg(test)]
 mod tc_tests;
 pub mod tensor;
 #[cfg(test)]
 mod tests;
 
-pub use backend::CudaBackend;
+pub use backend::{CudaBackend, Precisions};
 pub use device::{Arg, DevBuf, Device, Dims, Elem, KInt, KernelStruct};
 pub use gemm_tc::Precision;
 pub use tensor::CudaTensor;

@@ -293,7 +293,7 @@ fn cp_async(be: &CudaBackend, emulated: bool) {
 }
 
 /// One value of `p`'s input format (the kernel's rounding, computed independently).
-fn round_to(p: Precision, x: f32) -> f32 {
+pub(super) fn round_to(p: Precision, x: f32) -> f32 {
     match p {
         Precision::Fp32 => x,
         Precision::Tf32 => f32::from_bits(tf32_ref(x)),

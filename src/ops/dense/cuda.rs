@@ -1,8 +1,10 @@
-//! Dense layers on the CUDA backend: the strided GEMM launcher (`src/cuda/gemm.rs`) with the
-//! bias fused, and column sums for the bias gradient.
+//! Dense layers on the CUDA backend: GEMMs at the backend's matmul precision
+//! (`src/cuda/gemm_tc.rs`: the strided SGEMM in FP32, tensor cores otherwise) with the bias
+//! fused, and column sums (FP32 always) for the bias gradient.
 
 use super::{DenseDims, DenseGrads, DenseKernels};
-use crate::cuda::gemm::{Mat, column_sums, gemm};
+use crate::cuda::gemm::{Mat, column_sums};
+use crate::cuda::gemm_tc::gemm_with;
 use crate::cuda::{CudaBackend, CudaTensor};
 use crate::error::Result;
 
@@ -17,7 +19,8 @@ impl DenseKernels for CudaBackend {
     ) -> Result<CudaTensor> {
         let dev = self.device();
         let y = CudaTensor::alloc(dev, &[n, o])?;
-        gemm(
+        gemm_with(
+            self.precisions().matmul,
             dev,
             Mat::rows(x.buf(), i),
             Mat::cols(w.buf(), i),
@@ -41,7 +44,8 @@ impl DenseKernels for CudaBackend {
     ) -> Result<DenseGrads<CudaTensor>> {
         let dev = self.device();
         let dx = CudaTensor::alloc(dev, &[n, i])?;
-        gemm(
+        gemm_with(
+            self.precisions().matmul,
             dev,
             Mat::rows(dy.buf(), o),
             Mat::rows(w.buf(), i),
@@ -53,7 +57,8 @@ impl DenseKernels for CudaBackend {
             0.0,
         )?;
         let dw = CudaTensor::alloc(dev, &[o, i])?;
-        gemm(
+        gemm_with(
+            self.precisions().matmul,
             dev,
             Mat::cols(dy.buf(), o),
             Mat::rows(x.buf(), i),
