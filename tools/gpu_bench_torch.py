@@ -9,6 +9,10 @@
    (torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False), then with
    both True. cudnn.benchmark = True; inputs are random normal (two sets, alternated), never
    zeros; warm-up passes first, then the median of --iters passes, each timed with CUDA events.
+   Then the precisions skinengine's --precision compares with ("resnet50_precision", same
+   timing): "default" = PyTorch's own defaults (cudnn.allow_tf32 True: convolutions in TF32;
+   cuda.matmul.allow_tf32 False: the fc layer in FP32), NCHW; "amp_bf16_channels_last" =
+   torch.autocast("cuda", dtype=torch.bfloat16) with model and input in channels_last.
 2. For each line of --kernels (skinengine bench-kernels JSON lines with the GEMM view m, n, k):
    torch.matmul of random float32 [m,k] x [k,n] (into a preallocated [m,n]) with TF32 off, the
    cuBLAS SGEMM anchor: median ms and GFLOP/s = 2mnk / t. Shapes seen twice are timed once.
@@ -158,6 +162,56 @@ def bench_resnet(torch, torchvision, a, time_ms, result):
     set_tf32(torch, False)
 
 
+def bench_resnet_precision(torch, torchvision, a, time_ms, result):
+    dev = a.device
+    model = torchvision.models.resnet50(weights=None).eval().to(dev)
+    gen = torch.Generator(device=dev).manual_seed(a.seed)
+    for mode in ("default", "amp_bf16_channels_last"):
+        # PyTorch's defaults (>= 1.12) in both modes; autocast picks bf16 for convs and matmuls.
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        amp = mode.startswith("amp")
+        fmt = torch.channels_last if amp else torch.contiguous_format
+        model = model.to(memory_format=fmt)
+        for b in a.batches:
+            part = f"resnet50 batch {b} {mode}"
+            try:
+                xs = [torch.randn(b, 3, a.size, a.size, generator=gen, device=dev)
+                      .contiguous(memory_format=fmt) for _ in range(2)]
+                state = {"i": 0}
+
+                def fwd():
+                    state["i"] += 1
+                    return model(xs[state["i"] % 2])
+
+                with torch.inference_mode(), torch.autocast(
+                        device_type=dev, dtype=torch.bfloat16, enabled=amp):
+                    y = model(xs[0])
+                    finite = bool(torch.isfinite(y).all().item())
+                    ms = time_ms(fwd, a.warmup, a.iters)
+                r = {
+                    "batch": b,
+                    "mode": mode,
+                    "images_per_s": b / (statistics.median(ms) / 1e3),
+                    **spread(ms),
+                    "iters": a.iters,
+                    "warmup": a.warmup,
+                    "output_finite": finite,
+                    "flags": tf32_flags(torch),
+                }
+                result["resnet50_precision"].append(r)
+                print(f"resnet50 b={b:<4} {mode:22} {r['images_per_s']:10.1f} img/s "
+                      f"median {r['median_ms']:.3f} ms", flush=True)
+                del xs, y
+            except Exception as e:  # noqa: BLE001 - recorded, the other parts go on
+                result["errors"].append(error_entry(part, e))
+                print(f"{part}: FAILED {e}", file=sys.stderr, flush=True)
+            finally:
+                if dev == "cuda":
+                    torch.cuda.empty_cache()
+    set_tf32(torch, False)
+
+
 def read_shapes(path, result):
     shapes = []
     if not path:
@@ -233,6 +287,7 @@ def main(argv=None):
         "python": platform.python_version(),
         "settings": {k: v for k, v in vars(a).items() if k not in ("out",)},
         "resnet50": [],
+        "resnet50_precision": [],
         "matmul": [],
         "errors": [],
         "skipped_kernel_lines": [],
@@ -285,6 +340,11 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001
         result["errors"].append(error_entry("resnet50", e))
     write()  # the ResNet numbers survive a matmul part that is killed
+    try:
+        bench_resnet_precision(torch, torchvision, a, time_ms, result)
+    except Exception as e:  # noqa: BLE001
+        result["errors"].append(error_entry("resnet50 precision", e))
+    write()
     try:
         bench_matmul(torch, a, time_ms, result)
     except Exception as e:  # noqa: BLE001

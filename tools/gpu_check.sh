@@ -12,7 +12,9 @@
 #   parity   .gpu-carry/op_suites --ignored gpu --test-threads 1   (every op suite's GPU instance)
 #   model    .gpu-carry/resnet50_parity --ignored --test-threads 1 (ResNet50 vs torchvision)
 #   bench_b32, bench_b128
-#            .gpu-carry/skinengine bench --device cuda --batch B --iters N --json
+#            .gpu-carry/skinengine bench --device cuda --precision fp32 --batch B --iters N --json
+#   bench_b32_tf32, bench_b32_bf16
+#            the same at --precision tf32 / bf16 (tensor cores) -> bench_precision.jsonl
 #   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 #   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
@@ -34,6 +36,7 @@ mkdir -p "$OUT" || exit 1
 LOG=$OUT/gpu_check.log
 ENV_TXT=$OUT/env.txt
 BENCH=$OUT/bench.jsonl
+BENCH_PREC=$OUT/bench_precision.jsonl
 KERNELS=$OUT/kernels.jsonl
 TORCH=$OUT/torch.json
 SECTION=$OUT/gpu_results_section.md
@@ -53,6 +56,7 @@ trap 'rm -rf "$WORK"' EXIT
 : >"$LOG"
 : >"$ENV_TXT"
 : >"$BENCH"
+: >"$BENCH_PREC"
 : >"$TRAIN"
 : >"$KERNELS"
 rm -f "$TORCH" "$SECTION"
@@ -267,14 +271,21 @@ run_step model 60 - check_parity "$MODEL_TEST" --ignored --test-threads 1
 run_step grads 60 - check_parity "$GRADS_TEST" --ignored gpu --test-threads 1
 # Training steps (ResNet50, batch 32, FP32): ours, then PyTorch eager (TF32 off) in the same run.
 run_step train_b32 90 "$WORK/train_b32.json" has_json_line \
-  "$BIN" bench --train --device cuda --batch 32 --iters 5 --json
+  "$BIN" bench --train --device cuda --precision fp32 --batch 32 --iters 5 --json
 grep '^[[:space:]]*{' "$WORK/train_b32.json" >>"$TRAIN" 2>/dev/null
 for b in 32 128; do
   cap=60
   ((b > 32)) && cap=75
   run_step "bench_b$b" "$cap" "$WORK/bench_b$b.json" has_json_line \
-    "$BIN" bench --device cuda --batch "$b" --iters "$ITERS" --json
+    "$BIN" bench --device cuda --precision fp32 --batch "$b" --iters "$ITERS" --json
   grep '^[[:space:]]*{' "$WORK/bench_b$b.json" >>"$BENCH" 2>/dev/null
+done
+# The tensor-core precisions (README "--precision"), batch 32; bench.jsonl stays the FP32 table
+# the report reads. PyTorch's matching anchors: torch.json "resnet50_precision".
+for p in tf32 bf16; do
+  run_step "bench_b32_$p" 60 "$WORK/bench_b32_$p.json" has_json_line \
+    "$BIN" bench --device cuda --precision "$p" --batch 32 --iters "$ITERS" --json
+  grep '^[[:space:]]*{' "$WORK/bench_b32_$p.json" >>"$BENCH_PREC" 2>/dev/null
 done
 run_step kernels 60 "$WORK/kernels.json" has_json_line \
   "$BIN" bench-kernels --device cuda --batch 32 --json
