@@ -586,3 +586,71 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
         assert!((got - want as f64).abs() <= 1e-6);
     }
 }
+
+/// The same fine-tuned network explained on the reference, CPU and CUDA-emulator backends:
+/// probabilities and maps agree. Bound: the backends sum in different orders in f32 through
+/// ResNet18 (measured 6e-7 of the largest map value); 1e-4 leaves room while a wrong kernel
+/// (a dropped term, a wrong mask) moves the map by its own size.
+#[cfg(target_os = "linux")]
+#[test]
+fn every_backend_explains_alike() {
+    let spec = HeadSpec {
+        pool: Pool::Avg,
+        // A linear head on the pooled map: the predicted class's map sums to its logit (minus
+        // a zero bias), positive, so the map cannot be all zero.
+        hidden: vec![],
+        batchnorm: false,
+        dropout: 0.0,
+        classes: classes::COUNT,
+    };
+    let mut sd = random_weights(Arch::ResNet18, 13, None);
+    sd.extend(spec.init(512, 14).unwrap());
+    stir(&mut sd, &mut Rng::new(15));
+    // 48x48: a 2x2 map at half the emulator time of 64x64.
+    let x = images(1, 48, 16);
+    fn run<B: Backend>(
+        b: &B,
+        sd: &BTreeMap<String, Tensor>,
+        spec: &HeadSpec,
+        x: &Tensor,
+    ) -> skinengine::pipeline::Explained {
+        let ex = Explainer {
+            model: CamModel::Net(
+                Net::from_graph(b, Graph::with_head(Arch::ResNet18, spec), sd).unwrap(),
+            ),
+            size: 48,
+            preprocess: PP,
+        };
+        ex.explain(b, x, 1, None).unwrap().pop().unwrap()
+    }
+    let want = run(&ReferenceBackend, &sd, &spec, &x);
+    let scale = want.cam.max();
+    assert!(
+        scale > 0.0,
+        "the reference map is all zero: pick another seed"
+    );
+    for (name, got) in [
+        ("cpu", run(&CpuBackend, &sd, &spec, &x)),
+        (
+            "cuda-emulator",
+            run(&skinengine::testing::suite::emulator(), &sd, &spec, &x),
+        ),
+    ] {
+        for (g, w) in got.cam.data.iter().zip(&want.cam.data) {
+            assert!(
+                (g - w).abs() <= 1e-4 * scale,
+                "{name}: {:?} vs {:?}",
+                got.cam,
+                want.cam
+            );
+        }
+        for (g, w) in got.probs.iter().zip(want.probs) {
+            assert!(
+                (g - w).abs() <= 1e-5,
+                "{name}: {:?} vs {:?}",
+                got.probs,
+                want.probs
+            );
+        }
+    }
+}
