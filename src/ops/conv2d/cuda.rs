@@ -28,7 +28,7 @@ pub fn forward_kernel(g: &ConvGeom) -> (&'static str, usize) {
 const TILE_N: usize = 128;
 
 /// The kernels' view of a checked geometry; sizes past a kernel `int` are refused here.
-fn window(g: &ConvGeom) -> Result<Window> {
+pub(super) fn window(g: &ConvGeom) -> Result<Window> {
     Window::new(
         "conv2d",
         WindowSizes {
@@ -154,7 +154,7 @@ pub fn forward_split(
 /// The forward's and the weight gradient's k table of a general convolution:
 /// k = (c, kh, kw) -> (offset of the tap in an image, kh << 16 | kw), made once per geometry and
 /// kept on the device, so the gathers do no integer division.
-fn tap_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
+pub(super) fn tap_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
     let key = format!("conv2d-ktab {} {} {} {} {}", g.c, g.h, g.w, g.kh, g.kw);
     dev.constant_i32(&key, || {
         let mut t = Vec::with_capacity(2 * g.c * g.kh * g.kw);
@@ -380,6 +380,10 @@ impl Conv2dKernels for CudaBackend {
         g: &ConvGeom,
         e: Epilogue<'_, CudaTensor>,
     ) -> Result<CudaTensor> {
+        // TF32 on tensor cores; BF16/FP16 convolutions have no kernel yet and stay FP32.
+        if self.precisions().conv == crate::cuda::Precision::Tf32 {
+            return super::cuda_tc::forward_tf32(self.device(), x, w, g, e, None);
+        }
         forward_split(self.device(), x, w, g, e, None)
     }
     fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {

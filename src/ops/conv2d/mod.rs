@@ -4,7 +4,10 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod cuda_tc;
 pub mod reference;
+#[cfg(all(test, skinengine_emu))]
+mod tc_tests;
 #[cfg(test)]
 mod tests;
 

@@ -113,7 +113,7 @@ fn shape_errors<B: Backend>(b: &B) {
 /// of 4), pointwise with odd and float4-able pixel counts, O on both sides of the CUDA 64-row
 /// tile and across two 128-row tiles, strided 3x3 and 1x1 projections, unequal strides and
 /// paddings, stride > kernel, K spanning several K blocks of the AVX-512 and CUDA kernels.
-fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+pub(super) fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
     let rect = Conv2dParams {
         stride: (1, 2),
         padding: (1, 0),
