@@ -12,6 +12,7 @@ pub mod files;
 pub mod image;
 pub mod integrity;
 pub mod prefetch;
+pub mod scaled;
 pub mod schema;
 pub mod split;
 pub mod synth;
