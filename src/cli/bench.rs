@@ -46,6 +46,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return run_train(args);
     }
     let resolved = args.device.resolve_at(args.precision)?;
+    // What the run computed in (the JSON lines of several --precision runs stay apart).
+    let precision = match &resolved {
+        crate::backend::select::ResolvedBackend::Cuda(c) => {
+            let p = c.precisions();
+            format!("conv {} matmul {}", p.conv, p.matmul)
+        }
+        _ => "fp32".to_string(),
+    };
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
@@ -66,6 +74,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let v = serde_json::json!({
                 "device": name,
                 "batch": batch,
+                "precision": precision,
                 "threads": threads,
                 "iters": args.iters,
                 "median_ms": r.median_s * 1e3,
