@@ -37,6 +37,11 @@ fn main() -> anyhow::Result<()> {
             _ => files.push(PathBuf::from(a)),
         }
     }
+    let cpu = skinengine::CpuBackend;
+    let model = skinengine::model::resnet50::ResNet50::from_state_dict(
+        &cpu,
+        &skinengine::model::init::random_state_dict(7, None),
+    )?;
     for p in &files {
         for mode in [ResizeMode::Squash, ResizeMode::Crop] {
             let full = preprocess(p, mode)?;
@@ -49,6 +54,20 @@ fn main() -> anyhow::Result<()> {
                 max = max.max(d);
                 sum += d as f64;
             }
+            // Pooled 2048-d features of random-init ResNet50 (no real weights here): relative
+            // L2 difference between the two decodes.
+            let mut both = a.to_vec();
+            both.extend_from_slice(b);
+            let x = skinengine::Tensor::new(&[2, 3, 224, 224], both)?;
+            let f = model.forward(&cpu, &x, false)?.features;
+            let (f0, f1) = f.data().split_at(2048);
+            let num: f64 = f0
+                .iter()
+                .zip(f1)
+                .map(|(x, y)| ((x - y) as f64).powi(2))
+                .sum();
+            let den: f64 = f0.iter().map(|x| (*x as f64).powi(2)).sum();
+            let feat_rel = (num / den).sqrt();
             let time = |f: &dyn Fn()| {
                 f();
                 let t0 = Instant::now();
@@ -64,7 +83,7 @@ fn main() -> anyhow::Result<()> {
                 preprocess_scaled(p, mode).unwrap();
             });
             println!(
-                "{{\"file\":{:?},\"mode\":\"{}\",\"max_abs\":{max},\"mean_abs\":{},\"ms_full\":{t_full},\"ms_scaled\":{t_fast}}}",
+                "{{\"file\":{:?},\"mode\":\"{}\",\"max_abs\":{max},\"mean_abs\":{},\"feat_rel\":{feat_rel},\"ms_full\":{t_full},\"ms_scaled\":{t_fast}}}",
                 p.display().to_string(),
                 mode.name(),
                 sum / a.len() as f64

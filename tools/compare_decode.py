@@ -8,7 +8,8 @@ lesions (written by examples/decode_compare), per image on one thread: decode + 
   ours scaled  : skinengine::data::scaled::preprocess_scaled (jpeg-decoder reduced IDCT)
   Pillow full  : Image.open + convert RGB + resize(BILINEAR) + numpy normalise
   Pillow draft : the same after img.draft("RGB", (224, 224)) (libjpeg scale_denom)
-and the difference of our scaled model input from our full one. Prints a table with ratios
+and the difference of our scaled model input from our full one (max/mean |d| of the normalised
+tensor; relative L2 difference of random-init ResNet50's pooled 2048-d features). Prints a table with ratios
 (Pillow draft time / ours, > 1 means we are faster).
 
     .venv-tools/bin/python tools/compare_decode.py [--iters 30] [--synth 3]
@@ -62,7 +63,7 @@ def main():
         env = dict(os.environ, RAYON_NUM_THREADS="1")
         out = subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True, text=True)
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-        print(f"{'image':<22} {'max|d|':>7} {'mean|d|':>8} {'ours full':>9} {'ours scl':>8} "
+        print(f"{'image':<22} {'max|d|':>7} {'mean|d|':>8} {'feat rel':>8} {'ours full':>9} {'ours scl':>8} "
               f"{'PIL full':>8} {'PIL draft':>9} {'draft/scl':>9} {'full/full':>9}  (ms/img, 1 core)")
         for r in rows:
             if r["mode"] != "squash":
@@ -71,7 +72,7 @@ def main():
             pf = time_ms(lambda: pillow(p, False), args.iters)
             pd = time_ms(lambda: pillow(p, True), args.iters)
             name = os.path.basename(p)
-            print(f"{name:<22} {r['max_abs']:7.3f} {r['mean_abs']:8.4f} {r['ms_full']:9.2f} "
+            print(f"{name:<22} {r['max_abs']:7.3f} {r['mean_abs']:8.4f} {r['feat_rel']:8.1e} {r['ms_full']:9.2f} "
                   f"{r['ms_scaled']:8.2f} {pf:8.2f} {pd:9.2f} {pd / r['ms_scaled']:9.2f} "
                   f"{pf / r['ms_full']:9.2f}")
     return 0
