@@ -235,8 +235,9 @@ fn operand<'a>(
 }
 
 /// X(r, k) = X[off + r * stride.0 + k * stride.1], r < rows, k < k: packed K-major with rows of
-/// `kp` values in `format` (gemm_tc_pack), zeros past k.
-fn pack(
+/// `kp` values in `format` (gemm_tc_pack), zeros past k. Also packs the convolutions'
+/// weights (src/ops/conv2d/cuda_tc.rs).
+pub(crate) fn pack(
     dev: &Arc<Device>,
     x: &DevBuf,
     off: usize,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Conv2dKernels, Conv2dParams, ConvGeom, Epilogue, geometry};
 use crate::cuda::kernel_args::{Window, WindowSizes};
 use crate::cuda::launch::{SMS, grid_stride};
-use crate::cuda::{Arg, CudaBackend, CudaTensor, DevBuf, Device, Dims, Elem};
+use crate::cuda::{Arg, CudaBackend, CudaTensor, DevBuf, Device, Dims, Elem, Precision};
 use crate::error::{Result, shape_err};
 
 /// The forward kernel for a geometry: pointwise variants read x without index arithmetic;
@@ -171,7 +171,7 @@ pub(super) fn tap_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
 }
 
 /// The data gradient's k table: k = (o, kh, kw) -> (offset of dy channel o, kh << 16 | kw).
-fn dgrad_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
+pub(super) fn dgrad_table(dev: &Arc<Device>, g: &ConvGeom) -> Result<DevBuf> {
     let key = format!(
         "conv2d-dgrad-ktab {} {} {} {} {}",
         g.o, g.ho, g.wo, g.kh, g.kw
@@ -199,7 +199,7 @@ const SLAB_BUDGET: usize = 1 << 26;
 /// tiles: as the forward's [`auto_splits`] (fill the SMs, at least MIN_K_PER_SPLIT terms each),
 /// up to 64 ways (the weight gradient of layer1's 1x1 convolutions is one 64 x 64 tile over
 /// batch x 3136 terms), and never a slab past [`SLAB_BUDGET`].
-fn grad_splits(blocks: usize, k: usize, total: usize) -> usize {
+pub(super) fn grad_splits(blocks: usize, k: usize, total: usize) -> usize {
     if blocks >= SMS {
         return 1;
     }
@@ -275,7 +275,7 @@ fn grad_gemm(
 }
 
 /// The weights as [C, O, KH, KW], the taps reversed when `flip`.
-fn weight_transpose(
+pub(super) fn weight_transpose(
     dev: &Arc<Device>,
     w: &CudaTensor,
     g: &ConvGeom,
@@ -380,17 +380,23 @@ impl Conv2dKernels for CudaBackend {
         g: &ConvGeom,
         e: Epilogue<'_, CudaTensor>,
     ) -> Result<CudaTensor> {
-        // TF32 on tensor cores; BF16/FP16 convolutions have no kernel yet and stay FP32.
-        if self.precisions().conv == crate::cuda::Precision::Tf32 {
-            return super::cuda_tc::forward_tf32(self.device(), x, w, g, e, None);
+        // TF32 / BF16 / FP16 on tensor cores (cuda_tc.rs); FP32 on CUDA cores.
+        match self.precisions().conv {
+            Precision::Fp32 => forward_split(self.device(), x, w, g, e, None),
+            p => super::cuda_tc::forward(p, self.device(), x, w, g, e, None),
         }
-        forward_split(self.device(), x, w, g, e, None)
     }
     fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
-        backward_data_split(self.device(), dy, w, g, None)
+        match self.precisions().conv {
+            Precision::Fp32 => backward_data_split(self.device(), dy, w, g, None),
+            p => super::cuda_tc::backward_data(p, self.device(), dy, w, g, None),
+        }
     }
     fn backward_weight(&self, dy: &CudaTensor, x: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
-        backward_weight_split(self.device(), dy, x, g, None)
+        match self.precisions().conv {
+            Precision::Fp32 => backward_weight_split(self.device(), dy, x, g, None),
+            p => super::cuda_tc::backward_weight(p, self.device(), dy, x, g, None),
+        }
     }
     fn backward_bias(&self, dy: &CudaTensor, [n, o, ho, wo]: [usize; 4]) -> Result<CudaTensor> {
         let db = CudaTensor::alloc(self.device(), &[o])?;
