@@ -7,6 +7,8 @@ Reads, from --dir (default $OUT, else /tmp/gpu-out):
   gpu_check.log   the steps, between `##[step] NAME | ...` and `##[end] NAME | status=...` lines
   env.txt         key=value: date, card, driver, NVRTC, build info (tools/gpu_build.sh)
   bench.jsonl     `skinengine bench --device cuda --json` objects (one per batch size)
+  bench_precision.jsonl  the same at --precision tf32 / bf16 / fp16 (key "precision":
+                  "conv P matmul Q"), shown against torch.json "resnet50_precision"
   kernels.jsonl   `skinengine bench-kernels --device cuda --json` lines (GEMM view m, n, k)
   torch.json      tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 and writes the section to --out (default DIR/gpu_results_section.md), then prints it.
@@ -144,6 +146,54 @@ def parity_summary(step):
     return s, failed
 
 
+PREC_GOAL = 1.0  # ResNet50 goal (issue 12): TF32 >= PyTorch's default, BF16 >= PyTorch AMP
+
+
+def conv_precision(s):
+    """'conv tf32 matmul fp32' -> 'tf32' (None when the line has no such field)."""
+    m = re.match(r"^conv (\w+) matmul (\w+)$", s or "")
+    return m[1] if m else None
+
+
+def precision_table(bench, prec, torch):
+    """The tensor-core table: skinengine at each --precision (bench_precision.jsonl) against its
+    own FP32 run (bench.jsonl) and PyTorch's anchors of the same batch (torch.json
+    resnet50_precision: "default" = cuDNN TF32 convolutions, NCHW; "amp_bf16_channels_last")."""
+    out = ["### ResNet50 forward at each precision, 224×224, images/s", ""]
+    out.append("skinengine: `bench --device cuda --precision P --batch B --json`; PyTorch "
+               "default: cudnn.allow_tf32 True, matmul.allow_tf32 False, NCHW; PyTorch AMP: "
+               "autocast bf16, channels_last. Goal: TF32 ≥ "
+               f"{PREC_GOAL:.1f}× PyTorch default, BF16/FP16 ≥ {PREC_GOAL:.1f}× PyTorch AMP.")
+    out.append("")
+    if not prec:
+        out.append("No precision runs (`bench_precision.jsonl` empty or missing).")
+        out.append("")
+        return out
+    tp = torch.get("resnet50_precision") or []
+    out.append("| precision | batch | skinengine | skinengine FP32 | vs own FP32 "
+               "| PyTorch default | PyTorch AMP bf16 | ratio to goal anchor | goal |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in sorted(prec, key=lambda r: (r["batch"], r.get("precision", ""))):
+        b = r["batch"]
+        cp = conv_precision(r.get("precision"))
+        fp32 = next((x["images_per_s"] for x in bench if x["batch"] == b), None)
+        dflt = next((x.get("images_per_s") for x in tp
+                     if x.get("batch") == b and x.get("mode") == "default"), None)
+        amp = next((x.get("images_per_s") for x in tp
+                    if x.get("batch") == b and x.get("mode") == "amp_bf16_channels_last"), None)
+        anchor = {"tf32": dflt, "bf16": amp, "fp16": amp}.get(cp)
+        rr = ratio(r["images_per_s"], anchor)
+        flag = DASH if rr is None else ("ok" if rr >= PREC_GOAL else "**below**")
+        cell = fnum(r["images_per_s"], 1)
+        if r.get("device") != "cuda":
+            cell += f" (device {r.get('device')}!)"
+        out.append(f"| {r.get('precision', DASH)} | {b} | {cell} | {fnum(fp32, 1)} "
+                   f"| {fnum(ratio(r['images_per_s'], fp32), 2)} | {fnum(dflt, 1)} "
+                   f"| {fnum(amp, 1)} | {fnum(rr, 2)} | {flag} |")
+    out.append("")
+    return out
+
+
 def section(d):
     env = read_env(os.path.join(d, "env.txt"))
     steps = parse_log(read_text(os.path.join(d, "gpu_check.log")))
@@ -153,6 +203,9 @@ def section(d):
     bench, bench_problems = read_jsonl(
         os.path.join(d, "bench.jsonl"),
         {"device": str, "batch": int, "images_per_s": (int, float)})
+    prec, prec_problems = read_jsonl(
+        os.path.join(d, "bench_precision.jsonl"),
+        {"device": str, "batch": int, "precision": str, "images_per_s": (int, float)})
     kernels, kernel_problems = read_jsonl(
         os.path.join(d, "kernels.jsonl"),
         {"kind": str, "name": str, "m": int, "n": int, "k": int, "gflop": (int, float),
@@ -252,6 +305,8 @@ def section(d):
                    f"| {fnum(ratio(o, f), 2)} | {fnum(ratio(o, t), 2)} |")
     out.append("")
 
+    out.extend(precision_table(bench, prec, torch))
+
     # Per-kernel GEMM shapes
     out.append(f"### Conv/dense GEMM shapes (batch 32): skinengine vs cuBLAS SGEMM "
                f"(torch.matmul, TF32 off); goal ratio ≥ {GOAL:.2f}")
@@ -307,7 +362,7 @@ def section(d):
     else:
         out.append("No kernel shapes (`bench-kernels` gave no valid JSON line).")
         out.append("")
-    problems = bench_problems + kernel_problems
+    problems = bench_problems + prec_problems + kernel_problems
     if torch_problem:
         problems.append(torch_problem)
     if notes or problems:
