@@ -60,6 +60,51 @@ fn conv(c: &mut Criterion) {
     group.finish();
 }
 
+/// Winograd F(4x4, 3x3) against the direct AVX-512 kernel at ResNet50's stride-1 3x3 shapes,
+/// batches 1, 8 and 32, alternating in one run (`cpu_conv2d_winograd`): the measurements behind
+/// `cpu::winograd`'s dispatch rule. SKINENGINE_BENCH_WINO_BATCH=8 runs one batch size.
+fn winograd_conv(c: &mut Criterion) {
+    use skinengine::cpu::winograd::with_winograd;
+    let batches: Vec<usize> = match std::env::var("SKINENGINE_BENCH_WINO_BATCH") {
+        Ok(s) => s.split(',').filter_map(|b| b.parse().ok()).collect(),
+        Err(_) => vec![1, 8, 32],
+    };
+    let mut rng = Rng::new(3);
+    let b = CpuBackend;
+    let mut group = c.benchmark_group("cpu_conv2d_winograd");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for n in batches {
+        for (ci, h) in [(64, 56), (128, 28), (256, 14), (512, 7)] {
+            let x = Tensor::uniform(&[n, ci, h, h], 0.0, 1.0, &mut rng);
+            let w = Tensor::kaiming_normal(&[ci, ci, 3, 3], &mut rng);
+            let bias = Tensor::zeros(&[ci]);
+            let prm = Conv2dParams::square(1, 1);
+            let g = geometry(x.shape(), w.shape(), &prm).unwrap();
+            group.throughput(Throughput::Elements(2 * g.macs() as u64));
+            for (name, on) in [("direct", false), ("winograd", true)] {
+                group.bench_function(format!("b{n}_c{ci}_{h}x{h}/{name}"), |bch| {
+                    bch.iter(|| {
+                        with_winograd(on, || {
+                            b.conv2d_fused(
+                                black_box(&x),
+                                black_box(&w),
+                                Some(&bias),
+                                None,
+                                true,
+                                &prm,
+                            )
+                            .unwrap()
+                        })
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 fn dense(c: &mut Criterion) {
     let mut rng = Rng::new(1);
     let x = Tensor::randn(&[32, 2048], 1.0, &mut rng);
@@ -322,6 +367,7 @@ fn train_conv(c: &mut Criterion) {
 criterion_group!(
     benches,
     conv,
+    winograd_conv,
     dense,
     reference_conv,
     train_kernels,

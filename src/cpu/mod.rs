@@ -8,6 +8,7 @@ pub mod par;
 pub mod scratch;
 pub mod simd;
 pub mod weight_cache;
+pub mod winograd;
 
 /// Threads the CPU backend uses (rayon's global pool).
 pub fn threads() -> usize {

@@ -130,6 +130,15 @@ fn split(n: usize) -> (bool, usize) {
 pub fn forward_fused(x: &Tensor, w: &Tensor, g: &ConvGeom, e: HostEpilogue) -> Result<Tensor> {
     let g = *g;
     if crate::cpu::conv_gemm::available() {
+        use crate::cpu::winograd;
+        if winograd::use_for(&g) {
+            let e = winograd::Epilogue {
+                bias: e.bias,
+                residual: e.residual,
+                relu: e.relu,
+            };
+            return Ok(winograd::forward(x, w, &g, e));
+        }
         return Ok(forward_avx512(x, w, &g, e));
     }
     let (xin, yout) = (g.c * g.h * g.w, g.o * g.ho * g.wo);
