@@ -63,18 +63,28 @@ pub fn report() -> String {
         cuda.unwrap_or_else(|| "not found (no NVIDIA driver on this machine)".into())
     );
     if crate::cuda::gpu::driver_available() {
-        match crate::cuda::gpu::probe() {
-            Ok(g) => {
-                let _ = writeln!(
-                    s,
-                    "gpu: {} (compute capability {}.{}, {:.1} GiB), driver supports CUDA {}.{}",
-                    g.name,
-                    g.compute_capability.0,
-                    g.compute_capability.1,
-                    g.total_mem as f64 / (1u64 << 30) as f64,
-                    g.driver_version / 1000,
-                    (g.driver_version % 1000) / 10
-                );
+        // Every GPU, by the ordinal `--device cuda:N` takes.
+        match crate::cuda::gpu::probe_all() {
+            Ok(gpus) if gpus.is_empty() => {
+                let _ = writeln!(s, "gpu: none (the driver shows no device)");
+            }
+            Ok(gpus) => {
+                for (i, g) in gpus.iter().enumerate() {
+                    let _ = match g {
+                        Ok(g) => writeln!(
+                            s,
+                            "gpu cuda:{i}: {} (compute capability {}.{}, {:.1} GiB), driver \
+                             supports CUDA {}.{}",
+                            g.name,
+                            g.compute_capability.0,
+                            g.compute_capability.1,
+                            g.total_mem as f64 / (1u64 << 30) as f64,
+                            g.driver_version / 1000,
+                            (g.driver_version % 1000) / 10
+                        ),
+                        Err(e) => writeln!(s, "gpu cuda:{i}: not usable ({e})"),
+                    };
+                }
             }
             Err(e) => {
                 let _ = writeln!(s, "gpu: none usable ({e})");

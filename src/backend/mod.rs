@@ -7,7 +7,10 @@
 //!
 //! [`select`] resolves `--device` once into one of them.
 
+mod device_arg;
 pub mod select;
+
+pub use device_arg::DeviceParser;
 
 pub use crate::cpu::CpuBackend;
 pub use crate::cuda::CudaBackend;

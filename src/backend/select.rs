@@ -6,16 +6,16 @@
 use crate::cuda::{CudaBackend, Precision, Precisions};
 use crate::error::{Error, Result};
 
-/// Which backend the user asked for (`--device`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Which backend the user asked for (`--device`; parsed and printed by `device_arg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// CUDA when a GPU, its driver and NVRTC are usable, else the CPU (with a note saying why).
     #[default]
     Auto,
     /// The fast multithreaded CPU backend.
     Cpu,
-    /// NVIDIA GPU through NVRTC-compiled kernels.
-    Cuda,
+    /// NVIDIA GPU number N (`cuda:N`; plain `cuda` is 0) through NVRTC-compiled kernels.
+    Cuda(usize),
     /// The CUDA kernels run by the CPU emulator (slow; for checking the CUDA path without a GPU).
     CudaEmulator,
     /// The plain-loop f64-accumulating reference backend (slow; for checking).
@@ -109,7 +109,7 @@ impl DeviceChoice {
             DeviceChoice::Reference => precision
                 .check_cpu("reference")
                 .map(|_| ResolvedBackend::Reference),
-            DeviceChoice::Cuda => cuda(CudaBackend::gpu()?),
+            DeviceChoice::Cuda(n) => cuda(CudaBackend::gpu_on(n).map_err(|e| naming(self, e))?),
             DeviceChoice::CudaEmulator => cuda(emulator()?),
             DeviceChoice::Auto => match CudaBackend::gpu() {
                 Ok(b) => cuda(b),
@@ -123,6 +123,18 @@ impl DeviceChoice {
                 }
             },
         }
+    }
+}
+
+/// `e` with the `--device` value the user gave in front (unless it already names it), so "no
+/// CUDA driver" says which device was asked for.
+fn naming(d: DeviceChoice, e: Error) -> Error {
+    match e {
+        Error::Backend { backend, detail } if !detail.starts_with("--device") => Error::Backend {
+            backend,
+            detail: format!("--device {d}: {detail}"),
+        },
+        e => e,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::train::finetune::FineTune;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
     /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.

@@ -32,7 +32,7 @@ pub struct DemoArgs {
     /// Input size when fine-tuning (smaller is faster on a CPU).
     #[arg(long, default_value_t = INPUT_SIZE)]
     pub image_size: u32,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
     /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.

@@ -31,7 +31,7 @@ pub struct GradsArgs {
     pub backbone: Option<Arch>,
     #[arg(long, value_enum, default_value_t = ResizeMode::Squash)]
     pub resize: ResizeMode,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
     /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.

@@ -48,7 +48,7 @@ pub struct TrainArgs {
     /// Run folder: config.json, split.csv, metrics.json, model.safetensors, report.md, cache/.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
     /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.
@@ -296,7 +296,7 @@ pub struct InferArgs {
     pub heatmap_raw: bool,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Arithmetic of convolutions and matrix products on CUDA: auto = PyTorch's default (TF32
     /// convolutions, FP32 matmuls on sm_80+; FP32 elsewhere); tf32/bf16/fp16 need CUDA sm_80+.

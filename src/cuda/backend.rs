@@ -41,7 +41,12 @@ impl CudaBackend {
     /// The first GPU; an error (never a panic) names what is missing: driver, GPU or NVRTC.
     /// FP32 everywhere until [`CudaBackend::with_precisions`] says otherwise.
     pub fn gpu() -> Result<CudaBackend> {
-        let (dev, (major, minor)) = crate::cuda::gpu::gpu_and_capability()?;
+        CudaBackend::gpu_on(0)
+    }
+    /// GPU number `ordinal` (`--device cuda:N`); an error naming how many GPUs there are when
+    /// there is no such GPU.
+    pub fn gpu_on(ordinal: usize) -> Result<CudaBackend> {
+        let (dev, (major, minor)) = crate::cuda::gpu::gpu_on(ordinal)?;
         Ok(CudaBackend {
             dev,
             precisions: Precisions::default(),

@@ -1,7 +1,8 @@
 //! The GPU driver: cudarc (dynamically loaded, so the binary builds and runs without CUDA),
-//! one context on device 0, the legacy default stream for every launch and copy (so copies are
-//! ordered after the kernels that produce their data without extra events), modules compiled by
-//! NVRTC on first use and kept for the life of the device.
+//! one context on one GPU (ordinal 0 unless `--device cuda:N` says otherwise), the legacy
+//! default stream for every launch and copy (so copies are ordered after the kernels that
+//! produce their data without extra events), modules compiled by NVRTC on first use and kept
+//! for the life of the device.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
@@ -67,13 +68,56 @@ fn driver_version() -> Result<i32> {
 
 /// The first GPU's description, or why there is none.
 pub fn probe() -> Result<GpuInfo> {
-    if !driver_available() {
-        return Err(err(
-            "no CUDA driver library (libcuda.so.1) on this machine: no NVIDIA driver".into(),
-        ));
-    }
+    no_driver_err()?;
     let ctx = CudaContext::new(0).map_err(|e| err(format!("no usable GPU: {e:?}")))?;
     info(&ctx)
+}
+
+/// Every GPU the driver shows this process (after `CUDA_VISIBLE_DEVICES`), by ordinal: each
+/// one's description or why it cannot be used. Err when there is no driver or it cannot count.
+pub fn probe_all() -> Result<Vec<Result<GpuInfo>>> {
+    let n = device_count()?;
+    Ok((0..n)
+        .map(|i| {
+            CudaContext::new(i)
+                .map_err(|e| err(format!("cuda:{i} unusable: {e:?}")))
+                .and_then(|ctx| info(&ctx))
+        })
+        .collect())
+}
+
+/// How many GPUs the driver shows this process.
+pub fn device_count() -> Result<usize> {
+    no_driver_err()?;
+    CudaContext::device_count()
+        .map(|n| n.max(0) as usize)
+        .map_err(|e| err(format!("no usable GPU: {e:?}")))
+}
+
+fn no_driver_err() -> Result<()> {
+    if driver_available() {
+        return Ok(());
+    }
+    Err(err(
+        "no CUDA driver library (libcuda.so.1) on this machine: no NVIDIA driver".into(),
+    ))
+}
+
+/// `--device cuda:{ordinal}` on a machine with `count` GPUs: an error naming both when there is
+/// no such GPU.
+pub fn check_ordinal(ordinal: usize, count: usize) -> Result<()> {
+    if ordinal < count {
+        return Ok(());
+    }
+    let have = match count {
+        0 => "no GPU".to_string(),
+        1 => "1 GPU (cuda:0)".to_string(),
+        n => format!("{n} GPUs (cuda:0 to cuda:{})", n - 1),
+    };
+    Err(err(format!(
+        "--device cuda:{ordinal}: there is no GPU {ordinal}; the driver shows {have} \
+         (after CUDA_VISIBLE_DEVICES; `skinengine doctor` lists them)"
+    )))
 }
 
 fn info(ctx: &Arc<CudaContext>) -> Result<GpuInfo> {
@@ -94,16 +138,20 @@ pub fn gpu() -> Result<Arc<Device>> {
 
 /// [`gpu`] and its compute capability (major, minor).
 pub fn gpu_and_capability() -> Result<(Arc<Device>, (i32, i32))> {
-    if !driver_available() {
-        return Err(err(
-            "no CUDA driver library (libcuda.so.1) on this machine: no NVIDIA driver".into(),
-        ));
-    }
+    gpu_on(0)
+}
+
+/// A device on GPU `ordinal` (`--device cuda:N`) and its compute capability; an error naming
+/// the number of GPUs when there is no such GPU.
+pub fn gpu_on(ordinal: usize) -> Result<(Arc<Device>, (i32, i32))> {
+    no_driver_err()?;
+    check_ordinal(ordinal, device_count()?)?;
     if !nvrtc::available() {
         // Reuse nvrtc's message, which says where to get the library.
         nvrtc::version()?;
     }
-    let ctx = CudaContext::new(0).map_err(|e| err(format!("no usable GPU: {e:?}")))?;
+    let ctx = CudaContext::new(ordinal)
+        .map_err(|e| err(format!("no usable GPU at cuda:{ordinal}: {e:?}")))?;
     let info = info(&ctx)?;
     let (major, minor) = info.compute_capability;
     let driver = GpuDriver {
@@ -177,7 +225,8 @@ impl Driver for GpuDriver {
     fn describe(&self) -> String {
         let (ma, mi) = self.info.compute_capability;
         format!(
-            "{} (compute capability {ma}.{mi}, {:.1} GiB, driver {}.{})",
+            "cuda:{} {} (compute capability {ma}.{mi}, {:.1} GiB, driver {}.{})",
+            self.ctx.ordinal(),
             self.info.name,
             self.info.total_mem as f64 / (1u64 << 30) as f64,
             self.info.driver_version / 1000,
