@@ -22,7 +22,10 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    if let Some(t) = std::env::var("SKINENGINE_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(t) = std::env::var("SKINENGINE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         skinengine::cli::set_threads(t);
     }
     let n: usize = std::env::args()

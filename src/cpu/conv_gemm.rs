@@ -87,35 +87,59 @@ impl PackedA {
     }
 }
 
-/// For each kernel tap (ki, kj) and output position n, the offset hi * W + wi of the input pixel
-/// that B[(c, ki, kj), n] reads within channel plane c, or -1 where the window is in the padding.
-/// The same for every channel and image, so it is built once per convolution call.
+/// For each kernel tap (ki, kj) and output column, the offset of the input pixel that
+/// B[(c, ki, kj), column] reads relative to channel plane c of the first image, or -1 where the
+/// window is in the padding. A table for one image has HO*WO columns; a table for a group of
+/// images ([`TapTable::grouped`]) has their columns side by side (image i's at i*HO*WO), its
+/// offsets including the image's distance from the first (i*C*H*W), so one GEMM covers the
+/// group. The same for every channel, so it is built once per convolution call.
 pub struct TapTable {
     idx: Vec<i32>,
+    /// Columns per tap (row length of `idx`).
+    cols: usize,
 }
 
 impl TapTable {
     pub fn new(g: &ConvGeom) -> Self {
-        let n = g.ho * g.wo;
-        let mut idx = Vec::with_capacity(g.kh * g.kw * n);
+        Self::grouped(g, 1)
+    }
+
+    /// The table for `images` consecutive images of an NCHW batch.
+    pub fn grouped(g: &ConvGeom, images: usize) -> Self {
+        let (n, image) = (g.ho * g.wo, g.c * g.h * g.w);
+        assert!(
+            images * image <= i32::MAX as usize,
+            "grouped tap offsets overflow i32"
+        );
+        let mut idx = Vec::with_capacity(g.kh * g.kw * n * images);
         for ki in 0..g.kh {
             for kj in 0..g.kw {
-                for i in 0..g.ho {
-                    let hi = (i * g.sh + ki) as isize - g.ph as isize;
-                    for j in 0..g.wo {
-                        let wi = (j * g.sw + kj) as isize - g.pw as isize;
-                        let inside =
-                            hi >= 0 && (hi as usize) < g.h && wi >= 0 && (wi as usize) < g.w;
-                        idx.push(if inside {
-                            (hi as usize * g.w + wi as usize) as i32
-                        } else {
-                            -1
-                        });
+                for im in 0..images {
+                    for i in 0..g.ho {
+                        let hi = (i * g.sh + ki) as isize - g.ph as isize;
+                        for j in 0..g.wo {
+                            let wi = (j * g.sw + kj) as isize - g.pw as isize;
+                            let inside =
+                                hi >= 0 && (hi as usize) < g.h && wi >= 0 && (wi as usize) < g.w;
+                            idx.push(if inside {
+                                (im * image + hi as usize * g.w + wi as usize) as i32
+                            } else {
+                                -1
+                            });
+                        }
                     }
                 }
             }
         }
-        TapTable { idx }
+        TapTable {
+            idx,
+            cols: n * images,
+        }
+    }
+
+    /// Columns per tap: HO*WO times the number of images.
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 }
 
@@ -148,8 +172,9 @@ fn pack_b(
     dst: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (khw, plane, n) = (g.kh * g.kw, g.h * g.w, g.ho * g.wo);
-    assert!(x.len() >= g.c * plane && taps.idx.len() == khw * n && cols.end <= n);
+    let (khw, plane, n) = (g.kh * g.kw, g.h * g.w, taps.cols);
+    let images = n / (g.ho * g.wo);
+    assert!(x.len() >= images * g.c * plane && taps.idx.len() == khw * n && cols.end <= n);
     assert!(dst.len() >= cols.len().div_ceil(nr) * kc * nr && k0 + kc <= g.c * khw);
     let zero_i = _mm512_setzero_si512();
     for (p, n0) in cols.clone().step_by(nr).enumerate() {
@@ -222,9 +247,36 @@ pub unsafe fn conv_image(
         if cols.len() >= WIDE_FROM {
             wide_map::<3>(x, g, a, taps, y, epi, cols, rows)
         } else {
-            small_map::<2>(x, g, a, taps, y, epi, cols, rows)
+            small_map::<2>(x, g, a, taps, y, g.ho * g.wo, epi, cols, rows)
         }
     }
+}
+
+/// Y[rows, cols] of a group of images as one GEMM: `taps` is a [`TapTable::grouped`] table
+/// (pointwise convolutions too), `x` starts at the group's first image, and `y` is the group's
+/// output as one matrix [O, taps.cols()] (image i in columns i*HO*WO..), without epilogue.
+/// For small maps (7x7 is 49 columns, 14x14 196): one image's columns leave the last 32-wide
+/// tile a third or a half empty, a group's fill it.
+///
+/// # Safety
+/// As [`conv_image`], with `y` valid for O * taps.cols() floats.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn conv_group(
+    x: &[f32],
+    g: &ConvGeom,
+    a: &PackedA,
+    taps: &TapTable,
+    y: *mut f32,
+    rows: std::ops::Range<usize>,
+) {
+    let none = Epi {
+        bias: None,
+        residual: None,
+        relu: false,
+    };
+    let cols = 0..taps.cols();
+    // SAFETY: forwarded from the caller; the table covers every column.
+    unsafe { small_map::<2>(x, g, a, Some(taps), y, taps.cols(), none, cols, rows) }
 }
 
 /// Calls with at least this many output columns take [`wide_map`]'s loop order and 48-wide
@@ -320,11 +372,12 @@ unsafe fn small_map<const NV: usize>(
     a: &PackedA,
     taps: Option<&TapTable>,
     y: *mut f32,
+    n: usize,
     epi: Epi,
     cols: std::ops::Range<usize>,
     rows: std::ops::Range<usize>,
 ) {
-    let (m, k, n) = (g.o, g.c * g.kh * g.kw, g.ho * g.wo);
+    let (m, k) = (g.o, g.c * g.kh * g.kw);
     let nr = 16 * NV;
     let panels = (cols.end - cols.start).div_ceil(nr);
     let pointwise = taps.is_none();

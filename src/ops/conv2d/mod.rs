@@ -3,6 +3,8 @@
 //! HO = (H + 2 PH - KH) / SH + 1 (floor), likewise WO.
 
 pub mod cpu;
+#[cfg(test)]
+mod cpu_tests;
 pub mod cuda;
 pub mod cuda_tc;
 pub mod reference;
