@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod real;
 pub mod reference;
 pub mod rng;
+pub mod serve;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;

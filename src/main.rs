@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use skinengine::cli::{
-    ablate, bench, bench_kernels, convert, demo, embed, eval, grads, inspect, merge, synth, train,
+    ablate, bench, bench_kernels, convert, demo, embed, eval, grads, inspect, merge, serve, synth,
+    train,
 };
 
 #[derive(Parser)]
@@ -44,6 +45,9 @@ enum Command {
     /// Loss and every parameter gradient through the weights' own classifier (check against
     /// PyTorch autograd: tools/torch_grads.py).
     Grads(grads::GradsArgs),
+    /// HTTP server: POST /v1/classify (JSON probabilities, Grad-CAM heat map on request), a web
+    /// page at /, /healthz, /metrics; dynamic batching onto the device.
+    Serve(serve::ServeArgs),
     /// Check a data folder: layout, classes, lesions and every problem found.
     Inspect(inspect::InspectArgs),
     /// A PyTorch .pth checkpoint (torch.save) to safetensors, reading its pickle without
@@ -113,6 +117,7 @@ fn main() {
         Command::Merge(a) => merge::run(a),
         Command::Ablate(a) => ablate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Grads(a) => grads::run(a),
         Command::Convert(a) => convert::run(a),
         Command::BenchKernels(a) => bench_kernels::run(a),

@@ -47,9 +47,7 @@ fn group(name: &str) -> Vec<&'static str> {
         _ => match TARGETS.iter().find(|t| **t == name) {
             Some(t) => vec![*t],
             None if PLANNED.contains(&name) => {
-                eprintln!(
-                    "target {name}: planned, not written yet (no HTTP server exists; see harness::PLANNED)"
-                );
+                eprintln!("target {name}: planned, not written yet (see harness::PLANNED)");
                 std::process::exit(2)
             }
             None => {

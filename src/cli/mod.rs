@@ -12,6 +12,7 @@ pub mod eval;
 pub mod grads;
 pub mod inspect;
 pub mod merge;
+pub mod serve;
 pub mod synth;
 pub mod train;
 

@@ -4,6 +4,7 @@
 //! and the integration tests alike; not part of the engine's API.
 
 pub mod suite;
+pub mod tiny_model;
 
 use crate::{Rng, Tensor};
 
