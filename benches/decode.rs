@@ -1,5 +1,6 @@
 //! Decode + resize + normalise throughput on 600x450 JPEGs (the HAM10000 size), one image on one
-//! thread and a batch of 32 over all threads. Uses the real HAM10000 image from ../shared/data
+//! thread and a batch of 32 over all threads, at full and (the pipelines' default) DCT-scaled
+//! decoding. Uses the real HAM10000 image from ../shared/data
 //! when present, else a generated photo-like JPEG of the same size. `augment_600x450_jpeg`:
 //! one image decoded and put through the training augmentation (a new draw each iteration)
 //! against the evaluation preprocessing. `integrity_600x450_jpeg`: what the whole-file checks
@@ -9,7 +10,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use skinengine::data::augment::{AugmentConfig, draw, load_augmented};
-use skinengine::data::image::{ResizeMode, check_file, load_rgb, preprocess};
+use skinengine::data::image::{Decode, ResizeMode, check_file, load_rgb, preprocess};
+use skinengine::data::input::image_tensor;
 use skinengine::data::integrity;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -48,6 +50,19 @@ fn decode(c: &mut Criterion) {
                 .map(|p| preprocess(p, ResizeMode::Squash).unwrap())
                 .count()
         })
+    });
+    // What embed/infer/train's feature pass do by default (issue 13): DCT-scaled decoding.
+    g.bench_function("batch32_all_threads_squash_scaled", |b| {
+        b.iter(|| {
+            batch
+                .par_iter()
+                .map(|p| image_tensor(p, ResizeMode::Squash, Decode::Scaled).unwrap())
+                .count()
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("one_image_squash_scaled", |b| {
+        b.iter(|| image_tensor(black_box(&path), ResizeMode::Squash, Decode::Scaled).unwrap())
     });
     g.finish();
 }

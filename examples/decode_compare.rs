@@ -5,8 +5,8 @@
 //!
 //! cargo run --release --example decode_compare -- [--iters N] [--synth DIR K] [FILE.jpg ...]
 
-use skinengine::data::image::{ResizeMode, preprocess};
-use skinengine::data::scaled::preprocess_scaled;
+use skinengine::data::image::{Decode, ResizeMode, preprocess};
+use skinengine::data::input::image_tensor;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     for p in &files {
         for mode in [ResizeMode::Squash, ResizeMode::Crop] {
             let full = preprocess(p, mode)?;
-            let fast = preprocess_scaled(p, mode)?;
+            let fast = image_tensor(p, mode, Decode::Scaled)?;
             let (a, b) = (full.data(), fast.data());
             let mut max = 0f32;
             let mut sum = 0f64;
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
                 preprocess(p, mode).unwrap();
             });
             let t_fast = time(&|| {
-                preprocess_scaled(p, mode).unwrap();
+                image_tensor(p, mode, Decode::Scaled).unwrap();
             });
             println!(
                 "{{\"file\":{:?},\"mode\":\"{}\",\"max_abs\":{max},\"mean_abs\":{},\"feat_rel\":{feat_rel},\"ms_full\":{t_full},\"ms_scaled\":{t_fast}}}",

@@ -128,6 +128,8 @@ pub fn demo<B: Backend>(b: &B, cfg: &DemoConfig) -> Result<Demo> {
             .flatten(),
         images,
         tta: crate::pipeline::tta::Tta::None,
+        // Decoded as the run's feature pass decoded.
+        decode: tc.preprocess.decode,
         shard: None,
         batch: 16,
         strict: false,

@@ -13,6 +13,7 @@
 //! - N accumulated micro-batches give the update of one batch N times larger.
 
 use skinengine::CpuBackend;
+use skinengine::data::image::Decode;
 use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
 use skinengine::io::safetensors as st;
 use skinengine::model::arch::Arch;
@@ -209,6 +210,7 @@ fn a_killed_fine_tuning_process_resumes_bit_for_bit_and_its_model_file_stands_al
             shard: None,
             batch: 3,
             strict: true,
+            decode: Decode::default(),
         },
     )
     .unwrap();

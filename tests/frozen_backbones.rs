@@ -9,7 +9,7 @@
 use skinengine::CpuBackend;
 use skinengine::backend::BackendBase;
 use skinengine::data::files::collect_images;
-use skinengine::data::image::{ResizeMode, preprocess};
+use skinengine::data::image::{Decode, ResizeMode, preprocess};
 use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
 use skinengine::io::safetensors as st;
 use skinengine::model::arch::Arch;
@@ -49,6 +49,8 @@ fn opts(logits: bool, batch: usize) -> EmbedOptions {
         batch,
         logits,
         strict: true,
+        // Compared with `preprocess`, which decodes at full size.
+        decode: Decode::Full,
     }
 }
 
@@ -241,6 +243,7 @@ fn head_on_resnet18_features_trains_infers_and_refuses_other_weights() {
         shard: None,
         batch: 16,
         strict: true,
+        decode: Decode::Full,
     };
     let inf = infer(&b, &icfg).unwrap();
     assert_eq!(inf.ids.len(), want.len());
@@ -356,6 +359,7 @@ fn embed_model_gives_the_features_and_logits_infer_classifies() {
             shard: None,
             batch: 5,
             strict: true,
+            decode: Decode::Full,
         },
     )
     .unwrap();

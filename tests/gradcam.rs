@@ -12,7 +12,8 @@
 use skinengine::backend::Backend;
 use skinengine::classes;
 use skinengine::cpu::CpuBackend;
-use skinengine::data::image::{Preprocess, ResizeMode, Rgb, Transform, preprocess_view_sized};
+use skinengine::data::image::{Decode, Preprocess, ResizeMode, Rgb, Transform};
+use skinengine::data::input::view_tensor;
 use skinengine::model::arch::Arch;
 use skinengine::model::init::random_weights;
 use skinengine::model::net::{Graph, HeadSpec, Net, Pool};
@@ -34,6 +35,7 @@ use std::process::Command;
 const PP: Preprocess = Preprocess {
     resize: ResizeMode::Squash,
     color_constancy: false,
+    decode: Decode::Scaled,
 };
 
 fn images(n: usize, side: usize, seed: u64) -> Tensor {
@@ -514,7 +516,7 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
     let ex = Explainer::load(&b, Path::new(&model), None).unwrap();
     let png = Path::new(&few).join("square.png");
     let pp = ex.preprocess;
-    let x = preprocess_view_sized(&png, &Transform::IDENTITY, &pp, ex.size).unwrap();
+    let x = view_tensor(&png, &Transform::IDENTITY, &pp, ex.size).unwrap();
     let s = ex.size as usize;
     let turn = |v: &[f32]| -> Vec<f32> {
         let mut o = vec![0f32; v.len()];
@@ -556,6 +558,7 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
             tta,
             batch: 4,
             strict: true,
+            decode: Decode::default(),
             shard: None,
         };
         infer(&b, &cfg).unwrap().probs[0]

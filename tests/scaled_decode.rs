@@ -1,8 +1,9 @@
 //! DCT-domain scaled decoding (data::scaled, issue 13): the scale chosen, the decoded size, the
 //! model input against full decoding, and cut-short files still refused.
 
-use skinengine::data::image::{ResizeMode, Transform, preprocess};
-use skinengine::data::scaled::{choose_idct, decode_rgb_scaled, needed_source, preprocess_scaled};
+use skinengine::data::image::{Decode, Preprocess, ResizeMode, Transform, apply, preprocess};
+use skinengine::data::input::{decode_view, image_tensor, view_tensor};
+use skinengine::data::scaled::{choose_idct, decode_rgb_scaled, needed_source};
 use std::path::{Path, PathBuf};
 
 fn write_jpeg(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
@@ -56,7 +57,7 @@ fn scaled_model_input_is_within_the_measured_tolerance() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_jpeg(dir.path(), "lesion.jpg", 600, 450);
     let full = preprocess(&p, ResizeMode::Squash).unwrap();
-    let fast = preprocess_scaled(&p, ResizeMode::Squash).unwrap();
+    let fast = image_tensor(&p, ResizeMode::Squash, Decode::Scaled).unwrap();
     assert_eq!(full.shape(), fast.shape());
     let d: Vec<f32> = full
         .data()
@@ -80,6 +81,77 @@ fn cut_short_jpeg_is_refused_on_the_scaled_path() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = decode_rgb_scaled(&cut, &bytes[..bytes.len() / 2], 224.0, 224.0).unwrap_err();
     assert!(e.to_string().contains("truncated"), "{e}");
-    let e = preprocess_scaled(&cut, ResizeMode::Squash).unwrap_err();
-    assert!(e.to_string().contains("cut.jpg"), "{e}");
+    // Through the pipelines' entry point, at both decodes: the same refusal, naming the file.
+    for decode in [Decode::Scaled, Decode::Full] {
+        let e = image_tensor(&cut, ResizeMode::Squash, decode).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("cut.jpg") && msg.contains("truncated"),
+            "{msg}"
+        );
+    }
+    // Cut inside the entropy data and closed with an end-of-image marker: README's one case
+    // the integrity walk does not catch. The scaled decoder must not fail worse than the full
+    // one (no panic); whatever it gives has the scaled size.
+    let mut closed = bytes[..bytes.len() * 3 / 4].to_vec();
+    closed.extend_from_slice(&[0xFF, 0xD9]);
+    let cc = dir.path().join("closed.jpg");
+    std::fs::write(&cc, &closed).unwrap();
+    if let Ok(t) = image_tensor(&cc, ResizeMode::Squash, Decode::Scaled) {
+        assert_eq!(t.shape(), &[3, 224, 224]);
+    }
+}
+
+#[test]
+fn pipelines_decode_scaled_by_default_and_full_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_jpeg(dir.path(), "lesion.jpg", 600, 450);
+    let bytes = std::fs::read(&p).unwrap();
+    assert_eq!(Preprocess::default().decode, Decode::Scaled);
+    assert_eq!(Decode::from_full_flag(true), Decode::Full);
+    assert_eq!(Decode::from_full_flag(false), Decode::Scaled);
+    let size = |pp: &Preprocess, t: &Transform| {
+        let img = decode_view(&p, &bytes, t, pp, 224).unwrap();
+        (img.width, img.height)
+    };
+    let scaled = Preprocess::default();
+    let full = Preprocess {
+        decode: Decode::Full,
+        ..scaled
+    };
+    let crop = Preprocess {
+        resize: ResizeMode::Crop,
+        ..scaled
+    };
+    assert_eq!(size(&scaled, &Transform::IDENTITY), (300, 225));
+    assert_eq!(size(&full, &Transform::IDENTITY), (600, 450));
+    // Crop mode needs a 256 short side: 1/2 of 450 is too small, so full size.
+    assert_eq!(size(&crop, &Transform::IDENTITY), (600, 450));
+    // A view cropping to half the width needs twice the pixels across: full size again.
+    let half = Transform {
+        crop: Some(skinengine::data::image::CropFrac {
+            x: 0.25,
+            y: 0.0,
+            w: 0.5,
+            h: 1.0,
+        }),
+        ..Transform::IDENTITY
+    };
+    assert_eq!(size(&scaled, &half), (600, 450));
+    // Full decoding through the pipelines' entry point is `preprocess`, bit for bit (the
+    // parity tests against Pillow compare `preprocess`).
+    let want = preprocess(&p, ResizeMode::Squash).unwrap();
+    let got = view_tensor(&p, &Transform::IDENTITY, &full, 224).unwrap();
+    assert_eq!(want.data(), got.data());
+    // A mirrored view at the scaled decode is the mirror of the scaled decode, resized.
+    let m = view_tensor(&p, &Transform::IDENTITY.mirrored(), &scaled, 224).unwrap();
+    let small = decode_view(&p, &bytes, &Transform::IDENTITY, &scaled, 224).unwrap();
+    let mirrored = apply(&small, &Transform::IDENTITY.mirrored());
+    let img = skinengine::data::image::resize(&mirrored, ResizeMode::Squash, 224).unwrap();
+    let mut want = vec![0f32; 3 * 224 * 224];
+    skinengine::data::image::normalise_into(&img, &mut want);
+    assert_eq!(m.data(), &want[..]);
+    // And the scaled input is not the full one (the path really changed).
+    let s = view_tensor(&p, &Transform::IDENTITY, &scaled, 224).unwrap();
+    assert_ne!(s.data(), got.data());
 }

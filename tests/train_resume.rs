@@ -4,7 +4,7 @@
 
 use skinengine::CpuBackend;
 use skinengine::data::class_weights::ClassWeights;
-use skinengine::data::image::{Preprocess, ResizeMode};
+use skinengine::data::image::{Decode, Preprocess, ResizeMode};
 use skinengine::data::synth::{SynthConfig, write_synth};
 use skinengine::data::views::ViewConfig;
 use skinengine::ops::adam::AdamConfig;
@@ -34,6 +34,7 @@ fn config(data: &Path, out: &Path) -> TrainConfig {
         preprocess: Preprocess {
             resize: ResizeMode::Squash,
             color_constancy: false,
+            decode: Decode::Scaled,
         },
         epochs: 5,
         batch_size: 8,
@@ -122,6 +123,7 @@ fn killed_and_resumed_run_ends_like_an_uninterrupted_one() {
         shard: None,
         batch: 4,
         strict: true,
+        decode: Decode::default(),
     };
     let inf = infer(&b, &args).unwrap();
     for (id, p) in inf.ids.iter().zip(&inf.probs) {

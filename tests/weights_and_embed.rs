@@ -3,7 +3,7 @@
 
 use safetensors::{Dtype, tensor::TensorView};
 use skinengine::data::files::collect_images;
-use skinengine::data::image::{ResizeMode, load_rgb, preprocess};
+use skinengine::data::image::{Decode, ResizeMode, load_rgb, preprocess};
 use skinengine::io::safetensors as st;
 use skinengine::model::init::random_state_dict;
 use skinengine::model::resnet50::{ResNet50, load_state_dict};
@@ -231,6 +231,8 @@ fn embed_matches_direct_forward_and_skips_bad_files() {
         batch: 2,
         logits,
         strict,
+        // Row 3 is compared with `preprocess`, which decodes at full size.
+        decode: Decode::Full,
     };
     let e = embed_images(&b, &model, &images, &opts(true, false)).unwrap();
     assert_eq!(

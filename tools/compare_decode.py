@@ -5,7 +5,8 @@ On the real HAM10000 image (../shared/data/ISIC_0024310.jpg, if present) and K s
 lesions (written by examples/decode_compare), per image on one thread: decode + resize to
 224x224 (squash, bilinear antialiased) + normalise to float32 CHW, for
   ours full    : skinengine::data::image::preprocess (zune-jpeg full decode)
-  ours scaled  : skinengine::data::scaled::preprocess_scaled (jpeg-decoder reduced IDCT)
+  ours scaled  : skinengine::data::input::image_tensor(.., Decode::Scaled) (jpeg-decoder reduced
+                 IDCT; what embed/infer/train's feature pass do by default)
   Pillow full  : Image.open + convert RGB + resize(BILINEAR) + numpy normalise
   Pillow draft : the same after img.draft("RGB", (224, 224)) (libjpeg scale_denom)
 and the difference of our scaled model input from our full one (max/mean |d| of the normalised

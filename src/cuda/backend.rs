@@ -112,6 +112,32 @@ impl BackendBase for CudaBackend {
     fn download(&self, t: &CudaTensor) -> Result<Tensor> {
         t.download()
     }
+    // Pinned host buffers: batches are decoded into them and copied asynchronously (issue 13).
+    fn host_buffer(&self, len: usize) -> Result<crate::ops::host_buf::HostBuf> {
+        self.dev.host_buffer(len)
+    }
+    fn upload_host(
+        &self,
+        buf: &crate::ops::host_buf::HostBuf,
+        shape: &[usize],
+    ) -> Result<CudaTensor> {
+        let n = shape.iter().product::<usize>();
+        if buf.len() < n {
+            return Err(crate::error::invalid(
+                "upload",
+                format!("{} floats for shape {shape:?}", buf.len()),
+            ));
+        }
+        if buf.is_pinned() {
+            CudaTensor::upload_async(&self.dev, &buf[..n], shape)
+        } else {
+            // Pageable memory: an asynchronous copy would block anyway.
+            self.upload(&Tensor::new(shape, buf[..n].to_vec())?)
+        }
+    }
+    fn host_fence(&self) -> Result<()> {
+        self.dev.synchronize()
+    }
     fn shape<'a>(&self, t: &'a CudaTensor) -> &'a [usize] {
         t.shape()
     }

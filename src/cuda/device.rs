@@ -34,6 +34,47 @@ pub(crate) trait Driver: Send + Sync {
     fn free_bytes(&self) -> Option<u64> {
         None
     }
+    /// `bytes` (> 0) of page-locked host memory, 64-byte aligned (the GPU: cuMemHostAlloc).
+    /// The default (the emulator) is ordinary memory, so the pinned-buffer path runs the same
+    /// code under emulation.
+    fn alloc_host(&self, bytes: usize) -> Result<*mut u8> {
+        let layout = std::alloc::Layout::from_size_align(bytes, 64)
+            .map_err(|e| self.host_err(e.to_string()))?;
+        // SAFETY: bytes > 0 (Device::host_buffer asks for at least 4).
+        let p = unsafe { std::alloc::alloc(layout) };
+        if p.is_null() {
+            return Err(self.host_err(format!("out of memory allocating {bytes} bytes")));
+        }
+        Ok(p)
+    }
+    /// Frees what [`Driver::alloc_host`] gave, with the same size.
+    fn free_host(&self, ptr: *mut u8, bytes: usize) {
+        let layout = std::alloc::Layout::from_size_align(bytes, 64).expect("valid at alloc");
+        // SAFETY: allocated by the default alloc_host with this layout.
+        unsafe { std::alloc::dealloc(ptr, layout) };
+    }
+    /// Copies `src` (memory from [`Driver::alloc_host`]) to `dst`, ordered after earlier
+    /// launches and before later ones, possibly returning before the copy is done: `src` must
+    /// not change until [`Driver::synchronize`] or a read. Default: [`Driver::write`].
+    fn write_async(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.write(dst, src)
+    }
+    /// An error about host memory, for the defaults above.
+    fn host_err(&self, detail: String) -> Error {
+        Error::Backend {
+            backend: "cuda",
+            detail: format!("pinned host memory: {detail}"),
+        }
+    }
+}
+
+/// Returns pinned host buffers ([`crate::ops::host_buf::HostBuf`]) to the device's driver.
+struct HostFree(Arc<Device>);
+
+impl crate::ops::host_buf::PinnedFree for HostFree {
+    fn free_pinned(&self, ptr: *mut u8, bytes: usize) {
+        self.0.driver.free_host(ptr, bytes);
+    }
 }
 
 /// Element type of a buffer; kernels take `float*` or `int*`.
@@ -313,6 +354,27 @@ impl Device {
     pub fn upload_f32(self: &Arc<Self>, data: &[f32]) -> Result<DevBuf> {
         let b = self.alloc(data.len(), Elem::F32)?;
         self.driver.write(b.ptr, bytemuck::cast_slice(data))?;
+        Ok(b)
+    }
+
+    /// `len` floats of pinned host memory for uploads by [`Device::upload_f32_async`].
+    pub fn host_buffer(self: &Arc<Self>, len: usize) -> Result<crate::ops::host_buf::HostBuf> {
+        use crate::ops::host_buf::{HostBuf, Pinned};
+        let bytes = len.max(1) * 4;
+        let p = self.driver.alloc_host(bytes)?;
+        let ptr = std::ptr::NonNull::new(p as *mut f32)
+            .ok_or_else(|| self.err("pinned host allocation returned null"))?;
+        // SAFETY: `bytes` fresh, 64-byte aligned bytes from this driver, freed by HostFree.
+        Ok(HostBuf::Pinned(unsafe {
+            Pinned::new(ptr, len.max(1), Arc::new(HostFree(self.clone())))
+        }))
+    }
+
+    /// [`Device::upload_f32`] from pinned memory: on the GPU the copy is asynchronous (`data`
+    /// must not change until the next synchronisation or download).
+    pub fn upload_f32_async(self: &Arc<Self>, data: &[f32]) -> Result<DevBuf> {
+        let b = self.alloc(data.len(), Elem::F32)?;
+        self.driver.write_async(b.ptr, bytemuck::cast_slice(data))?;
         Ok(b)
     }
 

@@ -257,6 +257,32 @@ impl Driver for GpuDriver {
         // the legacy stream, ordered after earlier launches.
         unsafe { result::memcpy_htod_sync(dst, src) }.map_err(|e| err(format!("upload: {e:?}")))
     }
+    fn alloc_host(&self, bytes: usize) -> Result<*mut u8> {
+        self.bind()?;
+        // SAFETY: plain page-locked allocation (flags 0: portable to this context only, which
+        // is the one every upload uses); freed by free_host. cuMemHostAlloc aligns to pages.
+        unsafe { result::malloc_host(bytes, 0) }
+            .map(|p| p as *mut u8)
+            .map_err(|e| {
+                err(format!(
+                    "allocating {bytes} bytes of pinned host memory: {e:?}"
+                ))
+            })
+    }
+    fn free_host(&self, ptr: *mut u8, _bytes: usize) {
+        if self.bind().is_ok() {
+            // SAFETY: ptr came from malloc_host and is freed once (its HostBuf drops it).
+            let _ = unsafe { result::free_host(ptr as *mut c_void) };
+        }
+    }
+    fn write_async(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.bind()?;
+        // SAFETY: dst is a live allocation of at least src.len() bytes; src is pinned memory
+        // (HostBuf) that its owner keeps unchanged until the next synchronisation or download
+        // (BackendBase::upload_host's contract). Legacy stream: ordered with the launches.
+        unsafe { result::memcpy_htod_async(dst, src, std::ptr::null_mut()) }
+            .map_err(|e| err(format!("upload: {e:?}")))
+    }
     fn read(&self, src: u64, dst: &mut [u8]) -> Result<()> {
         self.bind()?;
         // SAFETY: as for write; this waits for the kernels that wrote `src`, so an

@@ -31,6 +31,15 @@ impl CudaTensor {
             buf: Arc::new(dev.upload_f32(t.data())?),
         })
     }
+    /// A tensor of `shape` from host floats, copied asynchronously when `data` is pinned
+    /// ([`Device::upload_f32_async`]: `data` must not change until the next synchronisation).
+    pub fn upload_async(dev: &Arc<Device>, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        Ok(CudaTensor {
+            shape: shape.to_vec(),
+            buf: Arc::new(dev.upload_f32_async(data)?),
+        })
+    }
     pub fn download(&self) -> Result<Tensor> {
         let data = self.buf.device().download_f32(&self.buf)?;
         Tensor::new(&self.shape, data)

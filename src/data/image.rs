@@ -288,19 +288,45 @@ pub fn apply(img: &Rgb, t: &Transform) -> Rgb {
     }
 }
 
-/// Everything done to a decoded image before it becomes a tensor.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// How a JPEG becomes pixels for a model input (issue 13). [`super::input::decode_view`] is the
+/// one place that acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Decode {
+    /// At the smallest DCT scale (1/8, 1/4, 1/2) that still leaves the view at least as large
+    /// as the resize target in both axes ([`super::scaled`]), then resized: a 600x450 image is
+    /// decoded at 300x225 for squash 224. Pooled features differ from full decoding by 1e-4 to
+    /// 2e-4 relative (README). PNGs, and JPEGs no reduction suits, decode at full size.
+    #[default]
+    Scaled,
+    /// Always at full size (`--full-decode`; what Pillow/torchvision's preprocessing does).
+    Full,
+}
+
+impl Decode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decode::Scaled => "scaled",
+            Decode::Full => "full",
+        }
+    }
+
+    /// `--full-decode` -> Full, else the default.
+    pub fn from_full_flag(full: bool) -> Decode {
+        if full { Decode::Full } else { Decode::Scaled }
+    }
+}
+
+/// Everything done to an image file before it becomes a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Preprocess {
     pub resize: ResizeMode,
     pub color_constancy: bool,
+    /// A speed choice, not a property of a model: model files do not record it.
+    pub decode: Decode,
 }
 
-/// Decode, view transform, optional colour constancy, resize, normalise -> [3, 224, 224].
-pub fn preprocess_view(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Tensor> {
-    preprocess_view_sized(path, t, pp, INPUT_SIZE)
-}
-
-/// A decoded image with a view's transform and the colour constancy of `pp` applied (what is
+/// A decoded image, always at full size (`pp.decode` is not used: random augmentation crops
+/// need every pixel), with a view's transform and the colour constancy of `pp` applied (what is
 /// left is resizing, or a training augmentation, and normalising).
 pub fn view_rgb(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Rgb> {
     let decoded = load_rgb(path)?;
@@ -315,21 +341,9 @@ pub fn view_rgb(path: &Path, t: &Transform, pp: &Preprocess) -> Result<Rgb> {
     Ok(img)
 }
 
-/// [`preprocess_view`] at `size` x `size` (fine-tuned models may use another input size).
-pub fn preprocess_view_sized(
-    path: &Path,
-    t: &Transform,
-    pp: &Preprocess,
-    size: u32,
-) -> Result<Tensor> {
-    let img = resize(&view_rgb(path, t, pp)?, pp.resize, size)?;
-    let s = size as usize;
-    let mut out = vec![0.0f32; 3 * s * s];
-    normalise_into(&img, &mut out);
-    Tensor::new(&[3, s, s], out)
-}
-
-/// The whole preprocessing of one file: decode, resize, normalise -> [3, 224, 224].
+/// The whole preprocessing of one file at full decode: decode, resize, normalise -> [3, 224,
+/// 224]. What Pillow/torchvision do, so parity tests use it; the pipelines go through
+/// [`super::input::view_tensor`], which follows [`Preprocess::decode`].
 pub fn preprocess(path: &Path, mode: ResizeMode) -> Result<Tensor> {
     let img = resize(&load_rgb(path)?, mode, INPUT_SIZE)?;
     let s = INPUT_SIZE as usize;

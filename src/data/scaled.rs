@@ -11,14 +11,11 @@
 //!
 //! `inspect` and the integrity checks keep full decoding ([`super::image::load_rgb`]); here the
 //! whole-file checks ([`super::image::check_bytes`]) run first too, so a truncated or corrupt
-//! file is refused the same way whichever decoder then runs.
+//! file is refused the same way whichever decoder then runs. Which decoder runs for a model
+//! input is decided in one place, [`super::input::decode_view`].
 
-use super::image::{
-    CropFrac, INPUT_SIZE, Preprocess, ResizeMode, Rgb, Transform, apply, check_bytes, decode_rgb,
-    normalise_into, resize, shades_of_gray,
-};
+use super::image::{CropFrac, ResizeMode, Rgb, Transform, check_bytes, decode_rgb};
 use crate::error::{Result, file_err};
-use crate::tensor::Tensor;
 use std::path::Path;
 
 /// The reduced-IDCT sizes jpeg-decoder implements: output = ceil(size * n / 8).
@@ -106,39 +103,17 @@ fn decode_checked(path: &Path, bytes: &[u8], (w, h): (u32, u32), n: u32) -> Resu
     })
 }
 
-/// [`super::image::preprocess_view_sized`] with DCT-domain scaled decoding: decode at the
-/// smallest scale the view and resize allow, view transform, colour constancy, resize,
-/// normalise -> [3, size, size].
-pub fn preprocess_view_scaled(
+/// Decodes `bytes` for view `t` resized by `mode` to `size` x `size`: at the smallest DCT scale
+/// whose pixels the crop of `t` and the resize still only shrink ([`needed_source`]), after the
+/// checks of [`check_bytes`]. The view's transform is not applied.
+pub fn decode_for_view(
     path: &Path,
+    bytes: &[u8],
     t: &Transform,
-    pp: &Preprocess,
+    mode: ResizeMode,
     size: u32,
-) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot open: {e}")))?;
-    let (w, h) = check_bytes(path, &bytes)?;
-    let (nw, nh) = needed_source(w, h, t, pp.resize, size);
-    let decoded = decode_checked(path, &bytes, (w, h), choose_idct(w, h, nw, nh))?;
-    let mut img = if *t == Transform::IDENTITY {
-        decoded
-    } else {
-        apply(&decoded, t)
-    };
-    if pp.color_constancy {
-        shades_of_gray(&mut img, 6.0);
-    }
-    let img = resize(&img, pp.resize, size)?;
-    let s = size as usize;
-    let mut out = vec![0.0f32; 3 * s * s];
-    normalise_into(&img, &mut out);
-    Tensor::new(&[3, s, s], out)
-}
-
-/// [`super::image::preprocess`] with scaled decoding: the whole image to [3, 224, 224].
-pub fn preprocess_scaled(path: &Path, mode: ResizeMode) -> Result<Tensor> {
-    let pp = Preprocess {
-        resize: mode,
-        color_constancy: false,
-    };
-    preprocess_view_scaled(path, &Transform::IDENTITY, &pp, INPUT_SIZE)
+) -> Result<Rgb> {
+    let (w, h) = check_bytes(path, bytes)?;
+    let (nw, nh) = needed_source(w, h, t, mode, size);
+    decode_checked(path, bytes, (w, h), choose_idct(w, h, nw, nh))
 }

@@ -18,6 +18,7 @@ pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod elementwise;
+pub mod host_buf;
 pub mod loss;
 pub mod pool;
 pub mod sgd;
@@ -42,6 +43,23 @@ pub trait BackendBase: Send + Sync {
     /// known: what training checks a batch against before it starts.
     fn free_memory(&self) -> Option<u64> {
         None
+    }
+    /// Host memory for a batch of `len` floats headed to this backend through
+    /// [`BackendBase::upload_host`]: pinned where the backend gains from it (CUDA), plain
+    /// otherwise. Allocating it may be slow; reuse it.
+    fn host_buffer(&self, len: usize) -> Result<host_buf::HostBuf> {
+        Ok(host_buf::HostBuf::plain(len))
+    }
+    /// The first `shape.iter().product()` floats of `buf` as a tensor of `shape`. The copy may
+    /// still be running when this returns (CUDA, from pinned memory): `buf` must not be written
+    /// before [`BackendBase::host_fence`] (or a download, which waits for it).
+    fn upload_host(&self, buf: &host_buf::HostBuf, shape: &[usize]) -> Result<Self::Tensor> {
+        let n = shape.iter().product::<usize>();
+        self.upload(&Tensor::new(shape, buf[..n].to_vec())?)
+    }
+    /// Waits until every copy out of a host buffer has finished.
+    fn host_fence(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -80,6 +98,15 @@ macro_rules! host_backend_base {
             }
             fn free_memory(&self) -> Option<u64> {
                 $crate::io::meminfo::host_available()
+            }
+            // One copy into the tensor (the default would copy twice).
+            fn upload_host(
+                &self,
+                buf: &$crate::ops::host_buf::HostBuf,
+                shape: &[usize],
+            ) -> $crate::error::Result<$crate::tensor::Tensor> {
+                let n = shape.iter().product::<usize>();
+                $crate::tensor::Tensor::new(shape, buf[..n].to_vec())
             }
         }
     };

@@ -1,5 +1,6 @@
-//! The one batch loop behind embed, infer and training's feature pass: images are decoded one
-//! batch ahead of the compute ([`decode_ahead`]), each batch goes through the backbone and its
+//! The one batch loop behind embed, infer and training's feature pass: images are decoded on
+//! every core up to two batches ahead of the compute, into the backend's (pinned, on CUDA) host
+//! buffers ([`decode_ahead_host`]), each batch goes through the backbone and its
 //! features (and logits, when asked) come back to the host. One rule for bad images holds for
 //! all three: without `strict` a bad image is skipped and listed with its file and the reason;
 //! with `strict` the first bad image stops the run with an error naming the file.
@@ -10,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model::{EvalModel, Outputs};
 use crate::backend::Backend;
-use crate::data::prefetch::decode_ahead;
+use crate::data::prefetch::decode_ahead_host;
 use crate::error::{Error, Result, file_err};
 use crate::tensor::Tensor;
 
@@ -157,31 +158,29 @@ where
         bar
     });
     let mut skipped = Vec::new();
-    decode_ahead(items, opts.batch, decode, |index, chunk, decoded| {
-        let mut x = Vec::new();
-        let mut good: Vec<&'a T> = Vec::with_capacity(chunk.len());
-        let first = index * opts.batch.max(1);
-        for (j, r) in decoded.into_iter().enumerate() {
-            let item = &items[first + j];
-            match r {
-                Ok(pixels) => {
-                    x.extend_from_slice(&pixels);
-                    good.push(item);
-                }
-                Err(e) => skipped.push(bad_image(&file_of(item), e, opts.strict)?),
-            }
+    // Decoded over every core up to two batches ahead, straight into the backend's host
+    // buffers (pinned on CUDA: the upload is one asynchronous DMA).
+    let alloc = |len: usize| b.host_buffer(len);
+    decode_ahead_host(items, opts.batch, alloc, decode, |hb| {
+        let first = hb.index * opts.batch.max(1);
+        for (i, e) in hb.failed {
+            skipped.push(bad_image(&file_of(&items[first + i]), e, opts.strict)?);
         }
         if let Some(bar) = &bar {
-            bar.inc(chunk.len() as u64);
+            bar.inc(hb.items.len() as u64);
         }
-        if good.is_empty() {
-            return Ok(());
+        if hb.good.is_empty() {
+            return Ok(hb.buf);
         }
-        let rows = x.len() / image_len;
-        let xt = b.upload(&Tensor::new(&[rows, 3, s, s], x)?)?;
+        let good: Vec<&'a T> = hb.good.iter().map(|&i| &items[first + i]).collect();
+        let rows = hb.offsets.last().unwrap() / image_len;
+        let xt = b.upload_host(&hb.buf, &[rows, 3, s, s])?;
         let out = model.eval_forward(b, &xt, opts.logits)?;
         let views = rows / good.len();
-        consume(good, views, out)
+        consume(good, views, out)?;
+        // Nothing may still be copying out of the buffer when it is refilled.
+        b.host_fence()?;
+        Ok(hb.buf)
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -19,7 +19,8 @@ use super::model::{EvalModel, FrozenBackbone};
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
-use crate::data::image::{INPUT_SIZE, Preprocess, ResizeMode, Transform, preprocess_view_sized};
+use crate::data::image::{Decode, INPUT_SIZE, Preprocess, ResizeMode, Transform};
+use crate::data::input::view_tensor;
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
@@ -67,6 +68,8 @@ pub struct EmbedOptions {
     pub logits: bool,
     /// Fail on the first unreadable image instead of skipping it.
     pub strict: bool,
+    /// JPEG decoding: DCT-scaled (default) or full size (`--full-decode`).
+    pub decode: Decode,
 }
 
 /// What an embedding run produced.
@@ -118,6 +121,7 @@ pub fn embed<B: Backend>(b: &B, cfg: &EmbedConfig) -> Result<Embedded> {
             let pp = Preprocess {
                 resize: opts.resize,
                 color_constancy: false,
+                decode: opts.decode,
             };
             let mut e = embed_images_sized(b, &model, &images, opts, &pp, INPUT_SIZE)?;
             e.arch = arch;
@@ -145,7 +149,11 @@ pub fn embed<B: Backend>(b: &B, cfg: &EmbedConfig) -> Result<Embedded> {
                 }
             };
             let t0 = Instant::now();
-            let mut e = embed_images_sized(b, &m.net, &images, opts, &m.preprocess, m.size)?;
+            let pp = Preprocess {
+                decode: opts.decode,
+                ..m.preprocess
+            };
+            let mut e = embed_images_sized(b, &m.net, &images, opts, &pp, m.size)?;
             e.arch = m.net.graph.arch;
             e.class_logits = opts.logits;
             e.seconds = t0.elapsed().as_secs_f64();
@@ -165,6 +173,7 @@ pub fn embed_images<B: Backend>(
     let pp = Preprocess {
         resize: opts.resize,
         color_constancy: false,
+        decode: opts.decode,
     };
     embed_images_sized(b, model, images, opts, &pp, INPUT_SIZE)
 }
@@ -195,7 +204,7 @@ pub fn embed_images_sized<B: Backend>(
         images,
         &batches,
         |(_, p)| p.clone(),
-        |(_, p)| Ok(preprocess_view_sized(p, &Transform::IDENTITY, pp, size)?.into_data()),
+        |(_, p)| Ok(view_tensor(p, &Transform::IDENTITY, pp, size)?.into_data()),
         |c| {
             f = c.features.shape()[1];
             feats.extend_from_slice(c.features.data());

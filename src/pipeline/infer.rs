@@ -12,7 +12,7 @@ use super::tta::Tta;
 use crate::backend::Backend;
 use crate::classes;
 use crate::data::files::collect_images;
-use crate::data::image::{INPUT_SIZE, Preprocess};
+use crate::data::image::{Decode, INPUT_SIZE, Preprocess};
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
@@ -38,6 +38,18 @@ pub struct InferConfig {
     pub strict: bool,
     /// Only the images of this shard (`infer --shard K/N`; see [`super::shard`]).
     pub shard: Option<Shard>,
+    /// JPEG decoding: DCT-scaled (default) or full size (`--full-decode`).
+    pub decode: Decode,
+}
+
+impl InferConfig {
+    /// A model's preprocessing with this run's decoding (the model file does not record one).
+    pub fn preprocess(&self, model: &Preprocess) -> Preprocess {
+        Preprocess {
+            decode: self.decode,
+            ..*model
+        }
+    }
 }
 
 /// What `infer` computed.
@@ -200,6 +212,7 @@ fn classify<B: Backend>(
         progress: None,
         size,
     };
+    let pp = &cfg.preprocess(pp);
     let decode = |(_, p): &(String, PathBuf)| cfg.tta.decode(p, pp, size);
     let skipped = run_batches_outputs(
         b,

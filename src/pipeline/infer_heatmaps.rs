@@ -75,7 +75,9 @@ pub fn infer_with_heatmaps<B: Backend>(
         .map_err(|e| file_err(&heat.dir, format!("cannot create folder: {e}")))?;
     let (s, views) = (ex.size as usize, cfg.tta.views());
     let (mut ids, mut probs, mut skipped, mut all_zero) = (vec![], vec![], vec![], vec![]);
-    let decode = |(_, p): &(String, PathBuf)| cfg.tta.decode(p, &ex.preprocess, ex.size);
+    // The same decoding as `infer` without heat maps, so the CSV is the same.
+    let pp = cfg.preprocess(&ex.preprocess);
+    let decode = |(_, p): &(String, PathBuf)| cfg.tta.decode(p, &pp, ex.size);
     decode_ahead(&images, cfg.batch, decode, |index, _, decoded| {
         let first = index * cfg.batch.max(1);
         let (mut x, mut good) = (Vec::new(), Vec::new());

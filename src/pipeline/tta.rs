@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::data::image::{Preprocess, Transform, preprocess_view_sized};
+use crate::data::image::{Preprocess, Transform};
+use crate::data::input::view_tensor;
 use crate::error::Result;
 
 /// The views whose probabilities `infer` averages.
@@ -42,11 +43,11 @@ impl Tta {
     /// The views of the image at `path` as one flat vector of [`Tta::views`] planar
     /// [3, size, size] images, the image itself first.
     pub fn decode(self, path: &Path, pp: &Preprocess, size: u32) -> Result<Vec<f32>> {
-        let id = preprocess_view_sized(path, &Transform::IDENTITY, pp, size)?.into_data();
+        let id = view_tensor(path, &Transform::IDENTITY, pp, size)?.into_data();
         Ok(match self {
             Tta::None => id,
             Tta::Mirror => {
-                let m = preprocess_view_sized(path, &Transform::IDENTITY.mirrored(), pp, size)?;
+                let m = view_tensor(path, &Transform::IDENTITY.mirrored(), pp, size)?;
                 let mut x = id;
                 x.extend_from_slice(m.data());
                 x

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::data::class_weights::ClassWeights;
-use crate::data::image::{Preprocess, ResizeMode};
+use crate::data::image::{Decode, Preprocess, ResizeMode};
 use crate::data::views::ViewConfig;
 use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
@@ -75,6 +75,7 @@ impl TrainConfig {
             preprocess: Preprocess {
                 resize: ResizeMode::Squash,
                 color_constancy: false,
+                decode: Decode::Scaled,
             },
             epochs: 30,
             batch_size: 64,
@@ -108,6 +109,7 @@ impl TrainConfig {
             "loss_reduction": format!("{:?}", self.reduction).to_lowercase(),
             "resize": self.preprocess.resize.name(),
             "color_constancy": self.preprocess.color_constancy,
+            "decode": self.preprocess.decode.name(),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "lr": self.adam.lr,

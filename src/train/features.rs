@@ -15,7 +15,8 @@
 
 use crate::backend::Backend;
 use crate::data::dataset::Dataset;
-use crate::data::image::{Preprocess, preprocess_view};
+use crate::data::image::{Decode, INPUT_SIZE, Preprocess};
+use crate::data::input::view_tensor;
 use crate::data::views::View;
 use crate::error::{Result, file_err};
 use crate::io::hash::fnv1a64_words;
@@ -42,8 +43,13 @@ pub fn cache_path(dir: &Path, arch: Arch, backbone: &str, pp: &Preprocess) -> Pa
         Arch::ResNet50 => String::new(),
         a => format!("{}_", a.name()),
     };
+    // Full decoding keeps the names caches had before scaled decoding existed.
+    let decode = match pp.decode {
+        Decode::Full => "",
+        Decode::Scaled => "_scaled",
+    };
     dir.join(format!(
-        "features_{prefix}{backbone}_{}_cc{}.safetensors",
+        "features_{prefix}{backbone}_{}_cc{}{decode}.safetensors",
         pp.resize.name(),
         pp.color_constancy as u8
     ))
@@ -57,11 +63,50 @@ pub struct ViewFeatures {
     pub skipped: Vec<String>,
 }
 
-fn read_cache(path: &Path, arch: Arch) -> Result<HashMap<String, Vec<f32>>> {
-    if !path.exists() {
-        return Ok(HashMap::new());
+/// Cached features: one row of the architecture's width per view name, all rows in one
+/// allocation. This is the largest thing a head run holds, so it is held once: the cache file's
+/// tensor becomes the rows without a copy, and the file is written from them row by row (a
+/// HashMap of per-row vectors plus the tensor and the serialised bytes made to write it held
+/// the features three to four times).
+#[derive(Debug, PartialEq)]
+struct Store {
+    width: usize,
+    index: HashMap<String, usize>,
+    rows: Vec<f32>,
+}
+
+impl Store {
+    fn new(width: usize) -> Store {
+        Store {
+            width,
+            index: HashMap::new(),
+            rows: Vec::new(),
+        }
     }
-    let f = st::read(path)?;
+    fn get(&self, name: &str) -> Option<&[f32]> {
+        let w = self.width;
+        self.index
+            .get(name)
+            .map(|&i| &self.rows[i * w..(i + 1) * w])
+    }
+    fn insert(&mut self, name: &str, row: &[f32]) {
+        let w = self.width;
+        match self.index.get(name) {
+            Some(&i) => self.rows[i * w..(i + 1) * w].copy_from_slice(row),
+            None => {
+                self.index.insert(name.to_string(), self.index.len());
+                self.rows.extend_from_slice(row);
+            }
+        }
+    }
+}
+
+fn read_cache(path: &Path, arch: Arch) -> Result<Store> {
+    let width = arch.features();
+    if !path.exists() {
+        return Ok(Store::new(width));
+    }
+    let mut f = st::read(path)?;
     // Caches written before other backbones existed hold ResNet50 features.
     let cached = f.metadata.get("arch").map_or("resnet50", |s| s.as_str());
     if cached != arch.name() {
@@ -73,13 +118,12 @@ fn read_cache(path: &Path, arch: Arch) -> Result<HashMap<String, Vec<f32>>> {
             ),
         ));
     }
-    let width = arch.features();
     let names: Vec<String> =
         serde_json::from_str(f.metadata.get("views").map_or("[]", |s| s.as_str()))
             .map_err(|e| file_err(path, format!("bad `views` metadata: {e}")))?;
     let t = f
         .tensors
-        .get("features")
+        .remove("features")
         .ok_or_else(|| file_err(path, "no `features` tensor"))?;
     if t.shape() != [names.len(), width] {
         return Err(file_err(
@@ -92,30 +136,60 @@ fn read_cache(path: &Path, arch: Arch) -> Result<HashMap<String, Vec<f32>>> {
             ),
         ));
     }
-    Ok(names
-        .into_iter()
-        .zip(t.data().chunks(width))
-        .map(|(n, r)| (n, r.to_vec()))
-        .collect())
+    let n = names.len();
+    let index: HashMap<String, usize> = names.into_iter().zip(0..).collect();
+    if index.len() != n {
+        return Err(file_err(path, "a view name appears twice in `views`"));
+    }
+    Ok(Store {
+        width,
+        index,
+        rows: t.into_data(),
+    })
 }
 
-fn write_cache(path: &Path, arch: Arch, cache: &HashMap<String, Vec<f32>>) -> Result<()> {
+/// Writes `store` as a safetensors file (tensor `features` [N, width] f32, rows sorted by view
+/// name, metadata `views` and `arch`), atomically, streaming the rows from the store.
+fn write_cache(path: &Path, arch: Arch, store: &Store) -> Result<()> {
+    use std::io::Write;
     let width = arch.features();
-    let mut names: Vec<&String> = cache.keys().collect();
+    let mut names: Vec<(&String, &usize)> = store.index.iter().collect();
     names.sort();
-    let mut data = Vec::with_capacity(names.len() * width);
-    for n in &names {
-        data.extend_from_slice(&cache[*n]);
-    }
-    let t = Tensor::new(&[names.len(), width], data)?;
-    let meta = HashMap::from([
-        (
-            "views".to_string(),
-            serde_json::to_string(&names).expect("strings"),
-        ),
-        ("arch".to_string(), arch.name().to_string()),
-    ]);
-    st::write(path, &[("features", &t)], &meta)
+    let n = names.len();
+    let views: Vec<&String> = names.iter().map(|(k, _)| *k).collect();
+    let header = serde_json::json!({
+        "__metadata__": {
+            "views": serde_json::to_string(&views).expect("strings"),
+            "arch": arch.name(),
+        },
+        "features": {"dtype": "F32", "shape": [n, width], "data_offsets": [0, n * width * 4]},
+    });
+    let mut h = serde_json::to_vec(&header).expect("json");
+    // The data starts 8-aligned, as the safetensors crate writes it.
+    h.resize((h.len() + 8).div_ceil(8) * 8 - 8, b' ');
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| file_err(dir, format!("cannot create folder: {e}")))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "cache".into(), |s| s.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        w.write_all(&(h.len() as u64).to_le_bytes())?;
+        w.write_all(&h)?;
+        for &(_, &i) in &names {
+            let row = &store.rows[i * width..(i + 1) * width];
+            w.write_all(bytemuck::cast_slice(row))?;
+        }
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        file_err(path, format!("cannot write: {e}"))
+    })
 }
 
 /// How the feature pass runs: the backbone's architecture (its feature width), the
@@ -143,13 +217,15 @@ pub fn view_features<B: Backend>(
     let cache = pass.cache.as_deref();
     let mut store = match cache {
         Some(p) => read_cache(p, arch)?,
-        None => HashMap::new(),
+        None => Store::new(width),
     };
     let todo: Vec<usize> = (0..views.len())
-        .filter(|&i| !store.contains_key(&views[i].name))
+        .filter(|&i| store.get(&views[i].name).is_none())
         .collect();
     let mut failed = Vec::new();
     if !todo.is_empty() {
+        let t0 = std::time::Instant::now();
+        let mut last_write = t0;
         let opts = BatchOptions {
             batch: pass.batch,
             strict: pass.strict,
@@ -159,10 +235,11 @@ pub fn view_features<B: Backend>(
         };
         let path_of = |&i: &usize| ds.samples[views[i].sample].path.clone();
         let decode = |&i: &usize| {
-            Ok(preprocess_view(
+            Ok(view_tensor(
                 &ds.samples[views[i].sample].path,
                 &views[i].transform,
                 &pass.preprocess,
+                INPUT_SIZE,
             )?
             .into_data())
         };
@@ -178,19 +255,30 @@ pub fn view_features<B: Backend>(
                 ));
             }
             for (&&i, row) in c.items.iter().zip(c.features.data().chunks(width)) {
-                store.insert(views[i].name.clone(), row.to_vec());
+                store.insert(&views[i].name, row);
             }
-            // Persist progress every 16 batches: a killed run loses at most that much.
+            // Persist progress every 16 batches, but at most every 30 s: each write is the
+            // whole file, so writing every 16 batches made the pass quadratic in the data set
+            // (10,015 images: ~90 rewrites of up to 190 MB). A killed run loses at most that.
             if let Some(p) = cache
                 && c.index % 16 == 15
+                && last_write.elapsed().as_secs_f64() >= 30.0
             {
                 write_cache(p, arch, &store)?;
+                last_write = std::time::Instant::now();
             }
             Ok(())
         })?;
         if let Some(p) = cache {
             write_cache(p, arch, &store)?;
         }
+        // The feature pass's rate (decode + backbone + cache writes), for seed-scale timings.
+        let s = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "features: {} views in {s:.1} s ({:.1} views/s)",
+            todo.len(),
+            todo.len() as f64 / s.max(1e-9)
+        );
     }
     let mut data = Vec::with_capacity(views.len() * width);
     let mut kept = Vec::new();
@@ -222,7 +310,17 @@ mod tests {
         let pp = Preprocess {
             resize: ResizeMode::Crop,
             color_constancy: true,
+            decode: Decode::Full,
         };
+        // Scaled decoding gives other features: another file.
+        let scaled = Preprocess {
+            decode: Decode::Scaled,
+            ..pp
+        };
+        assert_eq!(
+            cache_path(dir.path(), Arch::ResNet50, "abc", &scaled),
+            dir.path().join("features_abc_crop_cc1_scaled.safetensors")
+        );
         // ResNet50's name is the one caches had before other backbones existed.
         assert_eq!(
             cache_path(dir.path(), Arch::ResNet50, "abc", &pp),
@@ -235,9 +333,20 @@ mod tests {
                 .join("features_resnet18_abc_crop_cc1.safetensors")
         );
         // A written cache reads back under its architecture only.
-        let store = HashMap::from([("a".to_string(), vec![0.5f32; 512])]);
+        let mut store = Store::new(512);
+        store.insert("b", &[0.25f32; 512]);
+        store.insert("a", &[0.5f32; 512]);
+        store.insert("b", &[-1.5f32; 512]); // replaces b's row
         write_cache(&p18, Arch::ResNet18, &store).unwrap();
-        assert_eq!(read_cache(&p18, Arch::ResNet18).unwrap(), store);
+        let back = read_cache(&p18, Arch::ResNet18).unwrap();
+        assert_eq!(back.get("a").unwrap(), &[0.5f32; 512][..]);
+        assert_eq!(back.get("b").unwrap(), &[-1.5f32; 512][..]);
+        assert_eq!((back.index.len(), back.rows.len()), (2, 1024));
+        // The streamed file is a safetensors file like st::write's: sorted rows, the names.
+        let f = st::read(&p18).unwrap();
+        assert_eq!(f.tensors["features"].shape(), &[2, 512]);
+        assert_eq!(f.tensors["features"].data()[512], -1.5);
+        assert_eq!(f.metadata["views"], "[\"a\",\"b\"]");
         let msg = read_cache(&p18, Arch::ResNet34).unwrap_err().to_string();
         assert!(
             msg.contains("holds resnet18 features, not resnet34"),
@@ -248,7 +357,14 @@ mod tests {
         let t = Tensor::new(&[1, 2048], vec![1.0; 2048]).unwrap();
         let meta = HashMap::from([("views".to_string(), "[\"v\"]".to_string())]);
         st::write(&old, &[("features", &t)], &meta).unwrap();
-        assert_eq!(read_cache(&old, Arch::ResNet50).unwrap()["v"].len(), 2048);
+        assert_eq!(
+            read_cache(&old, Arch::ResNet50)
+                .unwrap()
+                .get("v")
+                .unwrap()
+                .len(),
+            2048
+        );
         assert!(read_cache(&old, Arch::ResNet101).is_err());
     }
 }

@@ -20,7 +20,7 @@ use super::head::Head;
 use super::norm::FeatureNorm;
 use crate::backend::Backend;
 use crate::classes;
-use crate::data::image::{Preprocess, ResizeMode};
+use crate::data::image::{Decode, Preprocess, ResizeMode};
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
 use crate::model::arch::Arch;
@@ -196,9 +196,11 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
     Ok(LoadedModel::Head(HeadModel {
         head,
         norm,
+        // Decoding is the reader's choice (infer/embed --full-decode), not recorded.
         preprocess: Preprocess {
             resize,
             color_constancy: m("color_constancy")? == "true",
+            decode: Decode::default(),
         },
         arch,
         backbone: (m("backbone")?, m("backbone_hash")?),
@@ -303,6 +305,7 @@ fn load_net_model<B: Backend>(b: &B, path: &Path, f: st::TensorFile) -> Result<N
         preprocess: Preprocess {
             resize,
             color_constancy: m("color_constancy")? == "true",
+            decode: Decode::default(),
         },
         size,
         origin: (m("origin")?, m("origin_hash")?),
