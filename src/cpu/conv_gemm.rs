@@ -34,16 +34,10 @@ pub struct Epi<'a> {
     pub relu: bool,
 }
 
-/// Whether this CPU can run the AVX-512 path.
+/// Whether the AVX-512 path runs: the CPU has it and `SKINENGINE_CPU_LEVEL` does not forbid it
+/// ([`super::simd::level`]); otherwise convolutions go through the `gemm` crate.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    super::simd::avx512()
 }
 
 /// Weights W [M, K] packed as K blocks of KC, each a run of MR-row panels stored k-major

@@ -5,24 +5,101 @@
 //! and picks the AVX-512 copy when the CPU has it; the arithmetic is the same IEEE operations
 //! in both (no fused multiply-add unless the body asks for one), so results do not depend on the
 //! copy that ran.
+//!
+//! [`level`] is the one answer every dispatch point asks ([`avx512`], the convolution kernels,
+//! the resizer's extensions): what this CPU has, capped by `SKINENGINE_CPU_LEVEL` (`avx512`,
+//! `avx2`, `baseline`) so one machine can run what a CPU without AVX-512 (or AVX2) runs, to
+//! reproduce and test the results such a CPU gives (README, "Results across CPUs").
 
-/// Whether this CPU runs the AVX-512 copies (AVX-512 F/VL/DQ/BW with AVX2 and FMA); detected
-/// once (std caches the CPUID query).
-#[inline]
-pub fn avx512() -> bool {
+use std::sync::OnceLock;
+
+/// The instruction sets the CPU code dispatches on, in increasing order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// x86-64 baseline (SSE2) or a non-x86 CPU: the portable copies.
+    Baseline,
+    /// AVX2 with FMA (x86-64-v3): portable copies of our kernels; the libraries' AVX2 paths.
+    Avx2,
+    /// AVX-512 F/VL/DQ/BW with AVX2 and FMA (x86-64-v4): our AVX-512 kernels.
+    Avx512,
+}
+
+/// The environment variable that caps [`level`] (a knob for reproducing other CPUs).
+pub const LEVEL_VAR: &str = "SKINENGINE_CPU_LEVEL";
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Baseline => "baseline",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    /// A level by name (`scalar` and `sse2` are accepted for `baseline`).
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" => Some(Level::Avx512),
+            "avx2" => Some(Level::Avx2),
+            "baseline" | "scalar" | "sse2" => Some(Level::Baseline),
+            _ => None,
+        }
+    }
+}
+
+/// What this CPU has (CPUID, cached by std).
+pub fn detected() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
+        use std::arch::is_x86_feature_detected as has;
+        let v3 = has!("avx2") && has!("fma");
+        if v3 && has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw") {
+            return Level::Avx512;
+        }
+        if v3 {
+            return Level::Avx2;
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    Level::Baseline
+}
+
+/// The level a run uses: [`detected`], lowered to `cap` (never raised: a CPU cannot run what it
+/// lacks); an unknown `cap` is reported and ignored.
+pub fn capped(detected: Level, cap: Option<&str>) -> (Level, Option<String>) {
+    match cap {
+        None => (detected, None),
+        Some(c) => match Level::parse(c) {
+            Some(l) => (detected.min(l), None),
+            None => (
+                detected,
+                Some(format!(
+                    "warning: {LEVEL_VAR}={c:?} ignored (expected avx512, avx2 or baseline); \
+                     using {}",
+                    detected.name()
+                )),
+            ),
+        },
     }
+}
+
+/// The level every CPU dispatch point uses, decided once per process.
+pub fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var(LEVEL_VAR).ok();
+        let (l, warning) = capped(detected(), cap.as_deref());
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
+        l
+    })
+}
+
+/// Whether the AVX-512 copies and kernels run: the CPU has AVX-512 F/VL/DQ/BW with AVX2 and
+/// FMA, and [`level`] is not capped below it.
+#[inline]
+pub fn avx512() -> bool {
+    level() == Level::Avx512
 }
 
 /// A function compiled twice, for baseline x86-64 and for AVX-512 ([`avx512`]), dispatched at
@@ -127,5 +204,31 @@ mod tests {
                 assert!((got - want).abs() <= scale, "len {len}: {got} vs {want}");
             }
         }
+    }
+
+    /// `SKINENGINE_CPU_LEVEL` lowers the detected level, never raises it, and an unknown name
+    /// leaves it alone with a warning.
+    #[test]
+    fn level_cap() {
+        use super::{Level, capped};
+        let all = [Level::Baseline, Level::Avx2, Level::Avx512];
+        for d in all {
+            assert_eq!(capped(d, None), (d, None));
+            for c in all {
+                assert_eq!(
+                    capped(d, Some(c.name())),
+                    (d.min(c), None),
+                    "{d:?} cap {c:?}"
+                );
+            }
+            assert_eq!(capped(d, Some("scalar")).0, Level::Baseline);
+            let (l, w) = capped(d, Some("avx9000"));
+            assert_eq!(l, d);
+            assert!(
+                w.unwrap()
+                    .contains("SKINENGINE_CPU_LEVEL=\"avx9000\" ignored")
+            );
+        }
+        assert!(Level::Baseline < Level::Avx2 && Level::Avx2 < Level::Avx512);
     }
 }
