@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::classes;
 use crate::data::dataset::{Dataset, load};
 use crate::data::image::{check_file, load_rgb};
 use crate::error::Result;
@@ -92,7 +91,7 @@ pub fn report(ds: &Dataset, decode_problems: &[String]) -> String {
         let counts = ds.counts();
         let n = ds.samples.len().max(1) as f64;
         s += "class   images  share\n";
-        for (c, name) in classes::CODES.iter().enumerate() {
+        for (c, name) in ds.classes.codes().iter().enumerate() {
             s += &format!(
                 "{name:<6} {:>7}  {:>5.1}%\n",
                 counts[c],

@@ -404,7 +404,12 @@ fn class_weights_and_colour_constancy() {
 #[test]
 fn synth_output_loads_in_both_layouts() {
     use skinengine::data::synth::{SynthConfig, SynthLayout, write_synth};
-    for layout in [SynthLayout::Ham10000, SynthLayout::Isic2018] {
+    let layouts = [
+        SynthLayout::Ham10000,
+        SynthLayout::Isic2018,
+        SynthLayout::Isic2019,
+    ];
+    for layout in layouts {
         let d = tempfile::tempdir().unwrap();
         let cfg = SynthConfig {
             n: 40,
@@ -419,6 +424,7 @@ fn synth_output_loads_in_both_layouts() {
         let want = match layout {
             SynthLayout::Ham10000 => Layout::Ham10000,
             SynthLayout::Isic2018 => Layout::Isic2018,
+            SynthLayout::Isic2019 => Layout::Isic2019,
         };
         assert_eq!(ds.layout, want);
         assert!(ds.problems.is_empty(), "{:?}", ds.problems);

@@ -1,7 +1,6 @@
-//! `skinengine synth`: write a synthetic dermoscopy-like data set in the HAM10000 or ISIC 2018
-//! Task 3 layout (for demos, tests and benchmarks; see `data::synth`).
+//! `skinengine synth`: write a synthetic dermoscopy-like data set in the HAM10000, ISIC 2018
+//! Task 3 or ISIC 2019 Task 1 layout (for demos, tests and benchmarks; see `data::synth`).
 
-use crate::classes;
 use crate::data::synth::{SynthConfig, SynthLayout, parse_size, write_synth};
 use crate::error::Result;
 use std::path::PathBuf;
@@ -51,11 +50,12 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         s.seconds,
         s.images as f64 / s.seconds.max(1e-9)
     );
-    let per_class: Vec<String> = (0..classes::COUNT)
+    let list = args.layout.classes();
+    let per_class: Vec<String> = (0..list.len())
         .map(|c| {
             format!(
                 "{} {} ({} lesions)",
-                classes::CODES[c],
+                list.code(c),
                 s.class_images[c],
                 s.class_lesions[c]
             )

@@ -2,7 +2,13 @@
 //! 1. HAM10000: `HAM10000_metadata.csv` (or without extension) + images anywhere below;
 //! 2. ISIC 2018 Task 3: `ISIC2018_Task3_<Part>_GroundTruth.csv` (one-hot) + images, optional
 //!    `ISIC2018_Task3_<Part>_LesionGroupings.csv`;
-//! 3. a plain folder of images (unlabelled; for `infer` and `embed`).
+//! 3. ISIC 2019 Task 1: `ISIC_2019_<Part>_GroundTruth.csv` (one-hot over MEL, NV, BCC, AK, BKL,
+//!    DF, VASC, SCC, UNK) + images, optional `ISIC_2019_<Part>_Metadata.csv` (lesion ids);
+//!    read by [`isic2019`];
+//! 4. a plain folder of images (unlabelled; for `infer` and `embed`).
+//!
+//! A data set carries its [`ClassList`]: ISIC 2018's for HAM10000, ISIC 2018 and plain folders,
+//! ISIC 2019's 8 trained classes for ISIC 2019 (see [`ClassList`] for `UNK`).
 //!
 //! Rows that cannot be used (image missing, unknown label, duplicate id, ...) are not fatal: they
 //! are excluded and listed in `problems`, so `inspect` can show all of them and `train --strict`
@@ -11,7 +17,7 @@
 //! File, folder and column names come from `data::schema` (shared with the `synth` writers);
 //! CSVs are read by `io::csv`, folders listed by `io::walk`.
 
-use crate::classes;
+use crate::classes::{self, ClassList};
 use crate::data::files::is_image_file;
 use crate::data::image::check_file;
 use crate::data::schema::{ham, isic};
@@ -22,10 +28,13 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+mod isic2019;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     Ham10000,
     Isic2018,
+    Isic2019,
     Folder,
 }
 
@@ -34,6 +43,7 @@ impl Layout {
         match self {
             Layout::Ham10000 => "HAM10000 (metadata CSV)",
             Layout::Isic2018 => "ISIC 2018 Task 3 (ground-truth CSV)",
+            Layout::Isic2019 => "ISIC 2019 Task 1 (ground-truth + metadata CSV)",
             Layout::Folder => "plain image folder (no labels)",
         }
     }
@@ -44,7 +54,7 @@ pub struct Sample {
     /// Image id without extension, e.g. `ISIC_0024306`.
     pub id: String,
     pub path: PathBuf,
-    /// Class index in [`classes::CODES`] order; None in an unlabelled folder.
+    /// Class index in the data set's [`Dataset::classes`]; None in an unlabelled folder.
     pub label: Option<usize>,
     /// Lesion id; the image id itself when the data set has no lesion groupings.
     pub lesion: String,
@@ -56,6 +66,8 @@ pub struct Sample {
 pub struct Dataset {
     pub root: PathBuf,
     pub layout: Layout,
+    /// The classes labels index (ISIC 2018's unless the layout has another list).
+    pub classes: ClassList,
     /// The file labels came from (metadata or ground-truth CSV).
     pub labels_file: Option<PathBuf>,
     pub samples: Vec<Sample>,
@@ -71,8 +83,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn counts(&self) -> [usize; classes::COUNT] {
-        let mut c = [0; classes::COUNT];
+    /// Images per class, in class order.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.classes.len()];
         for s in &self.samples {
             if let Some(l) = s.label {
                 c[l] += 1;
@@ -220,6 +233,8 @@ pub fn load(root: &Path) -> Result<Dataset> {
         read_ham(root, &meta, &images, problems)?
     } else if let Some(gt) = find_isic_gt(root) {
         read_isic(root, &gt, &images, problems)?
+    } else if let Some(gt) = isic2019::find_ground_truth(root) {
+        isic2019::read(root, &gt, &images, problems)?
     } else if !images.is_empty() {
         let samples = images
             .iter()
@@ -234,6 +249,7 @@ pub fn load(root: &Path) -> Result<Dataset> {
         Dataset {
             root: root.into(),
             layout: Layout::Folder,
+            classes: ClassList::isic2018(),
             labels_file: None,
             samples,
             problems,
@@ -246,10 +262,12 @@ pub fn load(root: &Path) -> Result<Dataset> {
             root,
             format!(
                 "no data set found: looked for {}, {}*{} (directly or in its _GroundTruth \
-                 folder) and .jpg/.jpeg/.png images anywhere below",
+                 folder), {}*{} and .jpg/.jpeg/.png images anywhere below",
                 ham::METADATA_FILES[0],
                 isic::PREFIX,
-                isic::GROUND_TRUTH_SUFFIX
+                isic::GROUND_TRUTH_SUFFIX,
+                crate::data::schema::isic2019::PREFIX,
+                crate::data::schema::isic2019::GROUND_TRUTH_SUFFIX
             ),
         ));
     };
@@ -382,6 +400,7 @@ fn read_ham(
     Ok(Dataset {
         root: root.into(),
         layout: Layout::Ham10000,
+        classes: ClassList::isic2018(),
         labels_file: Some(path.into()),
         samples,
         problems,
@@ -494,6 +513,7 @@ fn read_isic(
     Ok(Dataset {
         root: root.into(),
         layout: Layout::Isic2018,
+        classes: ClassList::isic2018(),
         labels_file: Some(gt.into()),
         samples,
         problems,

@@ -1,5 +1,5 @@
 //! The on-disk layouts of SPEC section 3, by name: file names, folder names and column names of
-//! HAM10000 and ISIC 2018 Task 3 data sets. The readers (`data::dataset`, `metrics`) and the
+//! HAM10000, ISIC 2018 Task 3 and ISIC 2019 Task 1 data sets. The readers (`data::dataset`, `metrics`) and the
 //! writers (`data::synth`) take every name from here, so a synthetic set is by construction
 //! what the readers look for.
 
@@ -84,9 +84,61 @@ pub mod isic {
     }
 }
 
+/// ISIC 2019 Task 1: `ISIC_2019_<Part>_...` files, `<Part>` being `Training` or `Test`: the
+/// images in `ISIC_2019_<Part>_Input/`, a one-hot ground truth over the classes of
+/// [`crate::classes::ClassList::isic2019`] and `UNK`, and a metadata CSV (age, site, sex and
+/// lesion id, which is empty for some images) beside it.
+pub mod isic2019 {
+    /// Start of every file and folder name of the layout.
+    pub const PREFIX: &str = "ISIC_2019_";
+    pub const GROUND_TRUTH_SUFFIX: &str = "_GroundTruth.csv";
+    pub const METADATA_SUFFIX: &str = "_Metadata.csv";
+    /// The part preferred when several sit side by side, and the one `synth` writes.
+    pub const TRAINING: &str = "Training";
+
+    /// Image id column of the ground truth and the metadata (as in ISIC 2018).
+    pub const IMAGE: &str = super::isic::IMAGE;
+    pub const AGE: &str = "age_approx";
+    pub const SITE: &str = "anatom_site_general";
+    pub const LESION_ID: &str = "lesion_id";
+    pub const SEX: &str = "sex";
+    /// Metadata columns in file order (as in the official file).
+    pub const METADATA_COLUMNS: [&str; 5] = [IMAGE, AGE, SITE, LESION_ID, SEX];
+
+    pub fn input_folder(part: &str) -> String {
+        format!("{PREFIX}{part}_Input")
+    }
+    pub fn ground_truth_file(part: &str) -> String {
+        format!("{PREFIX}{part}{GROUND_TRUTH_SUFFIX}")
+    }
+    pub fn metadata_file(part: &str) -> String {
+        format!("{PREFIX}{part}{METADATA_SUFFIX}")
+    }
+    pub fn is_ground_truth_file(name: &str) -> bool {
+        name.starts_with(PREFIX) && name.ends_with(GROUND_TRUTH_SUFFIX)
+    }
+    /// The metadata file name of the same part as ground-truth file `gt_name`.
+    pub fn metadata_for(gt_name: &str) -> String {
+        gt_name.replace(GROUND_TRUTH_SUFFIX, METADATA_SUFFIX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::isic;
+    use super::{isic, isic2019};
+
+    #[test]
+    fn isic2019_names_of_a_part() {
+        let gt = isic2019::ground_truth_file(isic2019::TRAINING);
+        assert_eq!(gt, "ISIC_2019_Training_GroundTruth.csv");
+        assert!(isic2019::is_ground_truth_file(&gt));
+        assert!(!isic::is_ground_truth_file(&gt));
+        assert_eq!(
+            isic2019::metadata_for(&gt),
+            "ISIC_2019_Training_Metadata.csv"
+        );
+        assert_eq!(isic2019::input_folder("Test"), "ISIC_2019_Test_Input");
+    }
 
     #[test]
     fn isic_names_of_a_part() {

@@ -8,7 +8,6 @@
 //! - the seed's protocol (random split of the augmented views) lives in `views.rs`, because it
 //!   splits after augmentation.
 
-use crate::classes;
 use crate::data::dataset::Dataset;
 use crate::error::{Result, file_err, invalid};
 use crate::io::atomic::write_atomic;
@@ -100,7 +99,7 @@ pub fn write_split(path: &Path, ds: &Dataset, s: &Split) -> Result<()> {
         let smp = &ds.samples[i];
         let label = smp
             .label
-            .map_or(String::new(), |l| classes::CODES[l].to_string());
+            .map_or(String::new(), |l| ds.classes.code(l).to_string());
         w.write_record([smp.id.as_str(), side, label.as_str(), smp.lesion.as_str()])
     };
     let mut go = || -> csv::Result<()> {

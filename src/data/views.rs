@@ -8,11 +8,14 @@
 //!   the mirror of each (`_crop<k>_hflip`); AKIEC gets a vertical flip (`_vflip`) and its mirror
 //!   (`_vflip_hflip`). Crops are real crops, drawn from an RNG seeded by (seed, image id, k), so
 //!   a view's pixels never depend on which other images are in the set.
+//! - The rules are keyed by class code and looked up in the data set's class list
+//!   ([`crate::classes::ClassList::same_class`]): ISIC 2019's `AK` is HAM10000's `AKIEC` and gets
+//!   its vertical flip; a class the seed did not know (ISIC 2019's `SCC`) gets the default rule,
+//!   no extra views, like MEL, NV, BCC and BKL.
 //!
 //! What a transform does to pixels lives in `data::image` ([`Transform`], `image::apply`): this
 //! module only decides which views exist and names them.
 
-use crate::classes;
 use crate::data::dataset::Dataset;
 use crate::data::image::{CropFrac, Transform};
 use crate::io::hash::fnv1a64;
@@ -32,10 +35,10 @@ pub struct ViewConfig {
     pub oversample: bool,
     /// Random central crops per image of a crop class.
     pub crops: usize,
-    /// Classes that get crops (default DF = 5, VASC = 6).
-    pub crop_classes: Vec<usize>,
-    /// Classes that get a vertical flip (default AKIEC = 3).
-    pub vflip_classes: Vec<usize>,
+    /// Codes of the classes that get crops (default DF, VASC).
+    pub crop_classes: Vec<String>,
+    /// Codes of the classes that get a vertical flip (default AKIEC, which is ISIC 2019's AK).
+    pub vflip_classes: Vec<String>,
 }
 
 impl Default for ViewConfig {
@@ -44,8 +47,8 @@ impl Default for ViewConfig {
             mirror: false,
             oversample: false,
             crops: 4,
-            crop_classes: vec![classes::DF, classes::VASC],
-            vflip_classes: vec![classes::AKIEC],
+            crop_classes: vec!["DF".into(), "VASC".into()],
+            vflip_classes: vec!["AKIEC".into()],
         }
     }
 }
@@ -68,13 +71,21 @@ pub fn random_crop(seed: u64, id: &str, k: usize) -> CropFrac {
 
 /// The views of the samples `indices` (in order), under `cfg`.
 pub fn make_views(ds: &Dataset, indices: &[usize], cfg: &ViewConfig, seed: u64) -> Vec<View> {
+    // The rules' classes as indices of the data set's list (codes it lacks match nothing).
+    let resolve = |codes: &[String]| -> Vec<usize> {
+        codes
+            .iter()
+            .filter_map(|c| ds.classes.same_class(c))
+            .collect()
+    };
+    let (crop_classes, vflip_classes) = (resolve(&cfg.crop_classes), resolve(&cfg.vflip_classes));
     let mut out = Vec::new();
     for &i in indices {
         let s = &ds.samples[i];
         let mut base = vec![(Transform::IDENTITY, String::new())];
         if cfg.oversample {
             let label = s.label.unwrap_or(usize::MAX);
-            if cfg.crop_classes.contains(&label) {
+            if crop_classes.contains(&label) {
                 for k in 0..cfg.crops {
                     let t = Transform {
                         crop: Some(random_crop(seed, &s.id, k)),
@@ -83,7 +94,7 @@ pub fn make_views(ds: &Dataset, indices: &[usize], cfg: &ViewConfig, seed: u64) 
                     base.push((t, format!("_crop{}", k + 1)));
                 }
             }
-            if cfg.vflip_classes.contains(&label) {
+            if vflip_classes.contains(&label) {
                 base.push((
                     Transform {
                         vflip: true,

@@ -3,7 +3,7 @@
 //! matching their rows, and writing prediction CSVs it accepts. Lines and blank rows follow
 //! `io::csv`; every error names the file and the line.
 
-use crate::classes;
+use crate::classes::{self, ClassList};
 use crate::data::schema::isic;
 use crate::error::{Result, file_err, invalid};
 use crate::io::csv::{self as csv_file, Table};
@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 pub const ZERO_WEIGHT_IMAGE: &str = "ISIC_0035068";
 
 /// A ground-truth CSV (`image,MEL,NV,BCC,AKIEC,BKL,DF,VASC[,score_weight][,validation_weight]`,
-/// one-hot), rows in file order.
+/// one-hot, or the columns of another class list, see [`read_ground_truth`]), rows in file
+/// order.
 #[derive(Clone, Debug)]
 pub struct GroundTruth {
     pub path: PathBuf,
+    /// The class columns, in the order labels index them.
+    pub classes: Vec<String>,
     pub ids: Vec<String>,
     pub labels: Vec<usize>,
     /// `score_weight` column, or 1.0; 0.0 for [`ZERO_WEIGHT_IMAGE`].
@@ -43,12 +46,14 @@ impl GroundTruth {
 }
 
 /// A prediction CSV (`image,MEL,...,VASC`, any column order), rows in file order, columns in
-/// ISIC order. Image ids lose a trailing `.jpg` (any case), as in the scorer.
+/// the order of `classes`. Image ids lose a trailing `.jpg` (any case), as in the scorer.
 #[derive(Clone, Debug)]
 pub struct Predictions {
     pub path: PathBuf,
+    /// The class columns read, in the order of each row of `probs`.
+    pub classes: Vec<String>,
     pub ids: Vec<String>,
-    pub probs: Vec<[f64; classes::COUNT]>,
+    pub probs: Vec<Vec<f64>>,
     /// 1-based line number of each row in the file (the header is line 1).
     pub lines: Vec<u64>,
 }
@@ -64,13 +69,14 @@ fn read_table(path: &Path) -> Result<Table> {
     Ok(t)
 }
 
-/// Column index of each class, by name; errors on missing, duplicate or unknown columns.
-/// `allowed_extra` are further accepted column names, returned by index (None when absent).
-fn class_columns(
+/// Errors unless column `image` comes first and no column name repeats (`codes` is the class
+/// list named in the message).
+fn check_image_and_duplicates<S: AsRef<str>>(
     path: &Path,
     header: &[String],
-    allowed_extra: &[&str],
-) -> Result<([usize; classes::COUNT], Vec<Option<usize>>)> {
+    codes: &[S],
+) -> Result<()> {
+    let codes: Vec<&str> = codes.iter().map(AsRef::as_ref).collect();
     let image = header.iter().position(|h| h == isic::IMAGE);
     if image != Some(0) {
         let what = if image.is_none() {
@@ -83,7 +89,7 @@ fn class_columns(
             format!(
                 "{what} (header is: {}; expected image,{})",
                 header.join(","),
-                classes::CODES.join(",")
+                codes.join(",")
             ),
         ));
     }
@@ -96,7 +102,76 @@ fn class_columns(
             ));
         }
     }
-    let missing: Vec<&str> = classes::CODES
+    Ok(())
+}
+
+/// The class list of a ground-truth header, as the scorer takes it: every column but `image`
+/// and `allowed_extra`. The set must be one of the known layouts' (ISIC 2018's 7 classes, ISIC
+/// 2019's 9 columns with `UNK`, or its 8 trained classes, as `train` writes `val_truth.csv`),
+/// or exactly `fixed` when given (`eval --classes`). The order is the file's (the scorer's
+/// category order, which fixes the order of its means), except that ISIC 2018's classes keep
+/// ISIC order as they always have here. A header that is none of them is reported against the
+/// closest list (missing and unexpected columns) by [`class_columns`].
+fn truth_classes(
+    header: &[String],
+    allowed_extra: &[&str],
+    fixed: Option<&[String]>,
+) -> Vec<String> {
+    let own: Vec<&str> = header
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .filter(|h| !allowed_extra.contains(h))
+        .collect();
+    let known: Vec<Vec<String>> = match fixed {
+        Some(f) => vec![f.to_vec()],
+        None => {
+            let l19 = ClassList::isic2019();
+            [
+                ClassList::isic2018().codes(),
+                l19.prediction_columns(),
+                l19.codes(),
+            ]
+            .iter()
+            .map(|l| l.iter().map(|c| c.to_string()).collect())
+            .collect()
+        }
+    };
+    let overlap = |l: &[String]| own.iter().filter(|h| l.iter().any(|c| c == *h)).count();
+    let same_set = |l: &[String]| own.len() == l.len() && overlap(l) == l.len();
+    if let Some(l) = known.iter().find(|l| same_set(l)) {
+        if fixed.is_none() && *l == ClassList::isic2018().codes() {
+            return l.clone();
+        }
+        return own.iter().map(|h| h.to_string()).collect();
+    }
+    // The closest list (most columns in common; the first on a tie), for the error message.
+    let mut best = &known[0];
+    for l in &known[1..] {
+        if overlap(l) > overlap(best) {
+            best = l;
+        }
+    }
+    best.clone()
+}
+
+/// Column index of each class of `codes`, by name; errors on missing, duplicate or unknown
+/// columns. `allowed_extra` are further accepted column names, returned by index (None when
+/// absent).
+fn class_columns<S: AsRef<str>>(
+    path: &Path,
+    header: &[String],
+    codes: &[S],
+    allowed_extra: &[&str],
+) -> Result<(Vec<usize>, Vec<Option<usize>>)> {
+    check_image_and_duplicates(path, header, codes)?;
+    let codes: Vec<&str> = codes.iter().map(AsRef::as_ref).collect();
+    let seen: HashMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let missing: Vec<&str> = codes
         .iter()
         .copied()
         .filter(|c| !seen.contains_key(c))
@@ -114,7 +189,7 @@ fn class_columns(
     let extra: Vec<&str> = header[1..]
         .iter()
         .map(String::as_str)
-        .filter(|h| !classes::CODES.contains(h) && !allowed_extra.contains(h))
+        .filter(|h| !codes.contains(h) && !allowed_extra.contains(h))
         .collect();
     if !extra.is_empty() {
         let allowed = if allowed_extra.is_empty() {
@@ -127,11 +202,11 @@ fn class_columns(
             format!(
                 "unexpected column(s) {} (expected image, {}{allowed})",
                 extra.join(","),
-                classes::CODES.join(",")
+                codes.join(",")
             ),
         ));
     }
-    let cols = std::array::from_fn(|c| seen[classes::CODES[c]]);
+    let cols = codes.iter().map(|c| seen[c]).collect();
     let extras = allowed_extra.iter().map(|e| seen.get(e).copied()).collect();
     Ok((cols, extras))
 }
@@ -179,19 +254,30 @@ fn image_id(path: &Path, line: u64, raw: &str) -> Result<String> {
     Ok(id.to_string())
 }
 
-/// Reads an ISIC ground-truth CSV. Errors name the file and the line: missing/unknown
-/// columns, values other than 0/1, rows that are not one-hot, duplicate images, bad weights.
+/// Reads an ISIC ground-truth CSV: ISIC 2018 Task 3's classes, ISIC 2019 Task 1's (with or
+/// without `UNK`), see [`read_ground_truth_for`] for any other list. Errors name the file and
+/// the line: missing/unknown columns, values other than 0/1, rows that are not one-hot,
+/// duplicate images, bad weights.
 pub fn read_ground_truth(path: &Path) -> Result<GroundTruth> {
+    read_ground_truth_for(path, None)
+}
+
+/// [`read_ground_truth`] whose class columns must be exactly `classes` (any order) when given.
+pub fn read_ground_truth_for(path: &Path, classes: Option<&[String]>) -> Result<GroundTruth> {
     let csv = read_table(path)?;
-    let (cols, extras) = class_columns(
-        path,
-        &csv.header,
-        &[isic::SCORE_WEIGHT, isic::VALIDATION_WEIGHT],
-    )?;
+    let extra = [isic::SCORE_WEIGHT, isic::VALIDATION_WEIGHT];
+    let codes = match classes {
+        Some(c) => c.to_vec(),
+        None => classes::CODES.iter().map(|c| c.to_string()).collect(),
+    };
+    check_image_and_duplicates(path, &csv.header, &codes)?;
+    let codes = truth_classes(&csv.header, &extra, classes);
+    let (cols, extras) = class_columns(path, &csv.header, &codes, &extra)?;
     csv.check_widths(path)?;
     let n = csv.rows.len();
     let mut gt = GroundTruth {
         path: path.to_path_buf(),
+        classes: codes.clone(),
         ids: Vec::with_capacity(n),
         labels: Vec::with_capacity(n),
         score_weight: Vec::with_capacity(n),
@@ -203,15 +289,14 @@ pub fn read_ground_truth(path: &Path) -> Result<GroundTruth> {
         let id = image_id(path, line, &rec[0])?;
         let mut label = None;
         for (c, &col) in cols.iter().enumerate() {
-            let v = parse_number(path, line, &id, classes::CODES[c], &rec[col])?;
+            let v = parse_number(path, line, &id, &codes[c], &rec[col])?;
             if v == 1.0 {
                 if let Some(prev) = label {
                     return Err(file_err(
                         path,
                         format!(
                             "line {line} (image {id}): not one-hot: both {} and {} are 1",
-                            classes::CODES[prev],
-                            classes::CODES[c]
+                            codes[prev], codes[c]
                         ),
                     ));
                 }
@@ -221,7 +306,7 @@ pub fn read_ground_truth(path: &Path) -> Result<GroundTruth> {
                     path,
                     format!(
                         "line {line} (image {id}), column {}: ground truth must be 0 or 1, found {}",
-                        classes::CODES[c],
+                        codes[c],
                         rec[col].trim()
                     ),
                 ));
@@ -270,23 +355,32 @@ pub fn read_ground_truth(path: &Path) -> Result<GroundTruth> {
     Ok(gt)
 }
 
-/// Reads a prediction CSV the way the scorer does: header `image` + the 7 classes in any
-/// order (no other column), ids with a trailing `.jpg` (any case) stripped, every value a number
-/// in [0, 1]. Errors name the file and the line: missing values, non-numbers, values outside
-/// [0, 1], duplicate images, missing/extra columns, and a column holding only integers such as
-/// `0`/`1` (pandas reads it as integers and the scorer rejects it).
+/// Reads a prediction CSV the way the scorer does: header `image` + the 7 classes of ISIC 2018
+/// in any order (no other column), ids with a trailing `.jpg` (any case) stripped, every value a
+/// number in [0, 1]. Errors name the file and the line: missing values, non-numbers, values
+/// outside [0, 1], duplicate images, missing/extra columns, and a column holding only integers
+/// such as `0`/`1` (pandas reads it as integers and the scorer rejects it).
 pub fn read_predictions(path: &Path) -> Result<Predictions> {
+    let codes: Vec<String> = classes::CODES.iter().map(|c| c.to_string()).collect();
+    read_predictions_for(path, &codes)
+}
+
+/// [`read_predictions`] whose columns are `codes` (the ground truth's, as the scorer takes
+/// them), in any order.
+pub fn read_predictions_for(path: &Path, codes: &[String]) -> Result<Predictions> {
     let csv = read_table(path)?;
-    let (cols, _) = class_columns(path, &csv.header, &[])?;
+    let (cols, _) = class_columns(path, &csv.header, codes, &[])?;
     csv.check_widths(path)?;
     let n = csv.rows.len();
+    let k = codes.len();
     let mut p = Predictions {
         path: path.to_path_buf(),
+        classes: codes.to_vec(),
         ids: Vec::with_capacity(n),
         probs: Vec::with_capacity(n),
         lines: Vec::with_capacity(n),
     };
-    let mut all_integer = [true; classes::COUNT];
+    let mut all_integer = vec![true; k];
     for row in &csv.rows {
         let (line, rec) = (row.line, &row.fields);
         let raw = image_id(path, line, &rec[0])?;
@@ -297,15 +391,15 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
                 format!("line {line}: empty image id ({raw})"),
             ));
         }
-        let mut row = [0.0; classes::COUNT];
+        let mut row = vec![0.0; k];
         for (c, &col) in cols.iter().enumerate() {
-            let v = parse_number(path, line, &id, classes::CODES[c], &rec[col])?;
+            let v = parse_number(path, line, &id, &codes[c], &rec[col])?;
             if !(0.0..=1.0).contains(&v) {
                 return Err(file_err(
                     path,
                     format!(
                         "line {line} (image {id}), column {}: {} is outside [0, 1]",
-                        classes::CODES[c],
+                        codes[c],
                         rec[col].trim()
                     ),
                 ));
@@ -317,9 +411,9 @@ pub fn read_predictions(path: &Path) -> Result<Predictions> {
         p.probs.push(row);
         p.lines.push(line);
     }
-    let int_cols: Vec<&str> = (0..classes::COUNT)
+    let int_cols: Vec<&str> = (0..k)
         .filter(|&c| all_integer[c])
-        .map(|c| classes::CODES[c])
+        .map(|c| codes[c].as_str())
         .collect();
     if !int_cols.is_empty() {
         return Err(file_err(
@@ -354,9 +448,11 @@ fn strip_jpg(id: &str) -> &str {
 /// order).
 #[derive(Clone, Debug)]
 pub struct Aligned {
+    /// The class columns (the ground truth's).
+    pub classes: Vec<String>,
     pub ids: Vec<String>,
     pub labels: Vec<usize>,
-    pub probs: Vec<[f64; classes::COUNT]>,
+    pub probs: Vec<Vec<f64>>,
     pub score_weight: Vec<f64>,
     pub validation_weight: Vec<f64>,
 }
@@ -366,6 +462,17 @@ pub struct Aligned {
 /// missing images, and the lines of extra rows.
 pub fn align(truth: &GroundTruth, pred: &Predictions) -> Result<Aligned> {
     const SHOW: usize = 10;
+    if truth.classes != pred.classes {
+        return Err(file_err(
+            &pred.path,
+            format!(
+                "read for classes {} but the ground truth {} has {}",
+                pred.classes.join(","),
+                truth.path.display(),
+                truth.classes.join(",")
+            ),
+        ));
+    }
     let index: HashMap<&str, usize> = pred
         .ids
         .iter()
@@ -421,11 +528,12 @@ pub fn align(truth: &GroundTruth, pred: &Predictions) -> Result<Aligned> {
     let mut order: Vec<usize> = (0..truth.ids.len()).collect();
     order.sort_by(|&a, &b| truth.ids[a].cmp(&truth.ids[b]));
     Ok(Aligned {
+        classes: truth.classes.clone(),
         ids: order.iter().map(|&i| truth.ids[i].clone()).collect(),
         labels: order.iter().map(|&i| truth.labels[i]).collect(),
         probs: order
             .iter()
-            .map(|&i| pred.probs[index[truth.ids[i].as_str()]])
+            .map(|&i| pred.probs[index[truth.ids[i].as_str()]].clone())
             .collect(),
         score_weight: order.iter().map(|&i| truth.score_weight[i]).collect(),
         validation_weight: order.iter().map(|&i| truth.validation_weight[i]).collect(),
@@ -447,12 +555,42 @@ pub fn format_probability(p: f32) -> String {
 /// id, probabilities as decimals, see [`format_probability`]), atomically. Ids are written as
 /// given (without `.jpg`, normally). Errors on mismatched lengths, empty/duplicate ids, ids with
 /// `,` `"` or line breaks, and values that are not finite or outside [0, 1].
-pub fn write_predictions_csv<S: AsRef<str>>(
+pub fn write_predictions_csv<S: AsRef<str>, R: AsRef<[f32]>>(
     path: &Path,
     ids: &[S],
-    probs: &[[f32; classes::COUNT]],
+    probs: &[R],
+) -> Result<()> {
+    write_predictions_csv_for(path, &ClassList::isic2018(), false, ids, probs)
+}
+
+/// [`write_predictions_csv`] for the classes of `list` (one value per class in each row), and
+/// with `untrained` its untrained columns after them, each 0.0 (ISIC 2019's `UNK`: the columns
+/// the official 2019 ground truth has).
+pub fn write_predictions_csv_for<S: AsRef<str>, R: AsRef<[f32]>>(
+    path: &Path,
+    list: &ClassList,
+    untrained: bool,
+    ids: &[S],
+    probs: &[R],
 ) -> Result<()> {
     const OP: &str = "write_predictions_csv";
+    let k = list.len();
+    if let Some(i) = probs.iter().position(|r| r.as_ref().len() != k) {
+        return Err(invalid(
+            OP,
+            format!(
+                "row {i}: {} values for the {k} classes {}",
+                probs[i].as_ref().len(),
+                list.joined()
+            ),
+        ));
+    }
+    let columns = if untrained {
+        list.prediction_columns()
+    } else {
+        list.codes()
+    };
+    let zeros = columns.len() - k;
     if ids.len() != probs.len() {
         return Err(invalid(
             OP,
@@ -463,7 +601,7 @@ pub fn write_predictions_csv<S: AsRef<str>>(
     let mut out = String::with_capacity(32 + ids.len() * 80);
     out.push_str(isic::IMAGE);
     out.push(',');
-    out.push_str(&classes::CODES.join(","));
+    out.push_str(&columns.join(","));
     out.push('\n');
     for (i, (id, row)) in ids.iter().zip(probs).enumerate() {
         let id = id.as_ref();
@@ -482,18 +620,21 @@ pub fn write_predictions_csv<S: AsRef<str>>(
             ));
         }
         out.push_str(id);
-        for (c, &v) in row.iter().enumerate() {
+        for (c, &v) in row.as_ref().iter().enumerate() {
             if !(0.0..=1.0).contains(&v) {
                 return Err(invalid(
                     OP,
                     format!(
                         "row {i} (image {id}), {}: {v} is not a probability in [0, 1]",
-                        classes::CODES[c]
+                        list.code(c)
                     ),
                 ));
             }
             out.push(',');
             out.push_str(&format_probability(v));
+        }
+        for _ in 0..zeros {
+            out.push_str(",0.0");
         }
         out.push('\n');
     }

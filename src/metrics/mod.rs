@@ -1,7 +1,14 @@
-//! ISIC 2018 Task 3 metrics, computed exactly as the official scorer `isic-challenge-scoring`
-//! 5.6.0 computes them (SPEC section 5), plus the seed's "MCA" (`mean_precision`), plain
-//! accuracy and the confusion matrix; reading the ground-truth and prediction CSVs the way the
-//! scorer reads them, and writing prediction CSVs it accepts.
+//! ISIC 2018 Task 3 and ISIC 2019 Task 1 metrics, computed exactly as the official scorer
+//! `isic-challenge-scoring` 5.6.0 computes them (SPEC section 5), plus the seed's "MCA"
+//! (`mean_precision`), plain accuracy and the confusion matrix; reading the ground-truth and
+//! prediction CSVs the way the scorer reads them, and writing prediction CSVs it accepts.
+//!
+//! The scorer has no fixed class list: its categories are the ground truth's columns other
+//! than `image` and the weights, in file order, and a prediction CSV must have exactly those
+//! columns. Here too: the classes are the ground truth's (ISIC 2018's 7 keep ISIC order, as
+//! before), and ISIC 2019's `UNK` is a class like any other when the truth has the column. A
+//! 2019 *training* ground truth has no UNK image, so UNK's AUC is undefined there (see below:
+//! the scorer crashes on such a file, skinengine reports null and notes it).
 //!
 //! # How the scorer defines each metric (read from its source, `isic_challenge_scoring/`)
 //!
@@ -31,7 +38,7 @@
 //! * **AP**: `sklearn.metrics.average_precision_score`: the uninterpolated step sum
 //!   `sum_n (R_n - R_{n-1}) P_n` over distinct score thresholds (no 11-point or monotone
 //!   interpolation), clamped at 0.
-//! * **Macro averages**: the mean of each per-class metric over the 7 classes, skipping NaN.
+//! * **Macro averages**: the mean of each per-class metric over the classes, skipping NaN.
 //! * **Validation score**: `bmca` with the truth file's `validation_weight` column instead.
 //!
 //! Floating-point operations are done in the scorer's order, including NumPy's pairwise
@@ -77,9 +84,12 @@ mod scorer;
 
 pub use csv::{
     Aligned, GroundTruth, Predictions, ZERO_WEIGHT_IMAGE, align, format_probability,
-    read_ground_truth, read_predictions, write_predictions_csv,
+    read_ground_truth, read_ground_truth_for, read_predictions, read_predictions_for,
+    write_predictions_csv, write_predictions_csv_for,
 };
-pub use scorer::{ClassMetrics, Report, argmax_or_tie, evaluate, evaluate_probs};
+pub use scorer::{
+    ClassMetrics, Report, argmax_or_tie, evaluate, evaluate_for, evaluate_probs, evaluate_probs_for,
+};
 
 use crate::error::Result;
 use std::path::Path;
@@ -88,9 +98,9 @@ use std::path::Path;
 /// [`Report::validation_bmca`].
 pub fn score_files(truth: &Path, pred: &Path) -> Result<Report> {
     let gt = read_ground_truth(truth)?;
-    let p = read_predictions(pred)?;
+    let p = read_predictions_for(pred, &gt.classes)?;
     let a = align(&gt, &p)?;
-    let mut report = evaluate(&a.labels, &a.probs, Some(&a.score_weight))?;
+    let mut report = evaluate_for(&a.classes, &a.labels, &a.probs, Some(&a.score_weight))?;
     report.validation_bmca = Some(scorer::bmca_only(&a.labels, &a.probs, &a.validation_weight));
     Ok(report)
 }

@@ -2,7 +2,6 @@
 //! `skinengine eval` prints. NaN (an undefined metric) is `null` in JSON and `-` in the table.
 
 use super::scorer::{ClassMetrics, Report};
-use crate::classes;
 use std::fmt::Write as _;
 
 fn num(v: f64) -> serde_json::Value {
@@ -22,7 +21,7 @@ fn metrics_json(m: &ClassMetrics) -> serde_json::Value {
 impl Report {
     /// The `--json` output: `bmca`, `mean_precision`, `accuracy`, `per_class` (keyed by class
     /// name: sensitivity, specificity, ppv, npv, f1, accuracy, auc, auc_sens_80, ap),
-    /// `macro_average`, `confusion` (7x7, rows truth, columns prediction, in `classes` order),
+    /// `macro_average`, `confusion` (k x k, rows truth, columns prediction, in `classes` order),
     /// `undecided`, `n`, `classes`, and `validation_bmca` when known. NaN is written as null.
     pub fn to_json(&self) -> serde_json::Value {
         let mut o = serde_json::Map::new();
@@ -33,11 +32,11 @@ impl Report {
         if let Some(v) = self.validation_bmca {
             o.insert("validation_bmca".into(), num(v));
         }
-        o.insert("classes".into(), classes::CODES.to_vec().into());
+        o.insert("classes".into(), self.classes.clone().into());
         o.insert(
             "per_class".into(),
             serde_json::Value::Object(
-                classes::CODES
+                self.classes
                     .iter()
                     .zip(&self.per_class)
                     .map(|(c, m)| (c.to_string(), metrics_json(m)))
@@ -81,18 +80,18 @@ impl Report {
         if let Some(x) = self.validation_bmca {
             let _ = writeln!(s, "  \"validation_bmca\": {},", v(x));
         }
-        let names: Vec<String> = classes::CODES.iter().map(|c| format!("\"{c}\"")).collect();
+        let names: Vec<String> = self.classes.iter().map(|c| format!("\"{c}\"")).collect();
         let _ = writeln!(s, "  \"classes\": [{}],", names.join(", "));
         s.push_str("  \"per_class\": {\n");
         for (c, m) in self.per_class.iter().enumerate() {
-            let comma = if c + 1 < classes::COUNT { "," } else { "" };
-            let _ = writeln!(s, "    \"{}\": {}{comma}", classes::CODES[c], obj(m));
+            let comma = if c + 1 < self.classes.len() { "," } else { "" };
+            let _ = writeln!(s, "    \"{}\": {}{comma}", self.classes[c], obj(m));
         }
         s.push_str("  },\n");
         let _ = writeln!(s, "  \"macro_average\": {},", obj(&self.macro_average));
         s.push_str("  \"confusion\": [\n");
         for (t, r) in self.confusion.iter().enumerate() {
-            let comma = if t + 1 < classes::COUNT { "," } else { "" };
+            let comma = if t + 1 < self.classes.len() { "," } else { "" };
             let _ = writeln!(s, "    {}{comma}", list(r));
         }
         s.push_str("  ],\n");
@@ -103,8 +102,9 @@ impl Report {
 
     /// Number of classes predicted (argmax) at least once.
     pub fn classes_predicted(&self) -> usize {
-        (0..classes::COUNT)
-            .filter(|&c| (0..classes::COUNT).any(|t| self.confusion[t][c] > 0))
+        let k = self.classes.len();
+        (0..k)
+            .filter(|&c| (0..k).any(|t| self.confusion[t][c] > 0))
             .count()
     }
 
@@ -152,9 +152,10 @@ impl Report {
             "{:<7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",
             "class", "sens", "spec", "ppv", "npv", "f1", "acc", "auc", "auc80", "ap"
         );
-        let rows = classes::CODES
+        let rows = self
+            .classes
             .iter()
-            .map(|c| c.to_string())
+            .cloned()
             .zip(self.per_class.iter())
             .chain(std::iter::once(("macro".to_string(), &self.macro_average)));
         for (name, m) in rows {
@@ -166,12 +167,12 @@ impl Report {
         }
         let _ = writeln!(s, "\nconfusion (rows truth, columns argmax prediction):");
         let _ = write!(s, "{:<7}", "");
-        for c in classes::CODES {
+        for c in &self.classes {
             let _ = write!(s, " {c:>6}");
         }
         let _ = writeln!(s, " {:>6}", "tied");
         for (t, row) in self.confusion.iter().enumerate() {
-            let _ = write!(s, "{:<7}", classes::CODES[t]);
+            let _ = write!(s, "{:<7}", self.classes[t]);
             for v in row {
                 let _ = write!(s, " {v:>6}");
             }

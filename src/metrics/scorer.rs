@@ -58,19 +58,22 @@ pub struct Report {
     /// `bmca` with the truth file's `validation_weight`s (the scorer's "validation" score);
     /// only from [`super::score_files`].
     pub validation_bmca: Option<f64>,
-    pub per_class: [ClassMetrics; classes::COUNT],
+    /// Class codes, in the order of every per-class field (ISIC 2018's by default; a ground
+    /// truth's own list in [`super::score_files`]).
+    pub classes: Vec<String>,
+    pub per_class: Vec<ClassMetrics>,
     /// Mean of each per-class metric over the classes, NaN skipped (the scorer's macro average).
     pub macro_average: ClassMetrics,
     /// `confusion[truth][predicted]`, rows of non-zero weight, unweighted counts; tied rows are in
     /// no column but in `undecided`.
-    pub confusion: [[usize; classes::COUNT]; classes::COUNT],
+    pub confusion: Vec<Vec<usize>>,
     /// Rows per true class whose maximum was tied (counted wrong).
-    pub undecided: [usize; classes::COUNT],
+    pub undecided: Vec<usize>,
 }
 
 /// The argmax of a row, or None when the maximum is shared (exact equality) — the scorer's
 /// "undecided".
-pub fn argmax_or_tie(row: &[f64; classes::COUNT]) -> Option<usize> {
+pub fn argmax_or_tie(row: &[f64]) -> Option<usize> {
     let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut found = None;
     for (c, &v) in row.iter().enumerate() {
@@ -94,10 +97,11 @@ fn nan_mean(v: &[f64]) -> f64 {
     numpy_sum(&kept) / count as f64
 }
 
-/// Checks inputs of [`evaluate`]; returns the weights (all 1.0 when None).
-fn check_inputs(
+/// Checks inputs of [`evaluate`] for `k` classes; returns the weights (all 1.0 when None).
+fn check_inputs<R: AsRef<[f64]>>(
+    k: usize,
     labels: &[usize],
-    probs: &[[f64; classes::COUNT]],
+    probs: &[R],
     weights: Option<&[f64]>,
 ) -> Result<Vec<f64>> {
     const OP: &str = "metrics";
@@ -111,20 +115,28 @@ fn check_inputs(
             ),
         ));
     }
-    if let Some((i, &l)) = labels
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, l)| **l >= k) {
+        return Err(invalid(
+            OP,
+            format!("row {i}: label {l} is not a class (0..{k})"),
+        ));
+    }
+    if let Some(i) = probs.iter().position(|r| r.as_ref().len() != k) {
+        return Err(invalid(
+            OP,
+            format!(
+                "row {i}: {} scores for {k} classes",
+                probs[i].as_ref().len()
+            ),
+        ));
+    }
+    if let Some(i) = probs
         .iter()
-        .enumerate()
-        .find(|(_, l)| **l >= classes::COUNT)
+        .position(|r| r.as_ref().iter().any(|v| !v.is_finite()))
     {
         return Err(invalid(
             OP,
-            format!("row {i}: label {l} is not a class (0..{})", classes::COUNT),
-        ));
-    }
-    if let Some(i) = probs.iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-        return Err(invalid(
-            OP,
-            format!("row {i}: non-finite score {:?}", probs[i]),
+            format!("row {i}: non-finite score {:?}", probs[i].as_ref()),
         ));
     }
     let w = match weights {
@@ -149,52 +161,70 @@ fn check_inputs(
     Ok(w)
 }
 
-/// Weighted confusion of argmax labels: `[truth][pred]`, pred 7 = undecided.
+/// Weighted confusion of argmax labels for `k` classes: `[truth][pred]`, pred `k` = undecided.
 fn weighted_confusion(
+    k: usize,
     labels: &[usize],
     pred: &[Option<usize>],
     w: &[f64],
-) -> [[f64; classes::COUNT + 1]; classes::COUNT] {
-    let mut m = [[0.0; classes::COUNT + 1]; classes::COUNT];
+) -> Vec<Vec<f64>> {
+    let mut m = vec![vec![0.0; k + 1]; k];
     for ((&t, p), &wi) in labels.iter().zip(pred).zip(w) {
         if wi != 0.0 {
-            m[t][p.unwrap_or(classes::COUNT)] += wi;
+            m[t][p.unwrap_or(k)] += wi;
         }
     }
     m
 }
 
-fn bmca_from(m: &[[f64; classes::COUNT + 1]; classes::COUNT]) -> f64 {
+fn bmca_from(m: &[Vec<f64>]) -> f64 {
     // tp / (weight of the class's rows); 0/0 = NaN is skipped by the mean.
-    let ratios: Vec<f64> = (0..classes::COUNT)
+    let ratios: Vec<f64> = (0..m.len())
         .map(|c| m[c][c] / m[c].iter().sum::<f64>())
         .collect();
     nan_mean(&ratios)
 }
 
 /// `bmca` alone, with weights `w` (NaN when no row has weight): the scorer's validation score.
-pub(super) fn bmca_only(labels: &[usize], probs: &[[f64; classes::COUNT]], w: &[f64]) -> f64 {
-    let pred: Vec<Option<usize>> = probs.iter().map(argmax_or_tie).collect();
+pub(super) fn bmca_only<R: AsRef<[f64]>>(labels: &[usize], probs: &[R], w: &[f64]) -> f64 {
+    let pred: Vec<Option<usize>> = probs.iter().map(|r| argmax_or_tie(r.as_ref())).collect();
     if !w.iter().any(|&x| x > 0.0) {
         return f64::NAN;
     }
-    bmca_from(&weighted_confusion(labels, &pred, w))
+    let k = probs.first().map_or(0, |r| r.as_ref().len());
+    bmca_from(&weighted_confusion(k, labels, &pred, w))
 }
 
 /// All metrics from true labels (0..7), per-class scores (rows need not sum to 1) and optional
-/// non-negative weights (None = all 1). Rows are used in the order given; the scorer sorts by
-/// image id first, which only matters for the last bits of sums of non-dyadic weights.
+/// non-negative weights (None = all 1), for the 7 classes of ISIC 2018; [`evaluate_for`] takes
+/// any class list. Rows are used in the order given; the scorer sorts by image id first, which
+/// only matters for the last bits of sums of non-dyadic weights.
 pub fn evaluate(
     labels: &[usize],
     probs: &[[f64; classes::COUNT]],
     weights: Option<&[f64]>,
 ) -> Result<Report> {
-    let w = check_inputs(labels, probs, weights)?;
-    let pred: Vec<Option<usize>> = probs.iter().map(argmax_or_tie).collect();
-    let m = weighted_confusion(labels, &pred, &w);
+    evaluate_for(&classes::CODES, labels, probs, weights)
+}
 
-    let mut confusion = [[0usize; classes::COUNT]; classes::COUNT];
-    let mut undecided = [0usize; classes::COUNT];
+/// [`evaluate`] for the classes `codes` (the columns of `probs`, in order; labels index them).
+pub fn evaluate_for<S: AsRef<str>, R: AsRef<[f64]>>(
+    codes: &[S],
+    labels: &[usize],
+    probs: &[R],
+    weights: Option<&[f64]>,
+) -> Result<Report> {
+    let k = codes.len();
+    if k == 0 {
+        return Err(invalid("metrics", "no classes"));
+    }
+    let w = check_inputs(k, labels, probs, weights)?;
+    let probs: Vec<&[f64]> = probs.iter().map(AsRef::as_ref).collect();
+    let pred: Vec<Option<usize>> = probs.iter().map(|r| argmax_or_tie(r)).collect();
+    let m = weighted_confusion(k, labels, &pred, &w);
+
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut undecided = vec![0usize; k];
     let mut n = 0;
     for ((&t, p), &wi) in labels.iter().zip(&pred).zip(&w) {
         if wi != 0.0 {
@@ -207,9 +237,9 @@ pub fn evaluate(
     }
 
     let bmca = bmca_from(&m);
-    let precisions: Vec<f64> = (0..classes::COUNT)
+    let precisions: Vec<f64> = (0..k)
         .filter_map(|c| {
-            let col: f64 = (0..classes::COUNT).map(|t| m[t][c]).sum();
+            let col: f64 = (0..k).map(|t| m[t][c]).sum();
             (col > 0.0).then(|| m[c][c] / col)
         })
         .collect();
@@ -218,11 +248,12 @@ pub fn evaluate(
     } else {
         numpy_sum(&precisions) / precisions.len() as f64
     };
-    let correct: f64 = (0..classes::COUNT).map(|c| m[c][c]).sum();
+    let correct: f64 = (0..k).map(|c| m[c][c]).sum();
     let accuracy = correct / numpy_sum(&w);
 
-    let per_class: [ClassMetrics; classes::COUNT] =
-        std::array::from_fn(|c| class_metrics(c, labels, probs, &w));
+    let per_class: Vec<ClassMetrics> = (0..k)
+        .map(|c| class_metrics(c, labels, &probs, &w))
+        .collect();
     let macro_average = {
         let col =
             |f: fn(&ClassMetrics) -> f64| nan_mean(&per_class.iter().map(f).collect::<Vec<_>>());
@@ -244,6 +275,7 @@ pub fn evaluate(
         mean_precision,
         accuracy,
         validation_bmca: None,
+        classes: codes.iter().map(|c| c.as_ref().to_string()).collect(),
         per_class,
         macro_average,
         confusion,
@@ -254,11 +286,20 @@ pub fn evaluate(
 /// [`evaluate`] for training code: `f32` probabilities, unit weights. Gives exactly the report
 /// that scoring a CSV written by [`super::write_predictions_csv`] from the same values gives.
 pub fn evaluate_probs(labels: &[usize], probs: &[[f32; classes::COUNT]]) -> Result<Report> {
-    let p: Vec<[f64; classes::COUNT]> = probs
+    evaluate_probs_for(&classes::CODES, labels, probs)
+}
+
+/// [`evaluate_probs`] for the classes `codes`.
+pub fn evaluate_probs_for<S: AsRef<str>, R: AsRef<[f32]>>(
+    codes: &[S],
+    labels: &[usize],
+    probs: &[R],
+) -> Result<Report> {
+    let p: Vec<Vec<f64>> = probs
         .iter()
-        .map(|r| std::array::from_fn(|c| f64::from(r[c])))
+        .map(|r| r.as_ref().iter().map(|&v| f64::from(v)).collect())
         .collect();
-    evaluate(labels, &p, None)
+    evaluate_for(codes, labels, &p, None)
 }
 
 /// A binary ratio, 1.0 when the denominator is 0 (the scorer's "freebie").
@@ -266,12 +307,7 @@ fn ratio_or_one(num: f64, den: f64) -> f64 {
     if den == 0.0 { 1.0 } else { num / den }
 }
 
-fn class_metrics(
-    c: usize,
-    labels: &[usize],
-    probs: &[[f64; classes::COUNT]],
-    w: &[f64],
-) -> ClassMetrics {
+fn class_metrics(c: usize, labels: &[usize], probs: &[&[f64]], w: &[f64]) -> ClassMetrics {
     // Weighted binary confusion at 0.5, each cell an np.sum over all rows (in row order).
     let cell = |truth: bool, pred: bool| -> f64 {
         let v: Vec<f64> = labels

@@ -81,8 +81,25 @@ enum Saved<T> {
 impl<B: Backend> Explainer<B> {
     /// The model file `model` (either format); a head model's backbone is `weights` or the file
     /// it records, checked as `infer` checks it.
+    /// Models of ISIC 2018's 7 classes only ([`Explained::probs`] is a 7-array); another class
+    /// list is refused, naming the file.
     pub fn load(b: &B, model: &Path, weights: Option<&Path>) -> Result<Self> {
-        Ok(match load_model(b, model)? {
+        let loaded = load_model(b, model)?;
+        let list = match &loaded {
+            LoadedModel::Net(m) => &m.classes,
+            LoadedModel::Head(m) => &m.classes,
+        };
+        if list.len() != COUNT {
+            return Err(crate::error::file_err(
+                model,
+                format!(
+                    "Grad-CAM heat maps support ISIC 2018's {COUNT} classes only; this model has {} ({})",
+                    list.len(),
+                    list.joined()
+                ),
+            ));
+        }
+        Ok(match loaded {
             LoadedModel::Net(m) => Explainer {
                 model: CamModel::Net(m.net),
                 size: m.size,

@@ -10,7 +10,7 @@ use super::model::{EvalModel, Outputs};
 use super::shard::{Shard, write_sidecar};
 use super::tta::Tta;
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::data::files::collect_images;
 use crate::data::image::{Decode, INPUT_SIZE, Preprocess};
 use crate::error::{Result, file_err};
@@ -54,20 +54,21 @@ impl InferConfig {
 
 /// What `infer` computed.
 pub struct Inferred {
+    /// The model's classes (the columns of `probs`).
+    pub classes: ClassList,
     pub ids: Vec<String>,
-    pub probs: Vec<[f32; classes::COUNT]>,
+    pub probs: Vec<Vec<f32>>,
     /// Unreadable images (file, reason).
     pub skipped: Vec<Skipped>,
 }
 
 impl Inferred {
     /// How many images each class wins (argmax of the probabilities).
-    pub fn predicted_counts(&self) -> [usize; classes::COUNT] {
-        let mut counts = [0usize; classes::COUNT];
+    pub fn predicted_counts(&self) -> Vec<usize> {
+        let k = self.classes.len();
+        let mut counts = vec![0usize; k];
         for p in &self.probs {
-            let best = (0..classes::COUNT)
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .unwrap_or(0);
+            let best = (0..k).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
             counts[best] += 1;
         }
         counts
@@ -79,7 +80,8 @@ impl Inferred {
             "{} images -> {}\npredicted  {}\nimages     {}\n",
             self.ids.len(),
             out.display(),
-            classes::CODES
+            self.classes
+                .codes()
                 .iter()
                 .map(|c| format!("{c:>6}"))
                 .collect::<String>(),
@@ -94,7 +96,7 @@ impl Inferred {
     /// alone: the set of shards must stay complete). `model` is the model file (its hash is
     /// recorded, so shards of different models are not merged).
     pub fn write_shard_csv(&self, out: &Path, shard: Shard, model: &Path) -> Result<()> {
-        crate::metrics::write_predictions_csv(out, &self.ids, &self.probs)?;
+        self.write_rows(out)?;
         write_sidecar(out, shard, self.ids.len(), &file_hash(model)?)
     }
 
@@ -104,7 +106,13 @@ impl Inferred {
         if self.ids.is_empty() {
             return Err(file_err(out, "no image could be read; nothing written"));
         }
-        crate::metrics::write_predictions_csv(out, &self.ids, &self.probs)
+        self.write_rows(out)
+    }
+
+    /// The submission's columns are the model's classes and then the list's untrained columns
+    /// as 0.0 (ISIC 2019's UNK, which its official ground truth has and the scorer requires).
+    fn write_rows(&self, out: &Path) -> Result<()> {
+        crate::metrics::write_predictions_csv_for(out, &self.classes, true, &self.ids, &self.probs)
     }
 }
 
@@ -120,7 +128,7 @@ pub fn infer<B: Backend>(b: &B, cfg: &InferConfig) -> Result<Inferred> {
                 );
             }
             let (size, pp) = (m.size, m.preprocess);
-            classify(b, cfg, &m.net, size, &pp, |b, out| {
+            classify(b, cfg, &m.net, (size, &m.classes), &pp, |b, out| {
                 b.download(&b.softmax(&out.logits.expect("asked for"))?)
             })
         }
@@ -137,9 +145,10 @@ fn infer_head<B: Backend>(b: &B, cfg: &InferConfig, m: HeadModel<B>) -> Result<I
         head,
         norm,
         preprocess: pp,
+        classes,
         ..
     } = m;
-    classify(b, cfg, &model, INPUT_SIZE, &pp, |b, out| {
+    classify(b, cfg, &model, (INPUT_SIZE, &classes), &pp, |b, out| {
         let f = norm.apply(b.download(&out.features)?);
         let (logits, _) = head.forward(b, &b.upload(&f)?, false)?;
         b.download(&b.softmax(&logits)?)
@@ -191,12 +200,13 @@ pub fn head_backbone<B: Backend>(
 }
 
 /// Runs every image of `cfg` (and its other views with TTA) through `model` and `probs` (model
-/// outputs of a batch -> softmax rows), averaging the views of each image.
+/// outputs of a batch -> softmax rows, one column per class of `classes`), averaging the views
+/// of each image.
 fn classify<B: Backend>(
     b: &B,
     cfg: &InferConfig,
     model: &dyn EvalModel<B>,
-    size: u32,
+    (size, classes): (u32, &ClassList),
     pp: &Preprocess,
     probs_of: impl Fn(&B, Outputs<B::Tensor>) -> Result<Tensor>,
 ) -> Result<Inferred> {
@@ -224,9 +234,9 @@ fn classify<B: Backend>(
         |items, views, out| {
             let p = probs_of(b, out)?;
             let nt = views;
-            let k = classes::COUNT;
+            let k = classes.len();
             for (i, (id, _)) in items.into_iter().enumerate() {
-                let mut avg = [0f32; classes::COUNT];
+                let mut avg = vec![0f32; k];
                 for row in p.data()[i * nt * k..(i + 1) * nt * k].chunks(k) {
                     for (a, v) in avg.iter_mut().zip(row) {
                         *a += v / nt as f32;
@@ -239,6 +249,7 @@ fn classify<B: Backend>(
         },
     )?;
     Ok(Inferred {
+        classes: classes.clone(),
         ids,
         probs,
         skipped,

@@ -112,8 +112,13 @@ pub fn infer_with_heatmaps<B: Backend>(
     let written = ids.len();
     Ok((
         Inferred {
+            // Explainer::load refuses other lists.
+            classes: classes::ClassList::isic2018(),
             ids,
-            probs,
+            probs: probs
+                .into_iter()
+                .map(|p: [f32; classes::COUNT]| p.to_vec())
+                .collect(),
             skipped,
         },
         Heatmaps { written, all_zero },

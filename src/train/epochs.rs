@@ -10,14 +10,14 @@
 use super::checkpoint::{Progress, save_checkpoint, write_history};
 use super::config::TrainConfig;
 use super::head::{AdamState, Head};
-use super::model_file::{BackboneId, MODEL, save_model};
+use super::model_file::{BackboneId, MODEL, save_model_for};
 use super::norm::FeatureNorm;
 use super::scoring::{predict, rows_of};
 use super::step::{BatchLoss, EpochMetrics, batch_loss, epoch_batches};
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::error::{Result, invalid};
-use crate::metrics::evaluate_probs;
+use crate::metrics::evaluate_probs_for;
 use crate::model::arch::Arch;
 use crate::ops::adam::AdamConfig;
 use crate::tensor::Tensor;
@@ -29,7 +29,9 @@ pub struct EpochData<'a> {
     pub y_train: &'a [usize],
     pub x_val: &'a Tensor,
     pub y_val: &'a [usize],
-    pub weights: &'a [f32; classes::COUNT],
+    /// One per class; its length is the number of classes.
+    pub weights: &'a [f32],
+    pub classes: &'a ClassList,
     pub norm: &'a FeatureNorm,
     /// The backbone's architecture and identity (file or "random-init", hash).
     pub arch: Arch,
@@ -87,8 +89,8 @@ pub fn run_epochs<B: Backend>(
         let (_, p_train) = predict(b, head, d.x_train, d.y_train, d.weights, cfg.reduction)?;
         let (val_loss, p_val) = predict(b, head, d.x_val, d.y_val, d.weights, cfg.reduction)?;
         let (rt, rv) = (
-            evaluate_probs(d.y_train, &p_train)?,
-            evaluate_probs(d.y_val, &p_val)?,
+            evaluate_probs_for(&d.classes.codes(), d.y_train, &p_train)?,
+            evaluate_probs_for(&d.classes.codes(), d.y_val, &p_val)?,
         );
         let (tb, tm, vb, vm) = (rt.bmca, rt.mean_precision, rv.bmca, rv.mean_precision);
         let m = EpochMetrics {
@@ -106,13 +108,13 @@ pub fn run_epochs<B: Backend>(
         );
         if vb > progress.best.1 {
             progress.best = (epoch + 1, vb);
-            save_model(
+            save_model_for(
                 b,
                 &cfg.out.join(MODEL),
                 head,
                 d.norm,
                 cfg,
-                d.arch,
+                (d.arch, d.classes),
                 d.backbone,
             )?;
         }

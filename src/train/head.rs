@@ -1,6 +1,6 @@
 //! The classifier head trained on frozen backbone features: dense layers with ReLU (and
-//! optionally batch norm before each ReLU), ending in 7 logits. Default 2048-120-84-7, the seed's
-//! described head. All compute goes through the backend.
+//! optionally batch norm before each ReLU), ending in one logit per class (7 for ISIC 2018).
+//! Default 2048-120-84-7, the seed's described head. All compute goes through the backend.
 
 use crate::backend::Backend;
 use crate::classes;
@@ -48,8 +48,21 @@ pub const BN_MOMENTUM: f64 = 0.1;
 pub type Forward<T> = (T, Option<Tape<T>>);
 
 impl<B: Backend> Head<B> {
-    /// Kaiming-normal weights, zero biases, BN gamma 1 / beta 0 / running (0, 1).
+    /// Kaiming-normal weights, zero biases, BN gamma 1 / beta 0 / running (0, 1); 7 outputs
+    /// (ISIC 2018's classes).
     pub fn new(b: &B, input: usize, hidden: &[usize], batchnorm: bool, seed: u64) -> Result<Self> {
+        Self::with_classes(b, input, hidden, batchnorm, seed, classes::COUNT)
+    }
+
+    /// [`Head::new`] with `classes` outputs (the same draws, in the same order, for 7).
+    pub fn with_classes(
+        b: &B,
+        input: usize,
+        hidden: &[usize],
+        batchnorm: bool,
+        seed: u64,
+        classes: usize,
+    ) -> Result<Self> {
         let mut rng = Rng::new(seed);
         let mut dims = vec![input];
         dims.extend_from_slice(hidden);
@@ -75,20 +88,16 @@ impl<B: Backend> Head<B> {
         }
         let last = *dims.last().unwrap();
         // Output layer: variance 1/fan_in (no ReLU after it).
-        let out_w = Tensor::randn(
-            &[classes::COUNT, last],
-            (1.0 / last as f64).sqrt(),
-            &mut rng,
-        );
+        let out_w = Tensor::randn(&[classes, last], (1.0 / last as f64).sqrt(), &mut rng);
         Ok(Head {
             hidden: layers,
             out_w: b.upload(&out_w)?,
-            out_b: b.upload(&Tensor::zeros(&[classes::COUNT]))?,
+            out_b: b.upload(&Tensor::zeros(&[classes]))?,
             dims,
         })
     }
 
-    /// Logits [N, 7]; `train` uses batch statistics and returns the tape for backward.
+    /// Logits [N, classes]; `train` uses batch statistics and returns the tape for backward.
     pub fn forward(&self, b: &B, x: &B::Tensor, train: bool) -> Result<Forward<B::Tensor>> {
         let mut tape = Tape {
             inputs: vec![],

@@ -39,7 +39,7 @@ pub use step::EpochMetrics;
 use std::path::PathBuf;
 
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::data::dataset::Dataset;
 use crate::data::views::{View, ViewConfig, make_views};
 use crate::error::{Result, file_err, invalid};
@@ -63,12 +63,14 @@ pub struct TrainResult {
     pub model_path: PathBuf,
     pub val_ids: Vec<String>,
     pub val_labels: Vec<usize>,
-    /// Softmax outputs of the best model on the validation views.
-    pub val_probs: Vec<[f32; classes::COUNT]>,
+    /// Softmax outputs of the best model on the validation views (one per class).
+    pub val_probs: Vec<Vec<f32>>,
     /// The best model on the official test set, when one was given.
     pub test: Option<Scored>,
     /// Images that could not be read (the reasons, which name the files).
     pub skipped: Vec<String>,
+    /// The classes trained (the training data's list).
+    pub classes: ClassList,
 }
 
 impl TrainResult {
@@ -142,6 +144,22 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     };
     let val_ds = load_side(&cfg.val_data)?;
     let test_ds = load_side(&cfg.test_data)?;
+    // One class list for the whole run: labels index it on every side.
+    for (d, path) in [(&val_ds, &cfg.val_data), (&test_ds, &cfg.test_data)] {
+        if let (Some(d), Some(p)) = (d, path)
+            && d.classes != ds.classes
+        {
+            return Err(file_err(
+                p,
+                format!(
+                    "its classes {} are not the training data's {} ({})",
+                    d.classes.joined(),
+                    ds.classes.joined(),
+                    cfg.data.display()
+                ),
+            ));
+        }
+    }
     std::fs::create_dir_all(&cfg.out)
         .map_err(|e| file_err(&cfg.out, format!("cannot create: {e}")))?;
     write_atomic(
@@ -209,9 +227,10 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     let mut skipped = load_skipped;
     skipped.extend(tr.skipped);
     skipped.extend(va.skipped);
-    let weights = cfg.class_weights.compute(&y_train)?;
+    let weights = cfg.class_weights.compute_for(&ds.classes, &y_train)?;
+    let k = ds.classes.len();
 
-    let mut head = Head::new(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed)?;
+    let mut head = Head::with_classes(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed, k)?;
     let mut adam = head.adam_init(b)?;
     let mut progress = if cfg.resume {
         resume(b, &cfg.out, &mut head, &mut adam)?
@@ -224,6 +243,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         x_val: &x_val,
         y_val: &y_val,
         weights: &weights,
+        classes: &ds.classes,
         norm: &norm,
         arch,
         backbone: &backbone_id,
@@ -231,7 +251,8 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
     run_epochs(b, cfg, &data, &mut head, &mut adam, &mut progress)?;
 
     // Validation predictions of the best model.
-    let mut best_head = Head::new(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed)?;
+    let mut best_head =
+        Head::with_classes(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed, k)?;
     let mp = cfg.out.join(MODEL);
     best_head.load_named(b, &st::read(&mp)?.tensors, &mp)?;
     let (_, val_probs) = predict(b, &best_head, &x_val, &y_val, &weights, cfg.reduction)?;
@@ -263,6 +284,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         val_probs,
         test,
         skipped,
+        classes: ds.classes.clone(),
     };
     report::write(cfg, &result)?;
     Ok(result)

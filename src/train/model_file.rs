@@ -2,7 +2,8 @@
 //!
 //! - `skinengine-head-v1` (`--fine-tune head`): the head's tensors, the feature
 //!   standardisation (`input.mean`, `input.std`, [F] for the backbone's feature width F) and
-//!   metadata: classes, head widths, batch norm, preprocessing, the training config, the
+//!   metadata: classes (the class list's codes, comma-separated: the head's outputs and the
+//!   columns `infer` writes; a file without it holds ISIC 2018's 7), head widths, batch norm, preprocessing, the training config, the
 //!   backbone's architecture (`arch`; files written before it existed are ResNet50's) and the
 //!   backbone it was trained on (file or "random-init") with that file's hash, so inference can
 //!   refuse other backbone weights.
@@ -19,7 +20,7 @@ use super::features;
 use super::head::Head;
 use super::norm::FeatureNorm;
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::data::image::{Decode, Preprocess, ResizeMode};
 use crate::error::{Result, file_err};
 use crate::io::safetensors as st;
@@ -39,7 +40,7 @@ pub const FORMAT_NET: &str = "skinengine-net-v1";
 pub type BackboneId = (String, String);
 
 /// Writes the model file of a head on frozen `arch` features: head tensors + metadata that
-/// `infer` needs.
+/// `infer` needs; ISIC 2018's classes ([`save_model_for`] records another list).
 pub fn save_model<B: Backend>(
     b: &B,
     path: &Path,
@@ -49,6 +50,20 @@ pub fn save_model<B: Backend>(
     arch: Arch,
     backbone: &BackboneId,
 ) -> Result<()> {
+    let list = ClassList::isic2018();
+    save_model_for(b, path, head, norm, cfg, (arch, &list), backbone)
+}
+
+/// [`save_model`] of a head whose outputs are the classes of `list`.
+pub fn save_model_for<B: Backend>(
+    b: &B,
+    path: &Path,
+    head: &Head<B>,
+    norm: &FeatureNorm,
+    cfg: &TrainConfig,
+    (arch, list): (Arch, &ClassList),
+    backbone: &BackboneId,
+) -> Result<()> {
     let mut named = head.named(b)?;
     let f = norm.mean.len();
     named.insert("input.mean".into(), Tensor::new(&[f], norm.mean.clone())?);
@@ -56,7 +71,7 @@ pub fn save_model<B: Backend>(
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("arch".to_string(), arch.name().to_string()),
-        ("classes".to_string(), classes::CODES.join(",")),
+        ("classes".to_string(), list.joined()),
         (
             "head".to_string(),
             serde_json::to_string(&head.dims[1..]).expect("ints"),
@@ -93,6 +108,8 @@ pub struct NetModel<B: Backend> {
     pub preprocess: Preprocess,
     /// Side of the square input images.
     pub size: u32,
+    /// The classes of the outputs.
+    pub classes: ClassList,
     /// The backbone weights fine-tuning started from: (file or "random-init", its hash).
     pub origin: BackboneId,
 }
@@ -106,6 +123,18 @@ pub struct HeadModel<B: Backend> {
     pub arch: Arch,
     /// (backbone file or "random-init", its hash)
     pub backbone: BackboneId,
+    /// The classes of the outputs.
+    pub classes: ClassList,
+}
+
+/// The class list a model file records (metadata `classes`); ISIC 2018's for files written
+/// before lists were recorded.
+fn recorded_classes(path: &Path, meta: &HashMap<String, String>) -> Result<ClassList> {
+    match meta.get("classes") {
+        None => Ok(ClassList::isic2018()),
+        Some(c) => ClassList::parse(c)
+            .map_err(|e| file_err(path, format!("bad metadata classes = {c:?}: {e}"))),
+    }
 }
 
 /// Loads a model file written by `train` (either format).
@@ -133,6 +162,7 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
         }
     };
     let features = arch.features();
+    let list = recorded_classes(path, &f.metadata)?;
     let dims: Vec<usize> = serde_json::from_str(&m("head")?)
         .map_err(|e| file_err(path, format!("bad head metadata: {e}")))?;
     // Building the head allocates what the widths claim: check them against the file's own
@@ -166,7 +196,8 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
         }
         prev = o;
     }
-    let mut head = Head::new(b, features, &dims, m("batchnorm")? == "true", 0)?;
+    let mut head =
+        Head::with_classes(b, features, &dims, m("batchnorm")? == "true", 0, list.len())?;
     head.load_named(b, &f.tensors, path)?;
     let vec_of = |k: &str| -> Result<Vec<f32>> {
         let t = f
@@ -204,10 +235,12 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
         },
         arch,
         backbone: (m("backbone")?, m("backbone_hash")?),
+        classes: list,
     }))
 }
 
-/// Writes a fine-tuned network's model file (format `skinengine-net-v1`).
+/// Writes a fine-tuned network's model file (format `skinengine-net-v1`) of ISIC 2018's
+/// classes ([`save_net_model_for`] records another list).
 pub fn save_net_model<B: Backend>(
     b: &B,
     path: &Path,
@@ -216,10 +249,33 @@ pub fn save_net_model<B: Backend>(
     cfg: &TrainConfig,
     origin: &BackboneId,
 ) -> Result<()> {
+    save_net_model_for(b, path, net, (spec, &ClassList::isic2018()), cfg, origin)
+}
+
+/// [`save_net_model`] of a network whose outputs are the classes of `list`.
+pub fn save_net_model_for<B: Backend>(
+    b: &B,
+    path: &Path,
+    net: &Net<B>,
+    (spec, list): (&HeadSpec, &ClassList),
+    cfg: &TrainConfig,
+    origin: &BackboneId,
+) -> Result<()> {
+    if spec.classes != list.len() {
+        return Err(file_err(
+            path,
+            format!(
+                "a head of {} outputs cannot be saved as the {} classes {}",
+                spec.classes,
+                list.len(),
+                list.joined()
+            ),
+        ));
+    }
     let named = net.state_dict(b)?;
     let meta = HashMap::from([
         ("format".to_string(), FORMAT_NET.to_string()),
-        ("classes".to_string(), classes::CODES.join(",")),
+        ("classes".to_string(), list.joined()),
         ("arch".to_string(), net.graph.arch.name().to_string()),
         ("pool".to_string(), spec.pool.name().to_string()),
         (
@@ -256,10 +312,7 @@ fn load_net_model<B: Backend>(b: &B, path: &Path, f: st::TensorFile) -> Result<N
         })
     };
     let bad = |k: &str, v: &str| file_err(path, format!("bad metadata {k} = {v:?}"));
-    let codes = m("classes")?;
-    if codes != classes::CODES.join(",") {
-        return Err(bad("classes", &codes));
-    }
+    let list = recorded_classes(path, &f.metadata)?;
     let arch_name = m("arch")?;
     let arch = Arch::parse(&arch_name).ok_or_else(|| bad("arch", &arch_name))?;
     let pool = match m("pool")?.as_str() {
@@ -278,7 +331,7 @@ fn load_net_model<B: Backend>(b: &B, path: &Path, f: st::TensorFile) -> Result<N
         hidden,
         batchnorm: m("batchnorm")? == "true",
         dropout,
-        classes: classes::COUNT,
+        classes: list.len(),
     };
     // The backbone part must be a complete, finite state dict of the architecture (classifier
     // aside), the head must have the shapes its metadata implies.
@@ -309,6 +362,7 @@ fn load_net_model<B: Backend>(b: &B, path: &Path, f: st::TensorFile) -> Result<N
         },
         size,
         origin: (m("origin")?, m("origin_hash")?),
+        classes: list,
     })
 }
 

@@ -3,7 +3,6 @@
 //! $SKINENGINE_FONT and the common system sans-serif fonts (DejaVu, Liberation) is used; with
 //! none, the figures are skipped and the report says so (the tables carry the same numbers).
 
-use crate::classes;
 use crate::error::{Result, file_err};
 use crate::train::EpochMetrics;
 use plotters::prelude::*;
@@ -65,19 +64,22 @@ fn atomic_png(
 
 /// Confusion matrix heat map (rows truth, columns prediction), counts in the cells, each row
 /// shaded by its share of the row so rare classes stay readable. Laid out in pixels with
-/// plotters' shapes and text (cell-centred labels need no axis machinery).
-pub fn confusion_png(
+/// plotters' shapes and text (cell-centred labels need no axis machinery). `codes` names the
+/// rows and columns.
+pub fn confusion_png<S: AsRef<str>>(
     path: &Path,
-    confusion: &[[usize; classes::COUNT]; classes::COUNT],
+    confusion: &[Vec<usize>],
+    codes: &[S],
 ) -> Result<()> {
     const CELL: i32 = 66;
     const LEFT: i32 = 90;
     const TOP: i32 = 60;
+    let k = codes.len() as i32;
     atomic_png(
         path,
         (
-            LEFT as u32 + 7 * CELL as u32 + 30,
-            TOP as u32 + 7 * CELL as u32 + 70,
+            LEFT as u32 + k as u32 * CELL as u32 + 30,
+            TOP as u32 + k as u32 * CELL as u32 + 70,
         ),
         |root| {
             let e = |err: DrawingAreaErrorKind<_>| draw_err(path, err);
@@ -93,7 +95,7 @@ pub fn confusion_png(
             };
             root.draw(&center(
                 "Validation confusion matrix".into(),
-                (LEFT + 7 * CELL / 2, 22),
+                (LEFT + k * CELL / 2, 22),
                 20,
                 &BLACK,
             ))
@@ -102,7 +104,7 @@ pub fn confusion_png(
                 let total = row.iter().sum::<usize>().max(1) as f64;
                 let y0 = TOP + t as i32 * CELL;
                 root.draw(&center(
-                    classes::CODES[t].into(),
+                    codes[t].as_ref().into(),
                     (LEFT / 2 + 8, y0 + CELL / 2),
                     15,
                     &BLACK,
@@ -132,10 +134,10 @@ pub fn confusion_png(
                     .map_err(e)?;
                 }
             }
-            let bottom = TOP + 7 * CELL;
-            for (p, name) in classes::CODES.iter().enumerate() {
+            let bottom = TOP + k * CELL;
+            for (p, name) in codes.iter().enumerate() {
                 root.draw(&center(
-                    (*name).into(),
+                    name.as_ref().into(),
                     (LEFT + p as i32 * CELL + CELL / 2, bottom + 14),
                     15,
                     &BLACK,
@@ -144,7 +146,7 @@ pub fn confusion_png(
             }
             root.draw(&center(
                 "predicted".into(),
-                (LEFT + 7 * CELL / 2, bottom + 42),
+                (LEFT + k * CELL / 2, bottom + 42),
                 16,
                 &BLACK,
             ))

@@ -1,10 +1,9 @@
 //! The run folder's report.md (and the validation predictions and truth as ISIC CSVs, so the
 //! numbers can be re-scored with `skinengine eval` or the official scorer).
 
-use crate::classes;
 use crate::error::{Result, file_err};
 use crate::io::atomic::write_atomic;
-use crate::metrics::{evaluate_probs, write_predictions_csv};
+use crate::metrics::{evaluate_probs_for, write_predictions_csv_for};
 use crate::train::{TrainConfig, TrainResult};
 use std::fmt::Write as _;
 
@@ -13,17 +12,27 @@ pub const SKIPPED: &str = "skipped.txt";
 
 pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
     let out = &cfg.out;
-    write_predictions_csv(&out.join("val_pred.csv"), &r.val_ids, &r.val_probs)?;
-    let mut truth = String::from("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n");
+    // The validation files hold the trained classes only (no ISIC 2019 UNK column: with no UNK
+    // image in it, the official scorer could not score the truth file).
+    let list = &r.classes;
+    let codes = list.codes();
+    write_predictions_csv_for(
+        &out.join("val_pred.csv"),
+        list,
+        false,
+        &r.val_ids,
+        &r.val_probs,
+    )?;
+    let mut truth = format!("image,{}\n", list.joined());
     for (id, &l) in r.val_ids.iter().zip(&r.val_labels) {
-        let row: Vec<&str> = (0..classes::COUNT)
+        let row: Vec<&str> = (0..list.len())
             .map(|c| if c == l { "1.0" } else { "0.0" })
             .collect();
         let _ = writeln!(truth, "{id},{}", row.join(","));
     }
     write_atomic(&out.join("val_truth.csv"), truth.as_bytes())?;
 
-    let rep = evaluate_probs(&r.val_labels, &r.val_probs)?;
+    let rep = evaluate_probs_for(&codes, &r.val_labels, &r.val_probs)?;
     let mut s = String::from("# skinengine training report\n\n");
     let _ = writeln!(s, "Configuration: `{}`\n", cfg.to_json());
     let _ = writeln!(
@@ -38,16 +47,16 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
     );
     // The images left out, one line each (file: problem); a run without any removes the list a
     // previous run in this folder may have left.
-    let list = out.join(SKIPPED);
+    let skipped_list = out.join(SKIPPED);
     if r.skipped.is_empty() {
-        std::fs::remove_file(&list)
+        std::fs::remove_file(&skipped_list)
             .or_else(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(()),
                 _ => Err(e),
             })
-            .map_err(|e| file_err(&list, format!("cannot remove: {e}")))?;
+            .map_err(|e| file_err(&skipped_list, format!("cannot remove: {e}")))?;
     } else {
-        write_atomic(&list, (r.skipped.join("\n") + "\n").as_bytes())?;
+        write_atomic(&skipped_list, (r.skipped.join("\n") + "\n").as_bytes())?;
         let _ = writeln!(
             s,
             "Skipped {} unreadable images (truncated, corrupt, not an image, too large; listed in `{SKIPPED}`).\n",
@@ -71,22 +80,22 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
     // Figures (PNG); the tables below carry the same numbers.
     if crate::train::plots::font().is_some() {
         crate::train::plots::curves_png(&out.join("curves.png"), &r.history)?;
-        crate::train::plots::confusion_png(&out.join("confusion.png"), &rep.confusion)?;
+        crate::train::plots::confusion_png(&out.join("confusion.png"), &rep.confusion, &codes)?;
         s += "\n![loss and metric curves](curves.png)\n\n![validation confusion matrix](confusion.png)\n";
     } else {
         s += "\n(Figures skipped: no TrueType font found; set SKINENGINE_FONT to a .ttf file.)\n";
     }
     s += "\n## Validation confusion matrix (best epoch; rows truth, columns prediction)\n\n| truth \\ pred | ";
-    s += &classes::CODES.join(" | ");
+    s += &codes.join(" | ");
     s += " | tied |\n|---|";
-    s += &"---|".repeat(8);
+    s += &"---|".repeat(codes.len() + 1);
     s += "\n";
     for (t, row) in rep.confusion.iter().enumerate() {
         let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
         let _ = writeln!(
             s,
             "| **{}** | {} | {} |",
-            classes::CODES[t],
+            codes[t],
             cells.join(" | "),
             rep.undecided[t]
         );
@@ -96,19 +105,12 @@ pub fn write(cfg: &TrainConfig, r: &TrainResult) -> Result<()> {
         let _ = writeln!(
             s,
             "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
-            classes::CODES[c],
-            m.sensitivity,
-            m.specificity,
-            m.ppv,
-            m.npv,
-            m.f1,
-            m.auc,
-            m.ap
+            codes[c], m.sensitivity, m.specificity, m.ppv, m.npv, m.f1, m.auc, m.ap
         );
     }
     if let Some(t) = &r.test {
-        write_predictions_csv(&out.join("test_pred.csv"), &t.ids, &t.probs)?;
-        let tr = evaluate_probs(&t.labels, &t.probs)?;
+        write_predictions_csv_for(&out.join("test_pred.csv"), list, false, &t.ids, &t.probs)?;
+        let tr = evaluate_probs_for(&codes, &t.labels, &t.probs)?;
         let _ = writeln!(
             s,
             "\n## Official test set (best model)\n\n{} images: bmca **{:.4}**, mean precision {:.4}, accuracy {:.4} (predictions in `test_pred.csv`).",

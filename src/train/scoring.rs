@@ -5,7 +5,6 @@
 use super::head::Head;
 use super::step::{BatchLoss, batch_loss};
 use crate::backend::Backend;
-use crate::classes;
 use crate::error::Result;
 use crate::ops::loss::Reduction;
 use crate::tensor::Tensor;
@@ -14,7 +13,7 @@ use crate::tensor::Tensor;
 pub struct Scored {
     pub ids: Vec<String>,
     pub labels: Vec<usize>,
-    pub probs: Vec<[f32; classes::COUNT]>,
+    pub probs: Vec<Vec<f32>>,
 }
 
 /// The rows `idx` of a 2-d tensor.
@@ -34,10 +33,11 @@ pub fn predict<B: Backend>(
     h: &Head<B>,
     x: &Tensor,
     labels: &[usize],
-    w: &[f32; classes::COUNT],
+    w: &[f32],
     red: Reduction,
-) -> Result<(f64, Vec<[f32; classes::COUNT]>)> {
+) -> Result<(f64, Vec<Vec<f32>>)> {
     let (mut loss, mut probs) = (0.0, Vec::new());
+    let k = w.len();
     let n = x.shape()[0];
     for start in (0..n).step_by(1024) {
         let idx: Vec<usize> = (start..(start + 1024).min(n)).collect();
@@ -49,11 +49,7 @@ pub fn predict<B: Backend>(
             loss += l * idx.len() as f64;
         }
         let p = b.download(&b.softmax(&logits)?)?;
-        probs.extend(
-            p.data()
-                .chunks(classes::COUNT)
-                .map(|r| std::array::from_fn(|k| r[k])),
-        );
+        probs.extend(p.data().chunks(k).map(<[f32]>::to_vec));
     }
     Ok((loss / n.max(1) as f64, probs))
 }

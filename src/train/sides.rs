@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use super::config::{Protocol, TrainConfig};
-use crate::classes;
 use crate::data::dataset::{Dataset, load};
 use crate::data::split::{Split, SplitKind, read_split, split, write_split};
 use crate::data::views::{View, ViewConfig, make_views, seed_protocol_split};
@@ -67,7 +66,7 @@ pub fn make_sides(
                     csv += &format!(
                         "{},{side},{},{}\n",
                         v.name,
-                        classes::CODES[s.label.unwrap_or(0)],
+                        ds.classes.code(s.label.unwrap_or(0)),
                         s.lesion
                     );
                 }

@@ -1,11 +1,11 @@
-//! The layouts a synthetic data set can be written in ([`SynthLayout`]: HAM10000 or ISIC 2018
-//! Task 3), where its files go and what its tables say. Every file, folder and column name
+//! The layouts a synthetic data set can be written in ([`SynthLayout`]: HAM10000, ISIC 2018
+//! Task 3 or ISIC 2019 Task 1), where its files go and what its tables say. Every file, folder and column name
 //! comes from `data::schema`, the module the readers in `data::dataset` use too, so what is
 //! written here is what they look for.
 
-use super::plan::Plan;
-use crate::classes;
-use crate::data::schema::{ham, isic};
+use super::plan::{HAM_IMAGE_COUNTS, ISIC2019_IMAGE_COUNTS, Plan, sub_seed};
+use crate::classes::{self, ClassList};
+use crate::data::schema::{ham, isic, isic2019};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,12 @@ pub enum SynthLayout {
     /// `ISIC2018_Task3_Training_{Input,GroundTruth}/` + `..._LesionGroupings.csv`.
     #[value(name = "isic2018")]
     Isic2018,
+    /// `ISIC_2019_Training_Input/` + `ISIC_2019_Training_{GroundTruth,Metadata}.csv`: 8 classes
+    /// (SCC besides ISIC 2018's, AKIEC named AK) in ISIC 2019's proportions, an all-zero UNK
+    /// column, and an empty lesion_id for a tenth of the single-image lesions (as in the real
+    /// metadata, where some images have none).
+    #[value(name = "isic2019")]
+    Isic2019,
 }
 
 impl SynthLayout {
@@ -27,7 +33,38 @@ impl SynthLayout {
         match self {
             SynthLayout::Ham10000 => "ham10000",
             SynthLayout::Isic2018 => "isic2018",
+            SynthLayout::Isic2019 => "isic2019",
         }
+    }
+
+    /// The classes the layout's labels index.
+    pub fn classes(self) -> ClassList {
+        match self {
+            SynthLayout::Ham10000 | SynthLayout::Isic2018 => ClassList::isic2018(),
+            SynthLayout::Isic2019 => ClassList::isic2019(),
+        }
+    }
+
+    /// Images per class of the real data set the class proportions follow.
+    pub(super) fn image_counts(self) -> &'static [usize] {
+        match self {
+            SynthLayout::Ham10000 | SynthLayout::Isic2018 => &HAM_IMAGE_COUNTS,
+            SynthLayout::Isic2019 => &ISIC2019_IMAGE_COUNTS,
+        }
+    }
+}
+
+/// ISIC 2019 `anatom_site_general` for a HAM10000 localization ("" where it has none).
+fn site_2019(localization: &str) -> &'static str {
+    match localization {
+        "back" => "posterior torso",
+        "trunk" | "abdomen" | "chest" => "anterior torso",
+        "lower extremity" | "foot" => "lower extremity",
+        "upper extremity" | "hand" => "upper extremity",
+        "face" | "neck" | "scalp" | "ear" => "head/neck",
+        "genital" => "oral/genital",
+        "acral" => "palms/soles",
+        _ => "",
     }
 }
 
@@ -49,6 +86,7 @@ pub(super) fn folders(out: &Path, layout: SynthLayout) -> Vec<PathBuf> {
             out.join(isic::input_folder(isic::TRAINING)),
             out.join(isic::ground_truth_folder(isic::TRAINING)),
         ],
+        SynthLayout::Isic2019 => vec![out.join(isic2019::input_folder(isic2019::TRAINING))],
     }
 }
 
@@ -59,6 +97,7 @@ pub(super) fn image_folder(out: &Path, layout: SynthLayout, k: usize, n: usize) 
         SynthLayout::Ham10000 if k < n.div_ceil(2) => out.join(ham::IMAGE_FOLDERS[0]),
         SynthLayout::Ham10000 => out.join(ham::IMAGE_FOLDERS[1]),
         SynthLayout::Isic2018 => out.join(isic::input_folder(isic::TRAINING)),
+        SynthLayout::Isic2019 => out.join(isic2019::input_folder(isic2019::TRAINING)),
     }
 }
 
@@ -72,21 +111,68 @@ pub(super) fn dataset_markers() -> Vec<String> {
             isic::input_folder(isic::TRAINING),
             isic::ground_truth_folder(isic::TRAINING),
             isic::groupings_file(isic::TRAINING),
+            isic2019::input_folder(isic2019::TRAINING),
+            isic2019::ground_truth_file(isic2019::TRAINING),
+            isic2019::metadata_file(isic2019::TRAINING),
         ])
         .collect()
 }
 
 /// Writes the layout's tables for `plan` (images are named by `image_id`, lesions by
-/// `lesion_id`).
+/// `lesion_id`; `seed` picks ISIC 2019's empty lesion ids).
 pub(super) fn write_tables(
     out: &Path,
-    layout: SynthLayout,
+    (layout, seed): (SynthLayout, u64),
     plan: &Plan,
     image_id: impl Fn(usize) -> String,
     lesion_id: impl Fn(usize) -> String,
 ) -> Result<()> {
     let n = plan.image_lesion.len();
     match layout {
+        SynthLayout::Isic2019 => {
+            let list = layout.classes();
+            let (mut gt, mut meta) = (String::new(), String::new());
+            gt.push_str(&format!(
+                "{},{}\n",
+                isic2019::IMAGE,
+                list.prediction_columns().join(",")
+            ));
+            meta.push_str(&isic2019::METADATA_COLUMNS.join(","));
+            meta.push('\n');
+            let zeros = list.untrained().len();
+            for k in 0..n {
+                let li = plan.image_lesion[k];
+                let l = &plan.lesions[li];
+                gt.push_str(&image_id(k));
+                for c in 0..list.len() {
+                    gt.push_str(if c == l.class { ",1.0" } else { ",0.0" });
+                }
+                gt.push_str(&",0.0".repeat(zeros));
+                gt.push('\n');
+                let no_id = l.images.len() == 1 && sub_seed(seed, 3, li as u64) % 10 == 0;
+                let lesion = if no_id {
+                    String::new()
+                } else {
+                    lesion_id(l.number)
+                };
+                let age = l.age.map_or_else(String::new, |a| format!("{a}.0"));
+                let sex = if l.sex == "unknown" { "" } else { l.sex };
+                // In the order of isic2019::METADATA_COLUMNS.
+                meta.push_str(&format!(
+                    "{},{age},{},{lesion},{sex}\n",
+                    image_id(k),
+                    site_2019(l.localization)
+                ));
+            }
+            write_atomic(
+                &out.join(isic2019::ground_truth_file(isic2019::TRAINING)),
+                gt.as_bytes(),
+            )?;
+            write_atomic(
+                &out.join(isic2019::metadata_file(isic2019::TRAINING)),
+                meta.as_bytes(),
+            )
+        }
         SynthLayout::Ham10000 => {
             let mut s = String::with_capacity(64 * (n + 1));
             s.push_str(&ham::COLUMNS.join(","));

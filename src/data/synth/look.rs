@@ -2,11 +2,19 @@
 //! per lesion from its own seed, so every image of the lesion shares it. Class by class (NV
 //! round uniform brown; MEL large, irregular, many colours; BCC pearly pink with branching
 //! vessels; AKIEC scaly red patch; BKL waxy mottled brown; DF brown ring, pale centre; VASC red
-//! or purple lobules), with jitter and atypical variants so that the classes overlap.
+//! or purple lobules; ISIC 2019's SCC a keratotic pink-red nodule with a white-yellow keratin
+//! centre and looped vessels at its rim), with jitter and atypical variants so that the
+//! classes overlap.
+//!
+//! A look is keyed by class index: ISIC 2019's first seven classes are ISIC 2018's in the same
+//! order (AK = AKIEC), and its eighth, SCC, is [`SCC`].
 
 use super::noise::{mix, scale};
 use crate::classes::{AKIEC, BCC, BKL, DF, MEL, NV};
 use crate::rng::Rng;
+
+/// ISIC 2019's `SCC` (index 7 of [`crate::classes::ClassList::isic2019`]).
+pub(super) const SCC: usize = 7;
 
 /// Everything that makes one lesion (and its patient's skin) look like itself. Lengths are in
 /// units of the image height; lesion-local coordinates are in units of the lesion radius.
@@ -261,6 +269,40 @@ impl Look {
                 l.wt[0] = u(rng, 0.35, 0.6); // pale radius
                 l.tex = u(rng, 0.05, 0.12);
                 l.tex_scale = u(rng, 8.0, 12.0);
+            }
+            SCC => {
+                // Raised keratotic nodule: keratin centre (pal[1], radius wt[0]), pink-red rim
+                // (pal[0]) with short looped vessels, rough surface.
+                l.radius = u(rng, 0.18, 0.34);
+                l.aspect = u(rng, 0.7, 1.0);
+                l.harm = harmonics(rng, 0.08);
+                l.edge = u(rng, 0.12, 0.28);
+                l.border_noise = u(rng, 0.04, 0.1);
+                l.opacity = u(rng, 0.6, 0.9);
+                l.pal[0] = jitter(rng, scale([214.0, 118.0, 112.0], shade), 12.0);
+                l.pal[1] = jitter(rng, [240.0, 226.0, 176.0], 8.0);
+                l.pal[2] = jitter(rng, [150.0, 96.0, 70.0], 10.0); // crust
+                l.wt[0] = u(rng, 0.3, 0.6);
+                l.wt[1] = u(rng, 0.0, 0.6); // crust amount
+                l.tex = u(rng, 0.1, 0.2);
+                l.tex_scale = u(rng, 6.0, 10.0);
+                l.vessel_col = jitter(rng, [176.0, 40.0, 52.0], 10.0);
+                l.vessel_width = u(rng, 0.0015, 0.003);
+                let loops = 6 + rng.below(8);
+                for _ in 0..loops {
+                    // A short hairpin between the keratin centre and the rim.
+                    let t = rng.uniform(0.0, std::f64::consts::TAU) as f32;
+                    let r0 = u(rng, 0.5, 0.8);
+                    let (c, s) = (t.cos(), t.sin());
+                    let len = u(rng, 0.08, 0.16);
+                    let w = u(rng, 0.02, 0.04);
+                    l.vessels.push(vec![
+                        (r0 * c - w * s, r0 * s + w * c),
+                        ((r0 + len) * c - w * s, (r0 + len) * s + w * c),
+                        ((r0 + len) * c + w * s, (r0 + len) * s - w * c),
+                        (r0 * c + w * s, r0 * s - w * c),
+                    ]);
+                }
             }
             _ => {
                 // VASC

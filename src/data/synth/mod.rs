@@ -1,5 +1,6 @@
-//! Synthetic dermoscopy-like data sets in the real HAM10000 and ISIC 2018 Task 3 layouts, for
-//! demos, tests and benchmarks (the real data cannot be downloaded here).
+//! Synthetic dermoscopy-like data sets in the real HAM10000, ISIC 2018 Task 3 and ISIC 2019
+//! Task 1 layouts, for demos, tests and benchmarks (the real data cannot be downloaded here).
+//! ISIC 2019 adds SCC lesions and follows ISIC 2019's class proportions (see `layout`).
 //!
 //! What is drawn, and why:
 //! - Lesions and images per lesion follow HAM10000 (1 image: 5,514 lesions, 2: 1,423, 3: 490,
@@ -32,9 +33,8 @@ mod render;
 mod shot;
 
 pub use layout::SynthLayout;
-pub use plan::{HAM_IMAGE_COUNTS, HAM_LESIONS_BY_SIZE};
+pub use plan::{HAM_IMAGE_COUNTS, HAM_LESIONS_BY_SIZE, ISIC2019_IMAGE_COUNTS};
 
-use crate::classes;
 use crate::error::{Result, file_err, invalid};
 use crate::io::walk::{Walk, walk};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -82,10 +82,10 @@ impl Default for SynthConfig {
 pub struct SynthSummary {
     pub images: usize,
     pub lesions: usize,
-    /// Images per class (class order of [`classes::CODES`]).
-    pub class_images: [usize; classes::COUNT],
+    /// Images per class (class order of the layout's list, [`SynthLayout::classes`]).
+    pub class_images: Vec<usize>,
     /// Lesions per class.
-    pub class_lesions: [usize; classes::COUNT],
+    pub class_lesions: Vec<usize>,
     /// Wall time of the whole write, seconds.
     pub seconds: f64,
 }
@@ -142,7 +142,7 @@ pub fn write_synth(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
         return Err(invalid("synth", "JPEG quality must be in 1..=100"));
     }
     check_out_folder(out)?;
-    let plan = make_plan(cfg.n, cfg.seed);
+    let plan = make_plan(cfg.n, cfg.seed, cfg.layout.image_counts());
     let n = cfg.n;
 
     for d in &layout::folders(out, cfg.layout) {
@@ -181,10 +181,11 @@ pub fn write_synth(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
     bar.finish_and_clear();
 
     // Tables last: a run that dies half-way leaves no table that names missing images.
-    layout::write_tables(out, cfg.layout, &plan, image_id, lesion_id)?;
+    layout::write_tables(out, (cfg.layout, cfg.seed), &plan, image_id, lesion_id)?;
 
-    let mut class_images = [0; classes::COUNT];
-    let mut class_lesions = [0; classes::COUNT];
+    let k = cfg.layout.image_counts().len();
+    let mut class_images = vec![0; k];
+    let mut class_lesions = vec![0; k];
     for l in &plan.lesions {
         class_images[l.class] += l.images.len();
         class_lesions[l.class] += 1;
@@ -198,13 +199,15 @@ pub fn write_synth(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
     })
 }
 
-/// Renders one image of a fresh lesion of class `class` (index into [`classes::CODES`]); for looking
-/// at the generator and for benchmarks. Row-major RGB8, `width * height * 3` bytes.
+/// Renders one image of a fresh lesion of class `class` (index into ISIC 2019's list, whose
+/// first 7 are ISIC 2018's [`crate::classes::CODES`]; 7 is SCC); for looking at the generator
+/// and for benchmarks. Row-major RGB8, `width * height * 3` bytes.
 pub fn render_example(class: usize, seed: u64, width: u32, height: u32) -> Result<Vec<u8>> {
-    if class >= classes::COUNT {
+    let k = ISIC2019_IMAGE_COUNTS.len();
+    if class >= k {
         return Err(invalid(
             "synth",
-            format!("class index {class} is not in 0..{}", classes::COUNT),
+            format!("class index {class} is not in 0..{k}"),
         ));
     }
     check_size(width, height)?;

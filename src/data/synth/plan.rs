@@ -8,6 +8,10 @@ use crate::rng::Rng;
 
 /// Images per class in HAM10000 (class order MEL, NV, BCC, AKIEC, BKL, DF, VASC).
 pub const HAM_IMAGE_COUNTS: [usize; COUNT] = [1113, 6705, 514, 327, 1099, 115, 142];
+/// Images per class in the ISIC 2019 training set (MEL, NV, BCC, AK, BKL, DF, VASC, SCC; no
+/// UNK). Its first seven classes are HAM10000's in the same order (AK for AKIEC), so every
+/// per-class rule below applies to both lists by index.
+pub const ISIC2019_IMAGE_COUNTS: [usize; 8] = [4522, 12875, 3323, 867, 2624, 239, 253, 628];
 /// HAM10000 lesions having 1, 2, ..., 6 images.
 pub const HAM_LESIONS_BY_SIZE: [usize; 6] = [5514, 1423, 490, 34, 5, 4];
 /// Localizations of HAM10000 with their image counts there.
@@ -63,16 +67,17 @@ fn pick(rng: &mut Rng, weights: &[f64]) -> usize {
     weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
 }
 
-/// Images per class for `n` images: `min` of each class, the rest in HAM10000 proportions
-/// (largest remainders).
-fn class_quotas(n: usize, min: usize) -> [usize; COUNT] {
-    let rest = n - COUNT * min;
-    let total: usize = HAM_IMAGE_COUNTS.iter().sum();
-    let mut q = [min; COUNT];
-    let mut frac = [(0.0f64, 0usize); COUNT];
+/// Images per class for `n` images: `min` of each class, the rest in the proportions of
+/// `counts` (largest remainders).
+fn class_quotas(n: usize, min: usize, counts: &[usize]) -> Vec<usize> {
+    let k = counts.len();
+    let rest = n - k * min;
+    let total: usize = counts.iter().sum();
+    let mut q = vec![min; k];
+    let mut frac = vec![(0.0f64, 0usize); k];
     let mut given = 0;
-    for c in 0..COUNT {
-        let exact = rest as f64 * HAM_IMAGE_COUNTS[c] as f64 / total as f64;
+    for c in 0..k {
+        let exact = rest as f64 * counts[c] as f64 / total as f64;
         q[c] += exact.floor() as usize;
         given += exact.floor() as usize;
         frac[c] = (exact - exact.floor(), c);
@@ -84,7 +89,10 @@ fn class_quotas(n: usize, min: usize) -> [usize; COUNT] {
     q
 }
 
-pub(super) fn make_plan(n: usize, seed: u64) -> Plan {
+/// The plan of `n` images whose classes follow `counts` (one per class of the list:
+/// [`HAM_IMAGE_COUNTS`] or [`ISIC2019_IMAGE_COUNTS`]); HAM10000's draws are unchanged.
+pub(super) fn make_plan(n: usize, seed: u64, counts: &[usize]) -> Plan {
+    let k = counts.len();
     let mut rng = Rng::new(sub_seed(seed, 0, 0));
     // Images per lesion.
     let size_w: Vec<f64> = HAM_LESIONS_BY_SIZE.iter().map(|&c| c as f64).collect();
@@ -95,12 +103,15 @@ pub(super) fn make_plan(n: usize, seed: u64) -> Plan {
         sizes.push(s);
         total += s;
     }
-    let min = match n {
-        0..7 => 0,
-        7..14 => 1,
-        _ => 2,
+    // At least one image of each class from k images on, two from 2 * k on.
+    let min = if n < k {
+        0
+    } else if n < 2 * k {
+        1
+    } else {
+        2
     };
-    while sizes.len() < COUNT * min {
+    while sizes.len() < k * min {
         let big = (0..sizes.len())
             .max_by_key(|&i| (sizes[i], usize::MAX - i))
             .unwrap();
@@ -110,21 +121,21 @@ pub(super) fn make_plan(n: usize, seed: u64) -> Plan {
     rng.shuffle(&mut sizes);
     let l = sizes.len();
 
-    // Classes: the COUNT*min smallest lesions give every class its minimum; the rest go largest
+    // Classes: the k*min smallest lesions give every class its minimum; the rest go largest
     // first to a class with room for them, drawn in proportion to the images still missing.
-    let quota = class_quotas(n, min);
+    let quota = class_quotas(n, min, counts);
     let mut order: Vec<usize> = (0..l).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
     let mut class = vec![0usize; l];
-    let mut got = [0i64; COUNT];
-    let reserved = COUNT * min;
+    let mut got = vec![0i64; k];
+    let reserved = k * min;
     for (j, &i) in order[l - reserved..].iter().enumerate() {
-        class[i] = j % COUNT;
-        got[j % COUNT] += sizes[i] as i64;
+        class[i] = j % k;
+        got[j % k] += sizes[i] as i64;
     }
     for &i in &order[..l - reserved] {
         let s = sizes[i] as i64;
-        let deficit: Vec<i64> = (0..COUNT).map(|c| quota[c] as i64 - got[c]).collect();
+        let deficit: Vec<i64> = (0..k).map(|c| quota[c] as i64 - got[c]).collect();
         let fits: Vec<f64> = deficit
             .iter()
             .map(|&d| if d >= s { d as f64 } else { 0.0 })
@@ -135,7 +146,7 @@ pub(super) fn make_plan(n: usize, seed: u64) -> Plan {
         } else if open.iter().any(|&w| w > 0.0) {
             pick(&mut rng, &open)
         } else {
-            (0..COUNT).max_by_key(|&c| (deficit[c], COUNT - c)).unwrap()
+            (0..k).max_by_key(|&c| (deficit[c], k - c)).unwrap()
         };
         class[i] = c;
         got[c] += s;
@@ -167,7 +178,8 @@ pub(super) fn make_plan(n: usize, seed: u64) -> Plan {
             _ => [1.0, 0.0, 0.0, 0.0],
         };
         let dx_type = pick(&mut rng, &dx_w);
-        let mean_age = [62.0, 45.0, 66.0, 68.0, 62.0, 52.0, 50.0][c];
+        // ISIC 2019's SCC (index 7): the oldest patients.
+        let mean_age = [62.0, 45.0, 66.0, 68.0, 62.0, 52.0, 50.0, 70.0][c];
         let age = if rng.next_f64() < 0.006 {
             None
         } else {
@@ -222,9 +234,9 @@ mod tests {
     fn quotas_and_plan_cover_every_class() {
         for n in [1, 6, 7, 13, 14, 20, 60, 200, 10015] {
             let min = if n >= 14 { 2 } else { usize::from(n >= 7) };
-            let q = class_quotas(n, min);
+            let q = class_quotas(n, min, &HAM_IMAGE_COUNTS);
             assert_eq!(q.iter().sum::<usize>(), n);
-            let p = make_plan(n, 3);
+            let p = make_plan(n, 3, &HAM_IMAGE_COUNTS);
             assert_eq!(p.image_lesion.len(), n);
             let mut per_class_lesions = [0; COUNT];
             let mut per_class_images = [0; COUNT];
@@ -255,6 +267,34 @@ mod tests {
                 let lesions = p.lesions.len() as f64;
                 assert!((lesions - 7470.0).abs() < 150.0, "{lesions}");
             }
+        }
+    }
+
+    #[test]
+    fn isic2019_plan_has_every_class_in_its_proportions() {
+        let k = ISIC2019_IMAGE_COUNTS.len();
+        for n in [1, 7, 8, 15, 16, 40] {
+            let p = make_plan(n, 5, &ISIC2019_IMAGE_COUNTS);
+            let mut lesions = vec![0; k];
+            for l in &p.lesions {
+                lesions[l.class] += 1;
+            }
+            let min = if n >= 2 * k { 2 } else { usize::from(n >= k) };
+            assert!(lesions.iter().all(|&c| c >= min), "{n}: {lesions:?}");
+            assert_eq!(p.image_lesion.len(), n);
+        }
+        // 25,331 images: per-class counts within 3% (+6) of ISIC 2019's.
+        let p = make_plan(25331, 1, &ISIC2019_IMAGE_COUNTS);
+        let mut images = vec![0usize; k];
+        for l in &p.lesions {
+            images[l.class] += l.images.len();
+        }
+        for c in 0..k {
+            let want = ISIC2019_IMAGE_COUNTS[c] as f64;
+            assert!(
+                (images[c] as f64 - want).abs() <= 0.03 * want + 6.0,
+                "{images:?}"
+            );
         }
     }
 }

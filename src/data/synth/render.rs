@@ -3,6 +3,7 @@
 //! whatever thread renders it.
 
 use super::look::Look;
+use super::look::SCC;
 use super::noise::{fbm, hash2, mix, scale, smoothstep, value_noise};
 use super::shot::Shot;
 use crate::classes::{AKIEC, BCC, BKL, DF, MEL, NV, VASC};
@@ -139,6 +140,14 @@ fn shade_lesion(l: &Look, qx: f32, qy: f32, r2: f32) -> Option<([f32; 3], f32)> 
             let c = scale(l.pal[0], 1.0 + l.tex * t);
             let dots = value_noise(l.seed ^ 0xD075, qx * 14.0, qy * 14.0);
             mix(c, l.pal[1], l.wt[0] * smoothstep(0.8, 0.9, dots))
+        }
+        SCC => {
+            let rough = fbm(l.seed, qx * ts, qy * ts, 2);
+            let k = l.wt[0];
+            let mut c = mix(l.pal[1], l.pal[0], smoothstep(k - 0.15, k + 0.2, d));
+            let crust = fbm(l.seed ^ 0x5EED, qx * 3.0, qy * 3.0, 2);
+            c = mix(c, l.pal[2], l.wt[1] * smoothstep(0.6, 1.4, crust));
+            scale(c, 1.0 + l.tex * rough)
         }
         DF => {
             let t = fbm(l.seed, qx * ts, qy * ts, 2);

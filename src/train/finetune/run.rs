@@ -13,17 +13,16 @@ use super::images::ImageRecipe;
 use super::step::{micro_step, softmax_rows, trained_params};
 use super::{checkpoint, memory};
 use crate::backend::Backend;
-use crate::classes;
 use crate::data::dataset::Dataset;
 use crate::data::prefetch::decode_ahead;
 use crate::data::views::{View, ViewConfig, make_views};
 use crate::error::{Result, invalid};
-use crate::metrics::evaluate_probs;
+use crate::metrics::evaluate_probs_for;
 use crate::model::net::{BnMode, Graph, HeadSpec, Net};
 use crate::pipeline::batches::{BatchOptions, bad_image, run_batches};
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{Progress, write_history};
-use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model};
+use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model_for};
 use crate::train::optim::{OptimConfig, Optimizer};
 use crate::train::scoring::Scored;
 use crate::train::step::{BatchLoss, EpochMetrics, batch_loss, epoch_batches};
@@ -34,7 +33,7 @@ use crate::train::{TrainConfig, TrainResult, model_file::backbone_weights};
 struct Evaluated {
     ids: Vec<String>,
     labels: Vec<usize>,
-    probs: Vec<[f32; classes::COUNT]>,
+    probs: Vec<Vec<f32>>,
     loss: f64,
     skipped: Vec<String>,
 }
@@ -46,7 +45,7 @@ fn evaluate<B: Backend>(
     views: &[View],
     recipe: &ImageRecipe,
     cfg: &TrainConfig,
-    weights: &[f32; classes::COUNT],
+    weights: &[f32],
 ) -> Result<Evaluated> {
     let (reduction, strict) = (cfg.reduction, cfg.strict);
     let items: Vec<usize> = (0..views.len()).collect();
@@ -74,7 +73,7 @@ fn evaluate<B: Backend>(
             Ok(())
         },
     )?;
-    let z = Tensor::new(&[ids.len(), classes::COUNT], logits)?;
+    let z = Tensor::new(&[ids.len(), weights.len()], logits)?;
     let loss = if ids.is_empty() {
         0.0
     } else {
@@ -129,7 +128,7 @@ pub fn run<B: Backend>(
         hidden: cfg.head.clone(),
         batchnorm: cfg.batchnorm,
         dropout: f.dropout,
-        classes: classes::COUNT,
+        classes: ds.classes.len(),
     };
     let size = f.image_size;
     let input = spec.in_features(arch, size as usize)?;
@@ -160,7 +159,7 @@ pub fn run<B: Backend>(
     };
     let label = |i: usize| ds.samples[train_views[i].sample].label.unwrap_or(0);
     let all_labels: Vec<usize> = (0..n).map(label).collect();
-    let weights = cfg.class_weights.compute(&all_labels)?;
+    let weights = cfg.class_weights.compute_for(&ds.classes, &all_labels)?;
     let bn = if f.freeze_bn {
         BnMode::Eval
     } else {
@@ -302,8 +301,8 @@ pub fn run<B: Backend>(
             ));
         }
         let (rt, rv) = (
-            evaluate_probs(&run_labels, &run_probs)?,
-            evaluate_probs(&ev.labels, &ev.probs)?,
+            evaluate_probs_for(&ds.classes.codes(), &run_labels, &run_probs)?,
+            evaluate_probs_for(&ds.classes.codes(), &ev.labels, &ev.probs)?,
         );
         let m = EpochMetrics {
             epoch: epoch + 1,
@@ -327,7 +326,14 @@ pub fn run<B: Backend>(
         );
         if rv.bmca > progress.best.1 {
             progress.best = (epoch + 1, rv.bmca);
-            save_net_model(b, &cfg.out.join(MODEL), &net, &spec, cfg, &origin)?;
+            save_net_model_for(
+                b,
+                &cfg.out.join(MODEL),
+                &net,
+                (&spec, &ds.classes),
+                cfg,
+                &origin,
+            )?;
         }
         progress.history.push(m);
         progress.done = epoch + 1;
@@ -368,5 +374,6 @@ pub fn run<B: Backend>(
         val_probs: ev.probs,
         test,
         skipped,
+        classes: ds.classes.clone(),
     })
 }

@@ -8,7 +8,6 @@
 use super::super::optim::{Group, Optimizer};
 use super::super::step::all_zero_weight;
 use crate::backend::Backend;
-use crate::classes;
 use crate::error::{Result, invalid};
 use crate::model::net::{BnMode, Grads, Net};
 use crate::ops::batchnorm::DEFAULT_MOMENTUM;
@@ -133,16 +132,17 @@ pub fn train_step<B: Backend>(
     Ok(m.loss)
 }
 
-/// Softmax rows of host logits [N, 7] (for running training metrics).
-pub fn softmax_rows(logits: &Tensor) -> Vec<[f32; classes::COUNT]> {
+/// Softmax rows of host logits [N, classes] (for running training metrics).
+pub fn softmax_rows(logits: &Tensor) -> Vec<Vec<f32>> {
+    let k = logits.shape().get(1).copied().unwrap_or(1).max(1);
     logits
         .data()
-        .chunks(classes::COUNT)
+        .chunks(k)
         .map(|r| {
             let m = r.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
             let e: Vec<f64> = r.iter().map(|&v| ((v - m) as f64).exp()).collect();
             let s: f64 = e.iter().sum();
-            std::array::from_fn(|k| (e[k] / s) as f32)
+            e.iter().map(|&x| (x / s) as f32).collect()
         })
         .collect()
 }
