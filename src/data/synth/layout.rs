@@ -149,7 +149,7 @@ pub(super) fn write_tables(
                 }
                 gt.push_str(&",0.0".repeat(zeros));
                 gt.push('\n');
-                let no_id = l.images.len() == 1 && sub_seed(seed, 3, li as u64) % 10 == 0;
+                let no_id = l.images.len() == 1 && sub_seed(seed, 3, li as u64).is_multiple_of(10);
                 let lesion = if no_id {
                     String::new()
                 } else {
