@@ -29,7 +29,7 @@ struct Args {
 fn args() -> Args {
     let mut a = std::env::args().skip(1);
     let (mut addr, mut image, mut clients, mut seconds, mut pid, mut heatmap) =
-        (None, None, 4, 20.0, None, false);
+        (None, None, 4, 20.0f64, None, false);
     while let Some(k) = a.next() {
         let mut v = || a.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {

@@ -561,7 +561,7 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
             decode: Decode::default(),
             shard: None,
         };
-        infer(&b, &cfg).unwrap().probs[0]
+        infer(&b, &cfg).unwrap().probs[0].clone()
     };
     let dihedral = run_tta(Tta::Dihedral);
     // Averaging 8 probabilities in f32 (infer) vs f64 (here): a few f32 roundings of values <= 1.

@@ -162,7 +162,7 @@ fn check_ham(dir: &Path, s: &SynthSummary, w: u32, h: u32) -> BTreeMap<String, (
         per_class[*c] += 1;
         lesions_per_class[*c].insert(lesion.clone());
     }
-    assert_eq!(per_class, s.class_images);
+    assert_eq!(per_class.to_vec(), s.class_images);
     assert_eq!(lesion_meta.len(), s.lesions);
     let lpc: Vec<usize> = lesions_per_class.iter().map(HashSet::len).collect();
     assert_eq!(lpc, s.class_lesions);
@@ -238,7 +238,7 @@ fn isic2018_layout_and_formats() {
             75,
         );
     }
-    assert_eq!(per_class, s.class_images);
+    assert_eq!(per_class.to_vec(), s.class_images);
     assert_eq!(lesion_class.len(), s.lesions);
     assert_eq!(files_under(&dir).len(), 32);
 }

@@ -178,7 +178,7 @@ impl Target for Http {
         vec![
             request(&format!("{POST}Content-Type: image/jpeg\r\n"), &jpeg),
             request(
-                &"POST /v1/classify?heatmap=1&class=BKL HTTP/1.1\r\nHost: fuzz\r\nContent-Type: image/png\r\n",
+                "POST /v1/classify?heatmap=1&class=BKL HTTP/1.1\r\nHost: fuzz\r\nContent-Type: image/png\r\n",
                 &png,
             ),
             request(
