@@ -564,10 +564,13 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
         infer(&b, &cfg).unwrap().probs[0].clone()
     };
     let dihedral = run_tta(Tta::Dihedral);
-    // Averaging 8 probabilities in f32 (infer) vs f64 (here): a few f32 roundings of values <= 1.
+    // Averaging 8 probabilities in f32 (infer) vs f64 (here): a few f32 roundings of values <= 1;
+    // and the CPU picks Winograd or the direct kernel for a 3x3 layer by its tile count, so one
+    // view at a time (here) and four per batch (infer) may run different algorithms, whose
+    // rounding differs by up to ~60 u sum|w||x| per layer: ~1e-6 in these probabilities.
     for (got, want) in dihedral.iter().zip(mean) {
         assert!(
-            (*got as f64 - want).abs() <= 1e-6,
+            (*got as f64 - want).abs() <= 1e-5,
             "{dihedral:?} vs {mean:?}"
         );
     }
