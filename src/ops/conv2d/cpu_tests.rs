@@ -4,7 +4,8 @@
 //! summation bound of [`within_bound`].
 
 use super::Conv2dParams;
-use super::cpu::{HostEpilogue, forward_in_groups};
+use super::cpu::HostEpilogue;
+use super::cpu_groups::forward_in_groups;
 use super::geometry;
 use crate::ops::prelude::*;
 use crate::testing::{abs, within_bound};

@@ -3,6 +3,7 @@
 //! HO = (H + 2 PH - KH) / SH + 1 (floor), likewise WO.
 
 pub mod cpu;
+mod cpu_groups;
 #[cfg(test)]
 mod cpu_tests;
 pub mod cuda;
