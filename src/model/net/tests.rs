@@ -64,21 +64,33 @@ fn frozen_layers_get_no_gradients_and_trained_ones_match_the_full_pass() {
     let logits = net.graph.logits.unwrap();
     let from = net.graph.first_of("layer4").unwrap();
     let dz = Tensor::from_fn(&[3, 7], |i| (i as f32 * 0.37).sin());
-    let partial = {
-        let tape = net.forward(&b, &x, BnMode::Eval, from, &[logits]).unwrap();
+    let grads = |start: usize| {
+        let tape = net.forward(&b, &x, BnMode::Eval, start, &[logits]).unwrap();
         net.backward(&b, tape, logits, dz.clone()).unwrap()
     };
-    let full = {
-        let tape = net.forward(&b, &x, BnMode::Eval, 0, &[logits]).unwrap();
-        net.backward(&b, tape, logits, dz).unwrap()
-    };
     let trained = net.graph.params_from(from);
+    // Frozen layers may take Winograd on an AVX-512 CPU while trained ones never do, so the
+    // two passes feed layer4 inputs that differ by rounding. With Winograd off everywhere the
+    // frozen part is computed the same way in both passes: identical results.
+    let (partial, full) = crate::cpu::winograd::with_winograd(false, || (grads(from), grads(0)));
     assert_eq!(partial.len(), trained.len());
     for name in &trained {
-        // Same computation order for the trained part: identical results.
         assert_eq!(partial[name], full[name], "{name}");
     }
     assert!(!partial.contains_key("layer3.1.conv2.weight"));
+    // With the default choice the frozen part's rounding differs (Winograd's error is a few
+    // tens of f32 ulps of sum |w||x| per layer, src/cpu/winograd/mod.rs); through three
+    // layers of a random net that stays far below 1e-3 of each gradient's largest entry.
+    let partial = grads(from);
+    for name in &trained {
+        let want = &full[name];
+        let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        let err = partial[name].max_abs_diff(want).unwrap();
+        assert!(
+            err <= 1e-3 * scale,
+            "{name}: max diff {err} (scale {scale})"
+        );
+    }
 }
 
 #[test]
