@@ -6,15 +6,16 @@
 # server's RSS before/after.
 #
 #   tools/load_test.sh [SECONDS per run, default 20] [extra serve flags...]
+# (release build: these are performance numbers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
 shift || true
 work=target/load-test
 mkdir -p "$work"
-cargo build --quiet --locked --example load_test
-cargo build --quiet --locked
-bin=target/debug/skinengine
+cargo build --quiet --locked --release --example load_test
+cargo build --quiet --locked --release
+bin=target/release/skinengine
 model=$work/demo/run/model.safetensors
 if [ ! -s "$model" ]; then
   rm -rf "$work/demo"
@@ -39,10 +40,10 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "image: $image ($(stat -c %s "$image") bytes)"
 for clients in 1 4 16; do
   echo "== $clients clients"
-  target/debug/examples/load_test --addr "$addr" --image "$image" --clients "$clients" \
+  target/release/examples/load_test --addr "$addr" --image "$image" --clients "$clients" \
     --seconds "$secs" --pid "$pid"
 done
 echo "== 4 clients, with heat maps"
-target/debug/examples/load_test --addr "$addr" --image "$image" --clients 4 --seconds "$secs" \
+target/release/examples/load_test --addr "$addr" --image "$image" --clients 4 --seconds "$secs" \
   --pid "$pid" --heatmap
 curl -s "http://$addr/metrics" | grep -E '^skinengine_(batch_size_(sum|count)|images_total|queue_depth)'
