@@ -209,6 +209,7 @@ fn the_fine_tuned_networks_map_gradient_matches_finite_differences() {
         model: CamModel::Net(net),
         size: 64,
         preprocess: PP,
+        classes: classes::ClassList::isic2018(),
     };
     let x = images(2, 64, 6);
     check_against_finite_differences(&b, &ex, &x, &tail, classes::BCC);
@@ -278,6 +279,7 @@ fn a_head_models_map_gradient_matches_finite_differences_on_both_backbone_kinds(
         },
         size: 64,
         preprocess: PP,
+        classes: classes::ClassList::isic2018(),
     };
     check_against_finite_differences(&b, &ex, &images(2, 64, 9), &tail, classes::MEL);
     // The folded ResNet50 (BN in the convolutions; its own map function), on the CPU backend
@@ -293,6 +295,7 @@ fn a_head_models_map_gradient_matches_finite_differences_on_both_backbone_kinds(
         },
         size: 64,
         preprocess: PP,
+        classes: classes::ClassList::isic2018(),
     };
     check_against_finite_differences(&c, &ex, &images(1, 64, 12), &tail, classes::NV);
 }
@@ -323,6 +326,7 @@ fn a_logit_reading_one_channel_puts_the_heat_where_that_channel_is_large() {
         ),
         size: 128,
         preprocess: PP,
+        classes: classes::ClassList::isic2018(),
     };
     let mut rng = Rng::new(3);
     let mut map = Tensor::from_fn(&[1, 512, 4, 4], |_| rng.normal().abs() as f32);
@@ -543,10 +547,10 @@ fn infer_writes_a_heat_map_per_image_and_dihedral_tta_averages_the_eight_views()
         for v in [view.clone(), mirror(&view)] {
             let t = Tensor::new(&[1, 3, s, s], v).unwrap();
             let e = ex.explain(&b, &t, 1, None).unwrap().pop().unwrap();
-            singles.push(e.probs);
-            for (m, p) in mean.iter_mut().zip(e.probs) {
-                *m += p as f64 / 8.0;
+            for (m, p) in mean.iter_mut().zip(&e.probs) {
+                *m += *p as f64 / 8.0;
             }
+            singles.push(e.probs);
         }
         view = turn(&view);
     }
@@ -626,6 +630,7 @@ fn every_backend_explains_alike() {
             ),
             size: 48,
             preprocess: PP,
+            classes: classes::ClassList::isic2018(),
         };
         ex.explain(b, x, 1, None).unwrap().pop().unwrap()
     }
@@ -650,7 +655,7 @@ fn every_backend_explains_alike() {
                 want.cam
             );
         }
-        for (g, w) in got.probs.iter().zip(want.probs) {
+        for (g, w) in got.probs.iter().zip(&want.probs) {
             assert!(
                 (g - w).abs() <= 1e-5,
                 "{name}: {:?} vs {:?}",

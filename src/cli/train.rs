@@ -13,7 +13,7 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::pipeline::batches::describe_skipped;
 use crate::pipeline::infer::{InferConfig, infer};
-use crate::pipeline::infer_heatmaps::{HeatmapConfig, infer_with_heatmaps, parse_class};
+use crate::pipeline::infer_heatmaps::{HeatmapConfig, infer_with_heatmaps};
 use crate::pipeline::shard::Shard;
 use crate::pipeline::tta::Tta;
 use crate::train::finetune::{FineTune, FineTuneConfig};
@@ -293,8 +293,9 @@ pub struct InferArgs {
     /// --tta (whose averaged probabilities pick the predicted class).
     #[arg(long, value_name = "DIR")]
     pub heatmaps: Option<PathBuf>,
-    /// Explain this class in every image instead of the predicted one (MEL, NV, BCC, AKIEC,
-    /// BKL, DF, VASC).
+    /// Explain this class in every image instead of the predicted one: a code of the model's
+    /// class list, any case (ISIC 2018: MEL, NV, BCC, AKIEC, BKL, DF, VASC; ISIC 2019: MEL,
+    /// NV, BCC, AK, BKL, DF, VASC, SCC).
     #[arg(long, value_name = "CODE", requires = "heatmaps")]
     pub heatmap_class: Option<String>,
     /// Also write each raw map (h x w f32, before normalisation) as DIR/ID.safetensors.
@@ -343,15 +344,12 @@ impl InferArgs {
 pub fn run_infer(args: &InferArgs) -> Result<()> {
     super::set_threads(args.threads);
     let cfg = args.config();
-    // The class is checked before any model is loaded.
-    let heat = match &args.heatmaps {
-        Some(dir) => Some(HeatmapConfig {
-            dir: dir.clone(),
-            class: args.heatmap_class.as_deref().map(parse_class).transpose()?,
-            raw: args.heatmap_raw,
-        }),
-        None => None,
-    };
+    // The class is checked against the model's own list once it is loaded, before any image.
+    let heat = args.heatmaps.as_ref().map(|dir| HeatmapConfig {
+        dir: dir.clone(),
+        class: args.heatmap_class.clone(),
+        raw: args.heatmap_raw,
+    });
     let (inferred, maps) =
         crate::with_backend!(args.device.resolve_at(args.precision)?, |b| match &heat {
             Some(h) => {

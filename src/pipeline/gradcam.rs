@@ -18,7 +18,7 @@ use super::heatmap::{Cam, overlay, seen_window};
 use super::infer::head_backbone;
 use super::model::FrozenBackbone;
 use crate::backend::Backend;
-use crate::classes::COUNT;
+use crate::classes::ClassList;
 use crate::data::image::{INPUT_SIZE, Preprocess, Rgb, normalise_into, resize, shades_of_gray};
 use crate::error::{Result, invalid};
 use crate::model::net::gradcam::{Tail, TailValues, cam_slot};
@@ -44,13 +44,17 @@ pub struct Explainer<B: Backend> {
     /// Side of the square input.
     pub size: u32,
     pub preprocess: Preprocess,
+    /// The model file's classes, in output order: what the probabilities, a class index and
+    /// any report of them (CSV columns, heat map metadata, the server's JSON) refer to.
+    pub classes: ClassList,
 }
 
 /// One image classified and explained.
 #[derive(Clone, Debug)]
 pub struct Explained {
-    /// Class probabilities (averaged over the views when there are several).
-    pub probs: [f32; COUNT],
+    /// Class probabilities (averaged over the views when there are several), one per class of
+    /// [`Explainer::classes`].
+    pub probs: Vec<f32>,
     /// The class explained: the one asked for, else the most probable.
     pub class: usize,
     /// Channel weights alpha_k (mean gradient of the class logit over each channel's map).
@@ -61,7 +65,7 @@ pub struct Explained {
 
 /// The forward pass from a map, with what its gradient needs.
 pub struct FromMap<T> {
-    /// [N, 7]
+    /// [N, classes]
     pub logits: T,
     saved: Saved<T>,
 }
@@ -80,30 +84,15 @@ enum Saved<T> {
 
 impl<B: Backend> Explainer<B> {
     /// The model file `model` (either format); a head model's backbone is `weights` or the file
-    /// it records, checked as `infer` checks it.
-    /// Models of ISIC 2018's 7 classes only ([`Explained::probs`] is a 7-array); another class
-    /// list is refused, naming the file.
+    /// it records, checked as `infer` checks it. The classes are the list the file records
+    /// (ISIC 2018's 7, ISIC 2019's 8, ...).
     pub fn load(b: &B, model: &Path, weights: Option<&Path>) -> Result<Self> {
-        let loaded = load_model(b, model)?;
-        let list = match &loaded {
-            LoadedModel::Net(m) => &m.classes,
-            LoadedModel::Head(m) => &m.classes,
-        };
-        if list.len() != COUNT {
-            return Err(crate::error::file_err(
-                model,
-                format!(
-                    "Grad-CAM heat maps support ISIC 2018's {COUNT} classes only; this model has {} ({})",
-                    list.len(),
-                    list.joined()
-                ),
-            ));
-        }
-        Ok(match loaded {
+        Ok(match load_model(b, model)? {
             LoadedModel::Net(m) => Explainer {
                 model: CamModel::Net(m.net),
                 size: m.size,
                 preprocess: m.preprocess,
+                classes: m.classes,
             },
             LoadedModel::Head(m) => Explainer {
                 model: CamModel::Head {
@@ -113,6 +102,7 @@ impl<B: Backend> Explainer<B> {
                 },
                 size: INPUT_SIZE,
                 preprocess: m.preprocess,
+                classes: m.classes,
             },
         })
     }
@@ -157,8 +147,9 @@ impl<B: Backend> Explainer<B> {
         }
     }
 
-    /// The class logits [N, 7] from a map (what [`Explainer::map`] returns, or any map of that
-    /// shape), with the same ops as `infer`'s forward pass, so the probabilities are `infer`'s.
+    /// The class logits [N, classes] from a map (what [`Explainer::map`] returns, or any map of
+    /// that shape), with the same ops as `infer`'s forward pass, so the probabilities are
+    /// `infer`'s.
     pub fn logits_from_map(&self, b: &B, map: B::Tensor) -> Result<FromMap<B::Tensor>> {
         let tail = self.tail_net()?;
         match &self.model {
@@ -297,10 +288,11 @@ impl<B: Backend> Explainer<B> {
         views: usize,
         class: Option<usize>,
     ) -> Result<Vec<Explained>> {
-        if let Some(c) = class.filter(|&c| c >= COUNT) {
+        let k = self.classes.len();
+        if let Some(c) = class.filter(|&c| c >= k) {
             return Err(invalid(
                 "gradcam",
-                format!("class {c} is not one of the {COUNT} classes"),
+                format!("class {c} is not one of the {k} classes"),
             ));
         }
         let rows = b.shape(&map)[0];
@@ -312,26 +304,36 @@ impl<B: Backend> Explainer<B> {
         }
         let from = self.logits_from_map(b, map.clone())?;
         let probs = b.download(&b.softmax(&from.logits)?)?;
+        if probs.shape() != [rows, k] {
+            return Err(invalid(
+                "gradcam",
+                format!(
+                    "the model gives {:?} outputs for {rows} images of {k} classes ({})",
+                    probs.shape(),
+                    self.classes.joined()
+                ),
+            ));
+        }
         let items = rows / views;
         let mut averaged = Vec::with_capacity(items);
-        let mut dy = vec![0f32; rows * COUNT];
+        let mut dy = vec![0f32; rows * k];
         for i in 0..items {
-            let mut avg = [0f32; COUNT];
-            for row in probs.data()[i * views * COUNT..(i + 1) * views * COUNT].chunks(COUNT) {
+            let mut avg = vec![0f32; k];
+            for row in probs.data()[i * views * k..(i + 1) * views * k].chunks(k) {
                 for (a, v) in avg.iter_mut().zip(row) {
                     *a += v / views as f32;
                 }
             }
             // The argmax `infer`'s summary counts (ties: the last maximum).
             let c = class.unwrap_or_else(|| {
-                (0..COUNT)
+                (0..k)
                     .max_by(|&p, &q| avg[p].total_cmp(&avg[q]))
                     .unwrap_or(0)
             });
-            dy[i * views * COUNT + c] = 1.0;
+            dy[i * views * k + c] = 1.0;
             averaged.push((avg, c));
         }
-        let dmap = self.map_gradient(b, &from, b.upload(&Tensor::new(&[rows, COUNT], dy)?)?)?;
+        let dmap = self.map_gradient(b, &from, b.upload(&Tensor::new(&[rows, k], dy)?)?)?;
         let (a, da) = (b.download(&map)?, b.download(&dmap)?);
         let &[_, ch, h, w] = a.shape() else {
             return Err(invalid("gradcam", "the map is not [N, C, h, w]"));

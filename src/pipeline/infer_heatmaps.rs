@@ -13,7 +13,7 @@ use super::gradcam::{Explained, Explainer};
 use super::heatmap::{write_png, write_raw};
 use super::infer::{InferConfig, Inferred};
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::data::files::collect_images;
 use crate::data::image::load_rgb;
 use crate::data::prefetch::decode_ahead;
@@ -24,8 +24,9 @@ use crate::tensor::Tensor;
 #[derive(Clone, Debug)]
 pub struct HeatmapConfig {
     pub dir: PathBuf,
-    /// The class every map explains; `None`: each image's predicted class.
-    pub class: Option<usize>,
+    /// The code of the class every map explains (any case), checked against the model's own
+    /// class list once it is loaded ([`parse_class`]); `None`: each image's predicted class.
+    pub class: Option<String>,
     /// Also the raw map (h x w f32) as safetensors.
     pub raw: bool,
 }
@@ -38,9 +39,11 @@ pub struct Heatmaps {
     pub all_zero: Vec<String>,
 }
 
-/// A class code as `--heatmap-class` takes it (ISIC codes, any case), or an error listing them.
-pub fn parse_class(code: &str) -> Result<usize> {
-    classes::CODES
+/// The index of a class code as `--heatmap-class` takes it (a code of the model's list `list`,
+/// any case), or an error listing that list's codes.
+pub fn parse_class(list: &ClassList, code: &str) -> Result<usize> {
+    let codes = list.codes();
+    codes
         .iter()
         .position(|c| c.eq_ignore_ascii_case(code.trim()))
         .ok_or_else(|| {
@@ -48,7 +51,7 @@ pub fn parse_class(code: &str) -> Result<usize> {
                 "--heatmap-class",
                 format!(
                     "unknown class code '{code}': expected one of {}",
-                    classes::CODES.join(", ")
+                    codes.join(", ")
                 ),
             )
         })
@@ -61,6 +64,12 @@ pub fn infer_with_heatmaps<B: Backend>(
     heat: &HeatmapConfig,
 ) -> Result<(Inferred, Heatmaps)> {
     let ex = Explainer::load(b, &cfg.model, cfg.weights.as_deref())?;
+    // Checked before any image is read or folder made: the codes are the model's own.
+    let class = heat
+        .class
+        .as_deref()
+        .map(|c| parse_class(&ex.classes, c))
+        .transpose()?;
     if let (super::gradcam::CamModel::Net(_), Some(_)) = (&ex.model, &cfg.weights) {
         eprintln!(
             "note: {} is a fine-tuned model carrying its own backbone; --weights is not used",
@@ -95,7 +104,7 @@ pub fn infer_with_heatmaps<B: Backend>(
             return Ok(());
         }
         let x = Tensor::new(&[good.len() * views, 3, s, s], x)?;
-        let explained = ex.explain(b, &x, views, heat.class)?;
+        let explained = ex.explain(b, &x, views, class)?;
         // Drawing and encoding (a decode of the original and a PNG encode each) in parallel.
         good.par_iter()
             .zip(&explained)
@@ -112,13 +121,11 @@ pub fn infer_with_heatmaps<B: Backend>(
     let written = ids.len();
     Ok((
         Inferred {
-            // Explainer::load refuses other lists.
-            classes: classes::ClassList::isic2018(),
+            // The model's list: Inferred::write_csv then writes the columns plain `infer` does
+            // (ISIC 2019's untrained UNK included).
+            classes: ex.classes,
             ids,
-            probs: probs
-                .into_iter()
-                .map(|p: [f32; classes::COUNT]| p.to_vec())
-                .collect(),
+            probs,
             skipped,
         },
         Heatmaps { written, all_zero },
@@ -141,7 +148,7 @@ fn write_one<B: Backend>(
     if heat.raw {
         let meta = HashMap::from([
             ("image".to_string(), id.to_string()),
-            ("class".to_string(), classes::CODES[e.class].to_string()),
+            ("class".to_string(), ex.classes.code(e.class).to_string()),
             (
                 "map".to_string(),
                 "last convolutional block (ResNet: layer4 output; VGG19: features.35 ReLU)"

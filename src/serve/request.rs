@@ -34,8 +34,8 @@ fn unprocessable(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
 }
 
-/// `heatmap=1|true|yes|0|false|no` and `class=CODE` (ISIC codes, any case); anything else is a
-/// 400 naming the parameter.
+/// `heatmap=1|true|yes|0|false|no` and `class=CODE` (a code of the model's classes, any case,
+/// checked by [`Options::class_index`]); anything else is a 400 naming the parameter.
 pub fn parse_query(q: Option<&str>) -> Result<Options, ApiError> {
     let mut o = Options::default();
     for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {

@@ -75,13 +75,15 @@ async fn count(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     r
 }
 
-async fn page() -> Response {
+/// The page with the model's classes written in (see [`super::page::render`]).
+async fn page(State(st): State<Arc<AppState>>) -> Response {
+    let classes = st.model().map(|m| m.classes.as_slice());
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        super::page::HTML,
+        super::page::render(classes),
     )
         .into_response()
 }

@@ -15,7 +15,6 @@ use tokio::sync::oneshot;
 use super::config::{Gate, Limits, ServeConfig};
 use super::metrics::Metrics;
 use crate::backend::Backend;
-use crate::classes::{CODES, NAMES};
 use crate::data::image::Preprocess;
 use crate::error::Result;
 use crate::pipeline::FrozenBackbone;
@@ -152,10 +151,13 @@ fn info<B: Backend>(cfg: &ServeConfig, ex: &Explainer<B>, device: String) -> Res
             ..ex.preprocess
         },
         device,
-        classes: CODES
+        // The model file's own list (ISIC 2018's 7, ISIC 2019's 8, ...): the answer's codes and
+        // names, the `class=` codes accepted and the page's bars all come from here.
+        classes: ex
+            .classes
+            .classes()
             .iter()
-            .zip(NAMES)
-            .map(|(c, n)| (c.to_string(), n.to_string()))
+            .map(|c| (c.code.clone(), c.name.clone()))
             .collect(),
     })
 }
