@@ -82,8 +82,9 @@ feat = {"views": sum(int(v) for v, _, _ in m), "seconds": round(sum(float(s) for
 feat["views_per_s"] = round(feat["views"] / feat["seconds"], 2) if feat["seconds"] else None
 best = {}
 for p in ["honest", "seed"]:
-    j = json.load(open(f"{out}/{p}_metrics.json"))
-    best[p] = j.get("best_val_bmca", j.get("best", None)) if isinstance(j, dict) else None
+    # train's last line: "best epoch N (val bmca X); model ...".
+    b = re.findall(r"best epoch \d+ \(val bmca ([\d.]+)\)", open(f"{out}/{p}.log").read())
+    best[p] = float(b[-1]) if b else None
 sizes = dict((l.split()[1].rsplit("/", 1)[-1], int(l.split()[0]))
              for l in open(f"{out}/sizes.txt"))
 print(json.dumps({

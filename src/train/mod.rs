@@ -46,7 +46,7 @@ use crate::error::{Result, file_err, invalid};
 use crate::io::atomic::write_atomic;
 use crate::io::safetensors as st;
 use crate::pipeline::model::EvalModel;
-use crate::pipeline::model::FrozenBackbone;
+use crate::pipeline::model::LazyBackbone;
 use crate::tensor::Tensor;
 use checkpoint::{Progress, resume};
 use epochs::{EpochData, run_epochs};
@@ -194,8 +194,8 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
             arch.pretty()
         );
     }
-    let model = FrozenBackbone::new(b, arch, &sd, false)?;
-    drop(sd);
+    // Built by the first forward pass that needs it: not at all when every view is cached.
+    let model = LazyBackbone::new(arch, sd);
     let cache_dir = cfg
         .cache_dir
         .clone()
