@@ -132,6 +132,14 @@ fn an_isic2019_model_is_explained_and_served_with_its_8_classes() {
         let raw = skinengine::io::safetensors::read(&png.with_extension("safetensors")).unwrap();
         assert_eq!(raw.metadata["class"], "SCC");
     }
+    // embed --logits: the model's 8 class logits, and the file says which classes they are.
+    let emb = p("emb.safetensors");
+    ok(&[
+        "embed", "--model", &model, "--images", &imgs, "--out", &emb, "--logits", "--device", "cpu",
+    ]);
+    let e = skinengine::io::safetensors::read(std::path::Path::new(&emb)).unwrap();
+    assert_eq!(e.metadata["classes"], "MEL,NV,BCC,AK,BKL,DF,VASC,SCC");
+    assert_eq!(e.tensors["logits"].shape(), &[40, 8]);
     // ISIC 2018's AKIEC is no class of this model: refused before any output, naming its codes.
     let bad = cli(&[
         "infer",

@@ -43,7 +43,7 @@ pub struct EmbedArgs {
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
     pub precision: PrecisionChoice,
     /// Also write the logits: the weights' classifier (fc.* or classifier.6.*, which they must
-    /// contain), or a --model's 7 class logits.
+    /// contain), or a --model's class logits (its own class list, recorded as `classes`).
     #[arg(long)]
     pub logits: bool,
     /// Fail on the first unreadable image instead of skipping it.

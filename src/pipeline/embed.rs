@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::batches::{BatchOptions, Skipped, run_batches};
 use super::model::{EvalModel, FrozenBackbone};
 use crate::backend::Backend;
-use crate::classes;
+use crate::classes::ClassList;
 use crate::data::files::collect_images;
 use crate::data::image::{Decode, INPUT_SIZE, Preprocess, ResizeMode, Transform};
 use crate::data::input::view_tensor;
@@ -87,9 +87,9 @@ pub struct Embedded {
     /// Side of the square input images, and how they were preprocessed.
     pub size: u32,
     pub preprocess: Preprocess,
-    /// The logits are the 7 ISIC classes (a fine-tuned model's head), not the weights' own
-    /// classifier's.
-    pub class_logits: bool,
+    /// The class list of a fine-tuned model's head when the logits are its classes (ISIC 2018's
+    /// 7, ISIC 2019's 8, ...); `None` for the weights' own classifier.
+    pub class_logits: Option<ClassList>,
 }
 
 /// Reads backbone weights of `arch` (or of the architecture the tensors hold; ResNet50 when
@@ -155,7 +155,7 @@ pub fn embed<B: Backend>(b: &B, cfg: &EmbedConfig) -> Result<Embedded> {
             };
             let mut e = embed_images_sized(b, &m.net, &images, opts, &pp, m.size)?;
             e.arch = m.net.graph.arch;
-            e.class_logits = opts.logits;
+            e.class_logits = opts.logits.then(|| m.classes.clone());
             e.seconds = t0.elapsed().as_secs_f64();
             Ok(e)
         }
@@ -230,15 +230,15 @@ pub fn embed_images_sized<B: Backend>(
         arch: Arch::ResNet50,
         size,
         preprocess: *pp,
-        class_logits: false,
+        class_logits: None,
     })
 }
 
 /// Writes the embedding file (atomically); an embedding of no image is an error (nothing
 /// written). Metadata: `image_ids`, `arch`, `resize`, `image_size`, `color_constancy`, the
-/// source by file name (`weights` or `model`), `classes` when the logits are a fine-tuned
-/// model's 7 classes, and `skipped`: the images left out, as a JSON array of `{"file",
-/// "problem"}` (empty when none), so the file itself says what it lacks.
+/// source by file name (`weights` or `model`), `classes` (the codes, comma-separated) when the
+/// logits are a fine-tuned model's classes, and `skipped`: the images left out, as a JSON array
+/// of `{"file", "problem"}` (empty when none), so the file itself says what it lacks.
 pub fn write_embedding(out: &Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()> {
     if e.ids.is_empty() {
         return Err(file_err(out, "no image could be read; nothing written"));
@@ -274,8 +274,8 @@ pub fn write_embedding(out: &Path, e: &Embedded, cfg: &EmbedConfig) -> Result<()
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     meta.insert(key.to_string(), name);
-    if e.class_logits && e.logits.is_some() {
-        meta.insert("classes".to_string(), classes::CODES.join(","));
+    if let (Some(list), Some(_)) = (&e.class_logits, &e.logits) {
+        meta.insert("classes".to_string(), list.codes().join(","));
     }
     let mut tensors = vec![("features", &e.features)];
     if let Some(l) = &e.logits {
