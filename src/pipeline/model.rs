@@ -108,7 +108,9 @@ impl<B: Backend> LazyBackbone<B> {
             // Borrowed, not taken: a failed build leaves the weights for the next attempt.
             let model = {
                 let sd = self.sd.borrow();
-                let sd = sd.as_ref().expect("the weights are kept until the backbone is built");
+                let sd = sd
+                    .as_ref()
+                    .expect("the weights are kept until the backbone is built");
                 FrozenBackbone::new(b, self.arch, sd, false)?
             };
             *self.sd.borrow_mut() = None;
