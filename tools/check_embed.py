@@ -11,7 +11,10 @@ with torchvision fed by the standard PIL preprocessing.
 
 Usage (from the repository root, Python environment of tools/README.md):
     $PYTHON tools/check_embed.py [--bin target/release/skinengine] [--threshold 0.05]
-        [--exact-threshold 1e-4] [--image X.jpg] [--keep DIR] [--verbose]
+        [--exact-threshold 1e-4] [--image X.jpg] [--keep DIR] [--verbose] [--full-decode]
+
+--full-decode runs embed with --full-decode (JPEGs decoded at full size, as PIL does); without
+it embed decodes JPEGs DCT-scaled, its default.
 
 Images are split per mode into "exact" ones, which that mode does not resample (224x224 in squash
 mode; short side 256 in crop mode, a pure crop), and "resampled" ones. Exact images test the
@@ -73,6 +76,9 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 SIZE = 224
 DEFAULT_IMAGE = "../shared/data/ISIC_0024310.jpg"
+
+
+FULL_DECODE = False  # --full-decode, set in main
 
 
 def make_model(seed: int) -> torch.nn.Module:
@@ -214,7 +220,7 @@ def prep_rust_geom(im):
 
 def run_bin(binary, weights, img_dir, out, mode):
     cmd = [binary, "embed", "--weights", weights, "--images", img_dir, "--out", out,
-           "--logits", "--resize", mode, "--strict"]
+           "--logits", "--resize", mode, "--strict"] + (["--full-decode"] if FULL_DECODE else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print("FAILED:", " ".join(cmd), "\n", r.stdout, r.stderr, file=sys.stderr)
@@ -237,6 +243,9 @@ def compare(ours, ref, rows):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default="target/release/skinengine")
+    ap.add_argument("--full-decode", action="store_true",
+                    help="run embed with --full-decode (JPEGs decoded at full size, as PIL does; "
+                         "the default decodes them DCT-scaled)")
     ap.add_argument("--image", default=DEFAULT_IMAGE,
                     help="a real JPEG to include ('' for none; default: %(default)s if it exists)")
     ap.add_argument("--threshold", type=float, default=0.05,
@@ -248,6 +257,8 @@ def main() -> None:
     ap.add_argument("--keep", help="work in this dir and keep it (default: a removed temp dir)")
     ap.add_argument("--verbose", action="store_true", help="per-image relative errors")
     args = ap.parse_args()
+    global FULL_DECODE
+    FULL_DECODE = args.full_decode
     torch.set_num_threads(args.threads)
     if args.image == DEFAULT_IMAGE and not os.path.exists(args.image):
         print(f"note: {args.image} not found; generated images only", file=sys.stderr)
