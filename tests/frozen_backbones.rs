@@ -223,10 +223,11 @@ fn head_on_resnet18_features_trains_infers_and_refuses_other_weights() {
     assert_eq!(mf.metadata["backbone"], "random-init");
     assert_eq!(mf.metadata["backbone_hash"], "random-init-resnet18-seed0");
     assert_eq!(mf.tensors["input.mean"].shape(), &[512]);
-    // The cache names the architecture and records it (and the default scaled JPEG decode).
+    // The cache names the architecture and records it (full JPEG decoding, the default, adds
+    // nothing to the name).
     let cache = run
         .join("cache")
-        .join("features_resnet18_random-init-resnet18-seed0_squash_cc0_scaled.safetensors");
+        .join("features_resnet18_random-init-resnet18-seed0_squash_cc0.safetensors");
     let cf = st::read(&cache).unwrap();
     assert_eq!(cf.metadata["arch"], "resnet18");
     assert_eq!(cf.tensors["features"].shape()[1], 512);

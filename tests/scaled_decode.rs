@@ -103,22 +103,22 @@ fn cut_short_jpeg_is_refused_on_the_scaled_path() {
 }
 
 #[test]
-fn pipelines_decode_scaled_by_default_and_full_on_request() {
+fn pipelines_decode_full_by_default_and_scaled_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_jpeg(dir.path(), "lesion.jpg", 600, 450);
     let bytes = std::fs::read(&p).unwrap();
-    assert_eq!(Preprocess::default().decode, Decode::Scaled);
-    assert_eq!(Decode::from_full_flag(true), Decode::Full);
-    assert_eq!(Decode::from_full_flag(false), Decode::Scaled);
+    assert_eq!(Preprocess::default().decode, Decode::Full);
+    assert_eq!(Decode::from_scaled_flag(true), Decode::Scaled);
+    assert_eq!(Decode::from_scaled_flag(false), Decode::Full);
     let size = |pp: &Preprocess, t: &Transform| {
         let img = decode_view(&p, &bytes, t, pp, 224).unwrap();
         (img.width, img.height)
     };
-    let scaled = Preprocess::default();
-    let full = Preprocess {
-        decode: Decode::Full,
-        ..scaled
+    let scaled = Preprocess {
+        decode: Decode::Scaled,
+        ..Preprocess::default()
     };
+    let full = Preprocess::default();
     let crop = Preprocess {
         resize: ResizeMode::Crop,
         ..scaled

@@ -11,10 +11,10 @@ with torchvision fed by the standard PIL preprocessing.
 
 Usage (from the repository root, Python environment of tools/README.md):
     $PYTHON tools/check_embed.py [--bin target/release/skinengine] [--threshold 0.05]
-        [--exact-threshold 1e-4] [--image X.jpg] [--keep DIR] [--verbose] [--full-decode]
+        [--exact-threshold 1e-4] [--image X.jpg] [--keep DIR] [--verbose] [--scaled-decode]
 
---full-decode runs embed with --full-decode (JPEGs decoded at full size, as PIL does); without
-it embed decodes JPEGs DCT-scaled, its default.
+--scaled-decode runs embed with --scaled-decode (JPEGs decoded DCT-scaled); by default embed
+decodes them at full size, as PIL does.
 
 Images are split per mode into "exact" ones, which that mode does not resample (224x224 in squash
 mode; short side 256 in crop mode, a pure crop), and "resampled" ones. Exact images test the
@@ -78,7 +78,7 @@ SIZE = 224
 DEFAULT_IMAGE = "../shared/data/ISIC_0024310.jpg"
 
 
-FULL_DECODE = False  # --full-decode, set in main
+SCALED_DECODE = False  # --scaled-decode, set in main
 
 
 def make_model(seed: int) -> torch.nn.Module:
@@ -220,7 +220,7 @@ def prep_rust_geom(im):
 
 def run_bin(binary, weights, img_dir, out, mode):
     cmd = [binary, "embed", "--weights", weights, "--images", img_dir, "--out", out,
-           "--logits", "--resize", mode, "--strict"] + (["--full-decode"] if FULL_DECODE else [])
+           "--logits", "--resize", mode, "--strict"] + (["--scaled-decode"] if SCALED_DECODE else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print("FAILED:", " ".join(cmd), "\n", r.stdout, r.stderr, file=sys.stderr)
@@ -243,9 +243,9 @@ def compare(ours, ref, rows):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default="target/release/skinengine")
-    ap.add_argument("--full-decode", action="store_true",
-                    help="run embed with --full-decode (JPEGs decoded at full size, as PIL does; "
-                         "the default decodes them DCT-scaled)")
+    ap.add_argument("--scaled-decode", action="store_true",
+                    help="run embed with --scaled-decode (JPEGs decoded DCT-scaled; the default "
+                         "decodes them at full size, as PIL does)")
     ap.add_argument("--image", default=DEFAULT_IMAGE,
                     help="a real JPEG to include ('' for none; default: %(default)s if it exists)")
     ap.add_argument("--threshold", type=float, default=0.05,
@@ -257,8 +257,8 @@ def main() -> None:
     ap.add_argument("--keep", help="work in this dir and keep it (default: a removed temp dir)")
     ap.add_argument("--verbose", action="store_true", help="per-image relative errors")
     args = ap.parse_args()
-    global FULL_DECODE
-    FULL_DECODE = args.full_decode
+    global SCALED_DECODE
+    SCALED_DECODE = args.scaled_decode
     torch.set_num_threads(args.threads)
     if args.image == DEFAULT_IMAGE and not os.path.exists(args.image):
         print(f"note: {args.image} not found; generated images only", file=sys.stderr)

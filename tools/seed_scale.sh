@@ -20,7 +20,7 @@
 #
 # Knobs: N (10015), EPOCHS (30), THREADS (0 = every core), BIN (target/release/skinengine,
 # built by `cargo build --release`), WORK (a fresh folder under /tmp; removed unless KEEP=1),
-# OUT (/tmp/seed-scale-$N: logs and seed_scale.json), FULL_DECODE=1 (train with --full-decode).
+# OUT (/tmp/seed-scale-$N: logs and seed_scale.json), SCALED_DECODE=1 (train with --scaled-decode).
 # Prints one JSON line (also OUT/seed_scale.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +34,7 @@ mkdir -p "$OUT"
 WORK=${WORK:-$(mktemp -d /tmp/seed-scale-work.XXXXXX)}
 if [ "${KEEP:-0}" != 1 ]; then trap 'rm -rf "$WORK"' EXIT; fi
 decode=()
-if [ "${FULL_DECODE:-0}" = 1 ]; then decode=(--full-decode); fi
+if [ "${SCALED_DECODE:-0}" = 1 ]; then decode=(--scaled-decode); fi
 
 # phase NAME CMD...: runs CMD under /usr/bin/time -v, its output in OUT/NAME.log.
 phase() {
@@ -62,9 +62,9 @@ du -sb "$WORK/data" "$WORK/cache" >"$OUT/sizes.txt"
 cp "$WORK/honest/metrics.json" "$OUT/honest_metrics.json"
 cp "$WORK/seed/metrics.json" "$OUT/seed_metrics.json"
 
-python3 - "$OUT" "$N" "$EPOCHS" "${FULL_DECODE:-0}" <<'PY' | tee "$OUT/seed_scale.json"
+python3 - "$OUT" "$N" "$EPOCHS" "${SCALED_DECODE:-0}" <<'PY' | tee "$OUT/seed_scale.json"
 import json, re, sys
-out, n, epochs, full = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+out, n, epochs, scaled = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 
 def timing(name):
     t = open(f"{out}/{name}.time").read()
@@ -88,7 +88,7 @@ for p in ["honest", "seed"]:
 sizes = dict((l.split()[1].rsplit("/", 1)[-1], int(l.split()[0]))
              for l in open(f"{out}/sizes.txt"))
 print(json.dumps({
-    "images": n, "epochs": epochs, "decode": "full" if full else "scaled",
+    "images": n, "epochs": epochs, "decode": "scaled" if scaled else "full",
     "phases": phases, "feature_pass": feat,
     "total_s": round(sum(p["wall_s"] for p in phases.values()), 1),
     "peak_rss_mib": max(p["peak_rss_mib"] for p in phases.values()),

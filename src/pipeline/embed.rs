@@ -68,7 +68,7 @@ pub struct EmbedOptions {
     pub logits: bool,
     /// Fail on the first unreadable image instead of skipping it.
     pub strict: bool,
-    /// JPEG decoding: DCT-scaled (default) or full size (`--full-decode`).
+    /// JPEG decoding: full size (default) or DCT-scaled (`--scaled-decode`).
     pub decode: Decode,
 }
 

@@ -38,7 +38,7 @@ pub struct InferConfig {
     pub strict: bool,
     /// Only the images of this shard (`infer --shard K/N`; see [`super::shard`]).
     pub shard: Option<Shard>,
-    /// JPEG decoding: DCT-scaled (default) or full size (`--full-decode`).
+    /// JPEG decoding: full size (default) or DCT-scaled (`--scaled-decode`).
     pub decode: Decode,
 }
 

@@ -18,7 +18,7 @@ pub struct ServeConfig {
     pub weights: Option<PathBuf>,
     pub device: DeviceChoice,
     pub precision: PrecisionChoice,
-    /// JPEG decoding, as `infer`'s (`--full-decode`).
+    /// JPEG decoding, as `infer`'s (full size unless `--scaled-decode`).
     pub decode: Decode,
     /// Where to listen (port 0: any free port; [`super::Running::addr`] says which).
     pub addr: SocketAddr,

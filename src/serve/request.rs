@@ -241,7 +241,7 @@ pub fn prepare(
     } else {
         "jpeg"
     };
-    // infer's decoding: DCT-scaled for JPEGs by default (`--full-decode`: full size).
+    // infer's decoding: full size by default (`--scaled-decode`: DCT-scaled JPEGs).
     let decoded = decode_view(
         path,
         bytes,

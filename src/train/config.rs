@@ -75,7 +75,7 @@ impl TrainConfig {
             preprocess: Preprocess {
                 resize: ResizeMode::Squash,
                 color_constancy: false,
-                decode: Decode::Scaled,
+                decode: Decode::Full,
             },
             epochs: 30,
             batch_size: 64,

@@ -227,7 +227,7 @@ pub fn load_model<B: Backend>(b: &B, path: &Path) -> Result<LoadedModel<B>> {
     Ok(LoadedModel::Head(HeadModel {
         head,
         norm,
-        // Decoding is the reader's choice (infer/embed --full-decode), not recorded.
+        // Decoding is the reader's choice (infer/embed --scaled-decode), not recorded.
         preprocess: Preprocess {
             resize,
             color_constancy: m("color_constancy")? == "true",

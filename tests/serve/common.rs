@@ -135,7 +135,11 @@ impl Reply {
 /// Reads a whole response (the request said Connection: close).
 pub fn read_reply(mut s: TcpStream) -> Reply {
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
+    // A server that answered early and closed may reset the connection after its answer
+    // (unread request bytes); what arrived before the reset is kept in `buf`.
+    if let Err(e) = s.read_to_end(&mut buf) {
+        assert!(!buf.is_empty(), "no answer: {e}");
+    }
     let at = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -153,7 +157,9 @@ pub fn read_reply(mut s: TcpStream) -> Reply {
 pub fn send(addr: SocketAddr, raw: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(raw).unwrap();
+    // The server may answer (413 from Content-Length) and close before the whole body is sent,
+    // so the write can fail with a broken pipe; the answer is what the tests check.
+    let _ = s.write_all(raw);
     read_reply(s)
 }
 

@@ -24,7 +24,7 @@ impl ImageRecipe {
     /// crops), colour constancy, then this epoch's random augmentation (crop + resize, flips,
     /// quarter turns, jitter) or a plain resize; normalised, [3, size, size] flat. A random
     /// crop may zoom into a quarter of the image, so augmented views decode at full size; the
-    /// fixed views follow `preprocess.decode` (DCT-scaled by default), as evaluation does.
+    /// fixed views follow `preprocess.decode` (full size by default), as evaluation does.
     pub fn train_image(&self, ds: &Dataset, v: &View, epoch: usize) -> Result<Vec<f32>> {
         let path = &ds.samples[v.sample].path;
         let s = self.size as usize;
