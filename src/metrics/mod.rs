@@ -73,20 +73,22 @@
 //!
 //! # Layout
 //!
-//! * `csv`: reading ground-truth and prediction CSVs, matching their rows, writing predictions;
+//! * `csv`: reading ground-truth and prediction CSVs, matching their rows; `csv_write`: writing
+//!   predictions;
 //! * `scorer`: the metrics themselves; `curve`: the NumPy / scikit-learn routines they use;
 //! * `report`: a [`Report`] as JSON and as a table.
 
 mod csv;
+mod csv_write;
 mod curve;
 mod report;
 mod scorer;
 
 pub use csv::{
-    Aligned, GroundTruth, Predictions, ZERO_WEIGHT_IMAGE, align, format_probability,
-    read_ground_truth, read_ground_truth_for, read_predictions, read_predictions_for,
-    write_predictions_csv, write_predictions_csv_for,
+    Aligned, GroundTruth, Predictions, ZERO_WEIGHT_IMAGE, align, read_ground_truth,
+    read_ground_truth_for, read_predictions, read_predictions_for,
 };
+pub use csv_write::{format_probability, write_predictions_csv, write_predictions_csv_for};
 pub use scorer::{
     ClassMetrics, Report, argmax_or_tie, evaluate, evaluate_for, evaluate_probs, evaluate_probs_for,
 };
