@@ -1,5 +1,6 @@
 //! Times every distinct ResNet50 convolution shape on the CPU backend at a given batch:
-//!   cargo run --release --example conv_shapes -- [BATCH]
+//!   cargo run --release --example conv_shapes -- [BATCH] [cl]
+//! `cl` times the channels-last path (`ops::channels_last`, NHWC activations) instead of NCHW.
 //! Prints GFLOP/s per shape and the share of the forward pass each takes (count x time), by wall
 //! time and by the process's CPU time (user + system, from /proc/self/stat): on a machine shared
 //! with other work the CPU-time rate is the kernel's own speed, the wall rate is not.
@@ -31,6 +32,7 @@ fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(8, |s| s.parse().expect("batch"));
+    let cl = std::env::args().nth(2).is_some_and(|a| a == "cl");
     let shapes = skinengine::model::resnet50::CONV_SHAPES;
     let b = CpuBackend;
     let mut rng = Rng::new(0);
@@ -42,17 +44,26 @@ fn main() {
         let bias = Tensor::zeros(&[o]);
         let prm = Conv2dParams::square(s, p);
         let g = geometry(x.shape(), w.shape(), &prm).unwrap();
-        b.conv2d_fused(&x, &w, Some(&bias), None, true, &prm)
-            .unwrap();
+        let x = if cl {
+            b.to_channels_last(&x).unwrap()
+        } else {
+            x
+        };
+        let run = || {
+            if cl {
+                b.conv2d_fused_cl(&x, &w, Some(&bias), None, true, &prm)
+            } else {
+                b.conv2d_fused(&x, &w, Some(&bias), None, true, &prm)
+            }
+            .unwrap()
+        };
+        run();
         // At least 0.5 s of CPU time per shape: /proc counts in 10 ms ticks.
         let (t, c0) = (Instant::now(), cpu_seconds());
         let mut reps = 0;
         while reps < 5 || cpu_seconds() - c0 < 0.5 {
             reps += 1;
-            std::hint::black_box(
-                b.conv2d_fused(&x, &w, Some(&bias), None, true, &prm)
-                    .unwrap(),
-            );
+            std::hint::black_box(run());
         }
         let dt = t.elapsed().as_secs_f64() / reps as f64;
         let cpu = (cpu_seconds() - c0) / reps as f64;

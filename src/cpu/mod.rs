@@ -4,6 +4,7 @@
 
 pub mod conv_gemm;
 pub mod gemm;
+pub mod nhwc;
 pub mod par;
 pub mod scratch;
 pub mod simd;

@@ -146,7 +146,11 @@ impl<B: Backend> ResNet50<B> {
 
     /// Forward pass on normalised images [N, 3, H, W] (H, W >= 32 so layer4 is non-empty).
     pub fn forward(&self, b: &B, x: &B::Tensor, want_logits: bool) -> Result<Output<B::Tensor>> {
-        let features = b.global_avg_pool(&self.map(b, x)?)?;
+        let features = if b.channels_last() {
+            b.global_avg_pool_cl(&self.map_channels_last(b, x)?)?
+        } else {
+            b.global_avg_pool(&self.map_nchw(b, x)?)?
+        };
         let logits = match (&self.fc, want_logits) {
             (Some((w, bias)), true) => Some(b.dense(&features, w, Some(bias))?),
             _ => None,
@@ -155,13 +159,43 @@ impl<B: Backend> ResNet50<B> {
     }
 
     /// layer4's output [N, 2048, H/32, W/32]: the map before global pooling (what Grad-CAM
-    /// explains, `pipeline::gradcam`).
+    /// explains, `pipeline::gradcam`). Computed channels-last where the backend offers it (`ops::channels_last`: the CPU's
+    /// AVX-512 kernel), NCHW otherwise; the result is NCHW either way.
     pub fn map(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        if b.channels_last() {
+            b.to_nchw(&self.map_channels_last(b, x)?)
+        } else {
+            self.map_nchw(b, x)
+        }
+    }
+
+    /// [`Self::map`] through the NCHW ops.
+    pub fn map_nchw(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
         let conv = |x: &B::Tensor, u: &ConvUnit<B::Tensor>, res: Option<&B::Tensor>, relu: bool| {
             b.conv2d_fused(x, &u.w, Some(&u.b), res, relu, &u.p)
         };
         let mut h = conv(x, &self.stem, None, true)?;
         h = b.maxpool2d(&h, &Pool2dParams::square(3, 2, 1))?;
+        self.blocks(h, conv)
+    }
+
+    /// layer4's output [N, H/32, W/32, 2048] channels-last, from NCHW images: the same
+    /// layers through `ops::channels_last` (the backend must offer it).
+    pub fn map_channels_last(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
+        let conv = |x: &B::Tensor, u: &ConvUnit<B::Tensor>, res: Option<&B::Tensor>, relu: bool| {
+            b.conv2d_fused_cl(x, &u.w, Some(&u.b), res, relu, &u.p)
+        };
+        let mut h = conv(&b.to_channels_last(x)?, &self.stem, None, true)?;
+        h = b.maxpool2d_cl(&h, &Pool2dParams::square(3, 2, 1))?;
+        self.blocks(h, conv)
+    }
+
+    /// The 16 bottleneck blocks after the stem and its pool, with `conv` in either layout.
+    fn blocks(
+        &self,
+        mut h: B::Tensor,
+        conv: impl Fn(&B::Tensor, &ConvUnit<B::Tensor>, Option<&B::Tensor>, bool) -> Result<B::Tensor>,
+    ) -> Result<B::Tensor> {
         for blk in &self.blocks {
             // The shortcut borrows h (no copy) unless the block projects it.
             let projected = match &blk.downsample {

@@ -14,6 +14,7 @@
 
 pub mod adam;
 pub mod batchnorm;
+pub mod channels_last;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
@@ -119,6 +120,7 @@ pub trait Backend:
     BackendBase
     + adam::AdamOps
     + batchnorm::BatchNormOps
+    + channels_last::ChannelsLastOps
     + conv2d::Conv2dOps
     + dense::DenseOps
     + dropout::DropoutOps
@@ -133,6 +135,7 @@ impl<B> Backend for B where
     B: BackendBase
         + adam::AdamOps
         + batchnorm::BatchNormOps
+        + channels_last::ChannelsLastOps
         + conv2d::Conv2dOps
         + dense::DenseOps
         + dropout::DropoutOps
@@ -148,6 +151,7 @@ impl<B> Backend for B where
 pub mod prelude {
     pub use super::adam::AdamOps;
     pub use super::batchnorm::BatchNormOps;
+    pub use super::channels_last::ChannelsLastOps;
     pub use super::conv2d::Conv2dOps;
     pub use super::dense::DenseOps;
     pub use super::dropout::DropoutOps;

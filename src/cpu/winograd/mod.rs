@@ -25,7 +25,7 @@
 
 mod kernel;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod weights;
 
 use crate::cpu::threads;

@@ -22,7 +22,7 @@ fn f64t(t: &Tensor, abs: bool) -> Tensor<f64> {
 }
 
 /// Yabs of mod.rs: sum over c of |A|^T ((|G| |g| |G|^T) . (|B|^T |d| |B|)) |A| per output.
-fn winograd_abs(x: &Tensor, w: &Tensor, g: &ConvGeom) -> Vec<f64> {
+pub(crate) fn winograd_abs(x: &Tensor, w: &Tensor, g: &ConvGeom) -> Vec<f64> {
     let abs_g: Vec<[f64; 3]> = G.iter().map(|r| r.map(f64::abs)).collect();
     let abs_b: Vec<[f64; ALPHA]> = BT.iter().map(|r| r.map(|v| v.abs() as f64)).collect();
     let abs_a: Vec<[f64; ALPHA]> = AT.iter().map(|r| r.map(|v| v.abs() as f64)).collect();

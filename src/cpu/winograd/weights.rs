@@ -7,8 +7,9 @@
 //! Y = A^T ((G g G^T) . (B^T d B)) A for a 4x4 output tile from a 6x6 input tile.
 
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::cpu::weight_cache::WeightCache;
 use crate::tensor::Tensor;
 
 /// Input tile side (4 outputs + 3 taps - 1).
@@ -111,36 +112,14 @@ impl Transformed {
 }
 
 /// Room for ResNet50's transformed 3x3 weights (4x the 33 MB of raw 3x3 weights, ~130 MB).
-const BUDGET_BYTES: usize = 192 << 20;
-
-struct Entry {
-    key: (u64, usize, usize),
-    u: Arc<Transformed>,
-}
-
-static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+static CACHE: WeightCache<Transformed> = WeightCache::new(192 << 20);
 
 /// `w` [O, C, 3, 3] transformed; from the cache when this exact content (the tensor's version,
 /// fresh on every mutation) was transformed before. Least recently used entries go first.
 pub fn transformed(w: &Tensor, o: usize, c: usize) -> Arc<Transformed> {
-    let key = (w.version(), o, c);
-    {
-        let mut cache = CACHE.lock().unwrap();
-        if let Some(i) = cache.iter().position(|e| e.key == key) {
-            let e = cache.remove(i);
-            let u = e.u.clone();
-            cache.push(e);
-            return u;
-        }
-    }
-    let u = Arc::new(Transformed::new(w.data(), o, c));
-    let mut cache = CACHE.lock().unwrap();
-    if u.bytes() <= BUDGET_BYTES {
-        let mut total: usize = cache.iter().map(|e| e.u.bytes()).sum::<usize>() + u.bytes();
-        while total > BUDGET_BYTES && !cache.is_empty() {
-            total -= cache.remove(0).u.bytes();
-        }
-        cache.push(Entry { key, u: u.clone() });
-    }
-    u
+    CACHE.get((w.version(), o, c), || {
+        let u = Transformed::new(w.data(), o, c);
+        let bytes = u.bytes();
+        (u, bytes)
+    })
 }

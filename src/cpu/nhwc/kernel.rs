@@ -1,0 +1,119 @@
+//! The channels-last micro-kernel: an MR-pixel x 64-channel tile of Y[P, O] in 24 zmm registers.
+//!
+//! Each K step broadcasts one input value of each of the MR pixels (rows of the NHWC input,
+//! reached through per-row pointers: no packing, padding taps point at a zero row) and loads
+//! one 64-wide row of the packed weights, 4 vectors: 10 loads for 24 FMAs. Output channels are
+//! the vector dimension, so a tile stores whole 64-byte lines of the NHWC output and a 7x7 map
+//! (49 pixels) wastes no lanes, which is where the NCHW kernel (pixels in the vectors) lost.
+
+/// Output pixels per tile.
+pub const MR: usize = 6;
+/// Output channels per weight panel (4 zmm vectors).
+pub const NB: usize = 64;
+const NV: usize = NB / 16;
+
+/// How far ahead (in K rows of the weight panel) the kernel prefetches the panel, which
+/// streams from L2 (the direct kernel's measured choice, `cpu::conv_gemm`).
+const PREFETCH_ROWS: usize = 8;
+
+/// One piece of a tile's K block: the MR rows' input pointers (already at the piece's first
+/// channel) and how many consecutive floats each row contributes.
+#[derive(Clone, Copy)]
+pub struct Piece {
+    pub rows: [*const f32; MR],
+    pub len: usize,
+}
+
+/// The epilogue applied when the last K block is stored.
+pub struct TileEpi {
+    /// Bias at the panel's first channel.
+    pub bias: Option<*const f32>,
+    /// Residual at the tile's first pixel and the panel's first channel (row stride = ldy).
+    pub residual: Option<*const f32>,
+    pub relu: bool,
+}
+
+/// The lane mask of vector `v` (channels 16v..16v+16) for a panel `width` channels wide.
+#[inline(always)]
+fn vector_mask(width: usize, v: usize) -> u16 {
+    let live = width.saturating_sub(16 * v).min(16);
+    if live == 16 {
+        0xFFFF
+    } else {
+        ((1u32 << live) - 1) as u16
+    }
+}
+
+/// Y[0..rows, 0..width] (+)= sum over the pieces of A_piece x B, then the epilogue if given.
+/// `b` is the weight panel at the block's first K row ([k][NB], rows consecutive, as many as
+/// the pieces' lengths add up to); `y` the tile's first pixel at the panel's first channel,
+/// row stride `ldy`. With `accumulate`, Y's current values are added (earlier K blocks).
+///
+/// # Safety
+/// AVX-512F; every row pointer valid for `len` floats of its piece; `b` valid for the block's
+/// K rows of NB floats (plus nothing: prefetches never fault); `y` (and the residual) valid
+/// for `rows` rows of `width` floats at stride `ldy`; bias valid for `width` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn tile(
+    pieces: &[Piece],
+    b: *const f32,
+    y: *mut f32,
+    ldy: usize,
+    rows: usize,
+    width: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
+    use std::arch::x86_64::*;
+    let masks: [__mmask16; NV] = std::array::from_fn(|v| vector_mask(width, v));
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    // SAFETY (whole body): the caller's contract above; loads and stores of Y are masked to
+    // `width` channels and limited to `rows` rows.
+    unsafe {
+        if accumulate {
+            for (r, accr) in acc.iter_mut().enumerate().take(rows) {
+                for (v, a) in accr.iter_mut().enumerate() {
+                    *a = _mm512_maskz_loadu_ps(masks[v], y.add(r * ldy + 16 * v));
+                }
+            }
+        }
+        let mut bp = b;
+        for piece in pieces {
+            let p = piece.rows;
+            for c in 0..piece.len {
+                for v in 0..NV {
+                    let ahead = bp.wrapping_add(PREFETCH_ROWS * NB + 16 * v);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                }
+                let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(16 * v)));
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*p[r].add(c));
+                    for v in 0..NV {
+                        accr[v] = _mm512_fmadd_ps(a, bv[v], accr[v]);
+                    }
+                }
+                bp = bp.add(NB);
+            }
+        }
+        for (r, accr) in acc.iter().enumerate().take(rows) {
+            for (v, &a) in accr.iter().enumerate() {
+                let mut val = a;
+                if let Some(e) = epi {
+                    if let Some(bias) = e.bias {
+                        val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(masks[v], bias.add(16 * v)));
+                    }
+                    if let Some(res) = e.residual {
+                        let rv = _mm512_maskz_loadu_ps(masks[v], res.add(r * ldy + 16 * v));
+                        val = _mm512_add_ps(val, rv);
+                    }
+                    if e.relu {
+                        val = _mm512_max_ps(val, _mm512_setzero_ps());
+                    }
+                }
+                _mm512_mask_storeu_ps(y.add(r * ldy + 16 * v), masks[v], val);
+            }
+        }
+    }
+}

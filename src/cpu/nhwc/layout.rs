@@ -1,0 +1,148 @@
+//! Channels-last companions of the convolution: layout changes at the chain's edges (with the
+//! explicit padding row taps need) and the two poolings of a ResNet, each giving exactly the
+//! values of its NCHW counterpart (`ops::pool::cpu`), only stored channels-last.
+
+use rayon::prelude::*;
+
+use crate::cpu::par::par_new;
+use crate::ops::pool::PoolGeom;
+
+/// NCHW [n, c, h, w] -> NHWC [n, h + 2ph, w + 2pw, c], zeros in the border.
+pub fn nchw_to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4], (ph, pw): (usize, usize)) -> Vec<f32> {
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    assert_eq!(x.len(), n * c * h * w, "input size");
+    par_new(n * hp * wp * c, wp * c, |row, out| {
+        let (ni, hi) = (row / hp, row % hp);
+        let inside = hi >= ph && hi < ph + h;
+        for (j, px) in out.chunks_mut(c).enumerate() {
+            let inside = inside && j >= pw && j < pw + w;
+            for (ci, o) in px.iter_mut().enumerate() {
+                o.write(if inside {
+                    x[((ni * c + ci) * h + hi - ph) * w + j - pw]
+                } else {
+                    0.0
+                });
+            }
+        }
+    })
+}
+
+/// NHWC [n, h, w, c] -> NHWC [n, h + 2ph, w + 2pw, c], zeros in the border.
+pub fn pad_nhwc(x: &[f32], [n, h, w, c]: [usize; 4], (ph, pw): (usize, usize)) -> Vec<f32> {
+    let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+    assert_eq!(x.len(), n * h * w * c, "input size");
+    par_new(n * hp * wp * c, wp * c, |row, out| {
+        let (ni, hi) = (row / hp, row % hp);
+        let (left, right) = out.split_at_mut(pw * c);
+        let (mid, right) = right.split_at_mut(w * c);
+        left.iter_mut().chain(right.iter_mut()).for_each(|o| {
+            o.write(0.0);
+        });
+        if hi >= ph && hi < ph + h {
+            let src = &x[(ni * h + hi - ph) * w * c..][..w * c];
+            mid.iter_mut().zip(src).for_each(|(o, &v)| {
+                o.write(v);
+            });
+        } else {
+            mid.iter_mut().for_each(|o| {
+                o.write(0.0);
+            });
+        }
+    })
+}
+
+/// NHWC [n, h, w, c] -> NCHW [n, c, h, w].
+pub fn nhwc_to_nchw(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+    assert_eq!(x.len(), n * c * h * w, "input size");
+    par_new(n * c * h * w, h * w, |plane, out| {
+        let (ni, ci) = (plane / c, plane % c);
+        let xi = &x[ni * h * w * c..][..h * w * c];
+        for (p, o) in out.iter_mut().enumerate() {
+            o.write(xi[p * c + ci]);
+        }
+    })
+}
+
+/// Max pooling of an NHWC input (geometry in NCHW terms, `g.input` = [n, c, h, w]) into NHWC.
+/// The NCHW kernel's rule per channel: cells row by row, left to right, the first kept unless a
+/// later one is strictly greater (a NaN wins only as the first cell; of -0 / +0 the first).
+pub fn maxpool(x: &[f32], g: &PoolGeom) -> Vec<f32> {
+    let [n, c, h, w] = g.input;
+    let [_, _, ho, wo] = g.out;
+    let ((kh, kw), (sh, sw), (ph, pw)) = (g.p.kernel, g.p.stride, g.p.padding);
+    assert_eq!(x.len(), n * h * w * c, "input size");
+    let mut y = vec![0.0f32; n * ho * wo * c];
+    y.par_chunks_mut(wo * c).enumerate().for_each(|(row, yr)| {
+        let (ni, i) = (row / ho, row % ho);
+        let xi = &x[ni * h * w * c..][..h * w * c];
+        let r0 = (i * sh).saturating_sub(ph);
+        let r1 = (i * sh + kh - ph).min(h);
+        for (j, m) in yr.chunks_mut(c).enumerate() {
+            let c0 = (j * sw).saturating_sub(pw);
+            let c1 = (j * sw + kw - pw).min(w);
+            m.copy_from_slice(&xi[(r0 * w + c0) * c..][..c]);
+            for r in r0..r1 {
+                for col in c0..c1 {
+                    if r == r0 && col == c0 {
+                        continue;
+                    }
+                    max_into(m, &xi[(r * w + col) * c..][..c]);
+                }
+            }
+        }
+    });
+    y
+}
+
+/// m[i] = v[i] where v[i] > m[i] (so a NaN in m stays, one in v never enters).
+fn max_into(m: &mut [f32], v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::simd::avx512() {
+        // SAFETY: AVX-512F was just detected.
+        unsafe { max_into_avx512(m, v) };
+        return;
+    }
+    for (mv, &v) in m.iter_mut().zip(v) {
+        *mv = if v > *mv { v } else { *mv };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn max_into_avx512(m: &mut [f32], v: &[f32]) {
+    use std::arch::x86_64::*;
+    let n = m.len().min(v.len());
+    for i in (0..n).step_by(16) {
+        let live = (n - i).min(16);
+        let k: __mmask16 = if live == 16 {
+            0xFFFF
+        } else {
+            (1u16 << live) - 1
+        };
+        // SAFETY: lanes i..i+live are inside both slices; the loads and the store are masked.
+        unsafe {
+            let mv = _mm512_maskz_loadu_ps(k, m.as_ptr().add(i));
+            let vv = _mm512_maskz_loadu_ps(k, v.as_ptr().add(i));
+            let gt = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(k, vv, mv);
+            _mm512_mask_storeu_ps(m.as_mut_ptr().add(i), gt, vv);
+        }
+    }
+}
+
+/// Global average pooling of an NHWC input [n, h, w, c] -> [n, c]: each channel summed over
+/// the pixels in order, then times 1/(h*w), as the NCHW kernel does (the same bits).
+pub fn global_avg_pool(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+    assert_eq!(x.len(), n * h * w * c, "input size");
+    let inv = 1.0 / (h * w) as f32;
+    // -0.0 as the start: the neutral element f32's `Sum` (the NCHW kernel) starts from.
+    let mut y = vec![-0.0f32; n * c];
+    y.par_chunks_mut(c).enumerate().for_each(|(ni, yn)| {
+        for px in x[ni * h * w * c..][..h * w * c].chunks(c) {
+            for (s, &v) in yn.iter_mut().zip(px) {
+                *s += v;
+            }
+        }
+        yn.iter_mut().for_each(|s| *s *= inv);
+    });
+    y
+}
