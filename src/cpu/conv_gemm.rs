@@ -137,18 +137,6 @@ impl TapTable {
     }
 }
 
-/// The lane mask of zmm vector `v` (columns 16v..16v+16) for a tile `width` columns wide.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn vector_mask(width: usize, v: usize) -> u16 {
-    let live = width.saturating_sub(16 * v).min(16);
-    if live == 16 {
-        0xFFFF
-    } else {
-        ((1u32 << live) - 1) as u16
-    }
-}
-
 /// Packs B[k0..k0+kc, cols] of the implicit im2col matrix into NR-wide micro-panels
 /// ([panel][kc][NR]) with masked AVX-512 gathers through the tap table; padding and columns past
 /// the end become zeros.
@@ -177,7 +165,7 @@ fn pack_b(
             let (c, tap) = ((k0 + kk) / khw, (k0 + kk) % khw);
             let out = &mut dst[(p * kc + kk) * nr..(p * kc + kk + 1) * nr];
             for h in 0..nr / 16 {
-                let m = vector_mask(width, h);
+                let m = super::simd::lane_mask(width, h);
                 // SAFETY: the asserts bound the table reads (masked to the panel's columns) and
                 // the plane; gathered offsets are valid pixel offsets (>= 0 lanes only) within
                 // plane c; `out` holds nr floats.
@@ -466,7 +454,7 @@ unsafe fn kernel<const NV: usize, const PREFETCH_A: bool, const PREFETCH_B: bool
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    let masks: [__mmask16; NV] = std::array::from_fn(|v| vector_mask(width, v));
+    let masks: [__mmask16; NV] = std::array::from_fn(|v| super::simd::lane_mask(width, v));
     // SAFETY (whole body): a holds kc*MR floats; B rows hold `width` valid floats at stride ldb
     // and every load is masked to them; C accesses are masked to `width` columns and limited to
     // `rows` rows, all inside the caller's tile.

@@ -95,6 +95,18 @@ pub fn level() -> Level {
     })
 }
 
+/// The lane mask of 16-lane vector `v` (lanes 16v..16v+16) over the first `width` elements:
+/// what the AVX-512 kernels pass to their masked loads and stores at ragged edges.
+#[inline(always)]
+pub fn lane_mask(width: usize, v: usize) -> u16 {
+    let live = width.saturating_sub(16 * v).min(16);
+    if live == 16 {
+        0xFFFF
+    } else {
+        ((1u32 << live) - 1) as u16
+    }
+}
+
 /// Whether the AVX-512 copies and kernels run: the CPU has AVX-512 F/VL/DQ/BW with AVX2 and
 /// FMA, and [`level`] is not capped below it.
 #[inline]

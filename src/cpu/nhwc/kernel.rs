@@ -33,17 +33,6 @@ pub struct TileEpi {
     pub relu: bool,
 }
 
-/// The lane mask of vector `v` (channels 16v..16v+16) for a panel `width` channels wide.
-#[inline(always)]
-fn vector_mask(width: usize, v: usize) -> u16 {
-    let live = width.saturating_sub(16 * v).min(16);
-    if live == 16 {
-        0xFFFF
-    } else {
-        ((1u32 << live) - 1) as u16
-    }
-}
-
 /// Y[0..rows, 0..width] (+)= sum over the pieces of A_piece x B, then the epilogue if given.
 /// `b` is the weight panel at the block's first K row ([k][NB], rows consecutive, as many as
 /// the pieces' lengths add up to); `y` the tile's first pixel at the panel's first channel,
@@ -67,7 +56,7 @@ pub unsafe fn tile(
     epi: Option<&TileEpi>,
 ) {
     use std::arch::x86_64::*;
-    let masks: [__mmask16; NV] = std::array::from_fn(|v| vector_mask(width, v));
+    let masks: [__mmask16; NV] = std::array::from_fn(|v| crate::cpu::simd::lane_mask(width, v));
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     // SAFETY (whole body): the caller's contract above; loads and stores of Y are masked to
     // `width` channels and limited to `rows` rows.

@@ -113,13 +113,8 @@ fn max_into_avx512(m: &mut [f32], v: &[f32]) {
     use std::arch::x86_64::*;
     let n = m.len().min(v.len());
     for i in (0..n).step_by(16) {
-        let live = (n - i).min(16);
-        let k: __mmask16 = if live == 16 {
-            0xFFFF
-        } else {
-            (1u16 << live) - 1
-        };
-        // SAFETY: lanes i..i+live are inside both slices; the loads and the store are masked.
+        let k: __mmask16 = crate::cpu::simd::lane_mask(n - i, 0);
+        // SAFETY: lanes i..i+16 masked to n are inside both slices; the loads and the store are masked.
         unsafe {
             let mv = _mm512_maskz_loadu_ps(k, m.as_ptr().add(i));
             let vv = _mm512_maskz_loadu_ps(k, v.as_ptr().add(i));

@@ -162,15 +162,6 @@ fn tile_origin(t: usize, (tr, tc): (usize, usize)) -> (usize, usize, usize) {
     (t / (tr * tc), (t / tc % tr) * TILE, t % tc * TILE)
 }
 
-#[inline(always)]
-fn mask16(live: usize) -> u16 {
-    if live >= 16 {
-        0xFFFF
-    } else {
-        ((1u32 << live) - 1) as u16
-    }
-}
-
 /// One dimension of B^T d (6 -> 6), rows of B^T at most 4 terms.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -231,7 +222,7 @@ unsafe fn input_transform(
     for t in 0..nt {
         let (n, oy, ox) = tile_origin(t0 + t, grid);
         for c0 in (0..g.c).step_by(16) {
-            let k = mask16(g.c - c0);
+            let k = crate::cpu::simd::lane_mask(g.c - c0, 0);
             // SAFETY: loads are masked to the channels and skipped outside the input; stores
             // land in V's [36][nt][C] (masked to the channels).
             unsafe {
@@ -329,7 +320,7 @@ unsafe fn output_transform(
     for t in 0..nt {
         let (n, oy, ox) = tile_origin(t0 + t, grid);
         for c0 in (0..width).step_by(16) {
-            let k = mask16(width - c0);
+            let k = crate::cpu::simd::lane_mask(width - c0, 0);
             // SAFETY: M reads inside this tile's rows; output pixels outside the map are
             // skipped, channel lanes masked to the task's channels.
             unsafe {
