@@ -48,6 +48,7 @@ fn config(data: &Path, out: &Path) -> TrainConfig {
         stop_after: None,
         cache_dir: None,
         fine: Default::default(),
+        loss_scale: Default::default(),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::pipeline::infer_heatmaps::{HeatmapConfig, infer_with_heatmaps};
 use crate::pipeline::shard::Shard;
 use crate::pipeline::tta::Tta;
 use crate::train::finetune::{FineTune, FineTuneConfig};
+use crate::train::loss_scale::{LossScaleConfig, LossScaleMode};
 use crate::train::optim::{OptimizerName, ScheduleKind};
 use crate::train::{Protocol, TrainConfig, train};
 use std::path::PathBuf;
@@ -134,6 +135,17 @@ pub struct TrainArgs {
     /// Feature cache folder (default RUN/cache); share one between runs on the same data.
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Dynamic loss scaling (PyTorch's GradScaler): auto = on when a matrix product runs in
+    /// FP16 (--precision fp16), dynamic = always, off = never.
+    #[arg(long, value_enum, default_value_t = LossScaleMode::Auto)]
+    pub loss_scale: LossScaleMode,
+    /// The first loss scale (GradScaler's init_scale).
+    #[arg(long, default_value_t = 65536.0)]
+    pub loss_scale_init: f32,
+    /// Optimiser steps without overflow before the loss scale doubles (GradScaler's
+    /// growth_interval).
+    #[arg(long, default_value_t = 2000)]
+    pub loss_scale_interval: u32,
     #[command(flatten)]
     pub fine: FineTuneArgs,
 }
@@ -259,6 +271,11 @@ impl TrainArgs {
             stop_after: None,
             cache_dir: self.cache.clone(),
             fine: self.fine.config(),
+            loss_scale: LossScaleConfig {
+                mode: self.loss_scale,
+                init: self.loss_scale_init,
+                growth_interval: self.loss_scale_interval,
+            },
         }
     }
 }

@@ -106,6 +106,9 @@ impl BackendBase for CudaBackend {
     fn name(&self) -> &'static str {
         "cuda"
     }
+    fn precisions(&self) -> Precisions {
+        CudaBackend::precisions(self)
+    }
     fn upload(&self, t: &Tensor) -> Result<CudaTensor> {
         CudaTensor::upload(&self.dev, t)
     }

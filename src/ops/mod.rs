@@ -19,6 +19,7 @@ pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod elementwise;
+pub mod grad_scale;
 pub mod host_buf;
 pub mod loss;
 pub mod pool;
@@ -61,6 +62,12 @@ pub trait BackendBase: Send + Sync {
     /// Waits until every copy out of a host buffer has finished.
     fn host_fence(&self) -> Result<()> {
         Ok(())
+    }
+    /// The arithmetic of this backend's matrix products (`--precision`): FP32 on the host
+    /// backends; the CUDA backend's own choice. Results that outlive a run and depend on it
+    /// (feature caches, loss scaling) ask here.
+    fn precisions(&self) -> crate::cuda::Precisions {
+        crate::cuda::Precisions::default()
     }
 }
 
@@ -125,6 +132,7 @@ pub trait Backend:
     + dense::DenseOps
     + dropout::DropoutOps
     + elementwise::ElementwiseOps
+    + grad_scale::GradScaleOps
     + loss::LossOps
     + pool::PoolOps
     + sgd::SgdOps
@@ -140,6 +148,7 @@ impl<B> Backend for B where
         + dense::DenseOps
         + dropout::DropoutOps
         + elementwise::ElementwiseOps
+        + grad_scale::GradScaleOps
         + loss::LossOps
         + pool::PoolOps
         + sgd::SgdOps
@@ -156,6 +165,7 @@ pub mod prelude {
     pub use super::dense::DenseOps;
     pub use super::dropout::DropoutOps;
     pub use super::elementwise::ElementwiseOps;
+    pub use super::grad_scale::GradScaleOps;
     pub use super::loss::LossOps;
     pub use super::pool::PoolOps;
     pub use super::sgd::SgdOps;

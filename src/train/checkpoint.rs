@@ -1,6 +1,7 @@
 //! The checkpoint written atomically after every epoch (RUN/checkpoint.safetensors): head
-//! tensors, BN running statistics, Adam moments and step, the epoch and the best epoch so far:
-//! every tensor that changes, so `--resume` ends exactly where an uninterrupted run ends.
+//! tensors, BN running statistics, Adam moments and step, the loss scaler's state (when loss
+//! scaling is on), the epoch and the best epoch so far: everything that changes, so `--resume`
+//! ends exactly where an uninterrupted run ends.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::head::{AdamState, Head};
+use super::loss_scale::LossScaler;
 use super::step::EpochMetrics;
 use crate::backend::Backend;
 use crate::error::{Result, file_err};
@@ -41,6 +43,7 @@ pub fn save_checkpoint<B: Backend>(
     out: &Path,
     head: &Head<B>,
     adam: &AdamState<B::Tensor>,
+    scaler: &LossScaler,
     epoch: usize,
     best: (usize, f64),
 ) -> Result<()> {
@@ -49,22 +52,25 @@ pub fn save_checkpoint<B: Backend>(
         named.insert(format!("adam.m.{i}"), b.download(m)?);
         named.insert(format!("adam.v.{i}"), b.download(v)?);
     }
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("epoch".to_string(), epoch.to_string()),
         ("adam_step".to_string(), adam.step.to_string()),
         ("best_epoch".to_string(), best.0.to_string()),
         ("best_bmca".to_string(), format!("{:e}", best.1)),
     ]);
+    meta.extend(scaler.metadata());
     let list: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     st::write(&out.join(CHECKPOINT), &list, &meta)
 }
 
-/// Loads a checkpoint into `head` and `adam`; returns (completed epochs, best epoch, best bmca).
+/// Loads a checkpoint into `head`, `adam` and `scaler`; returns (completed epochs, best epoch,
+/// best bmca).
 pub fn load_checkpoint<B: Backend>(
     b: &B,
     out: &Path,
     head: &mut Head<B>,
     adam: &mut AdamState<B::Tensor>,
+    scaler: &mut LossScaler,
 ) -> Result<(usize, usize, f64)> {
     let p = out.join(CHECKPOINT);
     let f = st::read(&p)?;
@@ -91,6 +97,7 @@ pub fn load_checkpoint<B: Backend>(
             .ok_or_else(|| file_err(&p, format!("missing metadata {k}")))
     };
     adam.step = num("adam_step")? as u64;
+    scaler.restore(&f.metadata, &p)?;
     Ok((
         num("epoch")? as usize,
         num("best_epoch")? as usize,
@@ -121,18 +128,19 @@ pub fn history_until(out: &Path, done: usize) -> Vec<EpochMetrics> {
     history
 }
 
-/// With a checkpoint in `out`: loads it into `head` and `adam` and returns where it left off
-/// (metrics.json's records up to that epoch); without one, a fresh start.
+/// With a checkpoint in `out`: loads it into `head`, `adam` and `scaler` and returns where it
+/// left off (metrics.json's records up to that epoch); without one, a fresh start.
 pub fn resume<B: Backend>(
     b: &B,
     out: &Path,
     head: &mut Head<B>,
     adam: &mut AdamState<B::Tensor>,
+    scaler: &mut LossScaler,
 ) -> Result<Progress> {
     if !out.join(CHECKPOINT).exists() {
         return Ok(Progress::fresh());
     }
-    let (done, be, bb) = load_checkpoint(b, out, head, adam)?;
+    let (done, be, bb) = load_checkpoint(b, out, head, adam, scaler)?;
     let history = history_until(out, done);
     eprintln!("resuming after epoch {done} (best so far: epoch {be}, val bmca {bb:.4})");
     Ok(Progress {

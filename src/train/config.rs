@@ -11,6 +11,7 @@ use crate::data::views::ViewConfig;
 use crate::ops::adam::AdamConfig;
 use crate::ops::loss::Reduction;
 use crate::train::finetune::FineTuneConfig;
+use crate::train::loss_scale::LossScaleConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Protocol {
@@ -52,6 +53,8 @@ pub struct TrainConfig {
     pub cache_dir: Option<PathBuf>,
     /// How deep training goes and everything that comes with training through the backbone.
     pub fine: FineTuneConfig,
+    /// Dynamic loss scaling (`--loss-scale`; on by default when training in FP16).
+    pub loss_scale: LossScaleConfig,
 }
 
 impl TrainConfig {
@@ -90,6 +93,7 @@ impl TrainConfig {
             stop_after: None,
             cache_dir: None,
             fine: FineTuneConfig::default(),
+            loss_scale: LossScaleConfig::default(),
         }
     }
 
@@ -115,6 +119,7 @@ impl TrainConfig {
             "lr": self.adam.lr,
             "weight_decay": self.adam.weight_decay,
             "seed": self.seed,
+            "loss_scale": self.loss_scale.to_json(),
         });
         if let (Some(o), Value::Object(f)) = (v.as_object_mut(), self.fine.to_json()) {
             o.extend(f);

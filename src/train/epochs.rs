@@ -10,6 +10,7 @@
 use super::checkpoint::{Progress, save_checkpoint, write_history};
 use super::config::TrainConfig;
 use super::head::{AdamState, Head};
+use super::loss_scale::{LossScaler, Unscaled, scale_grad};
 use super::model_file::{BackboneId, MODEL, save_model_for};
 use super::norm::FeatureNorm;
 use super::scoring::{predict, rows_of};
@@ -46,6 +47,7 @@ pub fn run_epochs<B: Backend>(
     d: &EpochData,
     head: &mut Head<B>,
     adam: &mut AdamState<B::Tensor>,
+    scaler: &mut LossScaler,
     progress: &mut Progress,
 ) -> Result<()> {
     let n = d.y_train.len();
@@ -79,7 +81,15 @@ pub fn run_epochs<B: Backend>(
                 ));
             }
             loss_sum += loss * idx.len() as f64;
+            // Loss scaling (FP16): dL/dlogits times the scale, the gradients divided by it;
+            // an overflow skips the step (super::loss_scale).
+            let dlogits = scale_grad(b, dlogits, scaler.scale())?;
             let grads = head.backward(b, &dlogits, tape.expect("training forward keeps a tape"))?;
+            let Unscaled::Step(grads) = scaler.unscale(b, grads)? else {
+                scaler.update(true);
+                continue;
+            };
+            scaler.update(false);
             let step_cfg = AdamConfig {
                 lr: cfg.adam.lr * schedule.factor(adam.step + 1),
                 ..cfg.adam
@@ -106,6 +116,9 @@ pub fn run_epochs<B: Backend>(
             "epoch {:>3}/{}: train loss {:.4} bmca {:.4} mean_prec {:.4} | val loss {:.4} bmca {:.4} mean_prec {:.4}",
             m.epoch, cfg.epochs, m.train_loss, tb, tm, val_loss, vb, vm
         );
+        if let Some(line) = scaler.summary() {
+            eprintln!("           {line}");
+        }
         if vb > progress.best.1 {
             progress.best = (epoch + 1, vb);
             save_model_for(
@@ -120,7 +133,7 @@ pub fn run_epochs<B: Backend>(
         }
         progress.history.push(m);
         progress.done = epoch + 1;
-        save_checkpoint(b, &cfg.out, head, adam, epoch + 1, progress.best)?;
+        save_checkpoint(b, &cfg.out, head, adam, scaler, epoch + 1, progress.best)?;
         write_history(&cfg.out, &progress.history)?;
         ran += 1;
     }

@@ -12,8 +12,13 @@
 //! also carry the architecture's name in front, so cache folders are legible; ResNet50's names
 //! are those of caches written before other backbones existed, which stay valid. A cache whose
 //! `arch` or width does not match is an error, never mixed in.
+//!
+//! The convolutions' precision (`--precision`) is part of the name too when it is not FP32:
+//! TF32/BF16/FP16 features differ from FP32 ones by 1e-3..1e-2 relative (README, --precision), so
+//! a GPU run at PyTorch's default (TF32) must not extend or reuse a cache the CPU wrote in FP32.
 
 use crate::backend::Backend;
+use crate::cuda::Precision;
 use crate::data::dataset::Dataset;
 use crate::data::image::{Decode, INPUT_SIZE, Preprocess};
 use crate::data::input::view_tensor;
@@ -37,8 +42,15 @@ pub fn file_hash(path: &Path) -> Result<String> {
 }
 
 /// The cache file for features of `arch` with identity `backbone` (the hash of
-/// [`crate::train::model_file::BackboneId`]) and preprocessing `pp`.
-pub fn cache_path(dir: &Path, arch: Arch, backbone: &str, pp: &Preprocess) -> PathBuf {
+/// [`crate::train::model_file::BackboneId`]) and preprocessing `pp`, computed with convolutions
+/// at precision `conv` (FP32 keeps the names caches had before `--precision` existed).
+pub fn cache_path(
+    dir: &Path,
+    arch: Arch,
+    backbone: &str,
+    pp: &Preprocess,
+    conv: Precision,
+) -> PathBuf {
     let prefix = match arch {
         Arch::ResNet50 => String::new(),
         a => format!("{}_", a.name()),
@@ -48,8 +60,12 @@ pub fn cache_path(dir: &Path, arch: Arch, backbone: &str, pp: &Preprocess) -> Pa
         Decode::Full => "",
         Decode::Scaled => "_scaled",
     };
+    let precision = match conv {
+        Precision::Fp32 => String::new(),
+        p => format!("_{}", p.name()),
+    };
     dir.join(format!(
-        "features_{prefix}{backbone}_{}_cc{}{decode}.safetensors",
+        "features_{prefix}{backbone}_{}_cc{}{decode}{precision}.safetensors",
         pp.resize.name(),
         pp.color_constancy as u8
     ))
@@ -318,15 +334,27 @@ mod tests {
             ..pp
         };
         assert_eq!(
-            cache_path(dir.path(), Arch::ResNet50, "abc", &scaled),
+            cache_path(dir.path(), Arch::ResNet50, "abc", &scaled, Precision::Fp32),
             dir.path().join("features_abc_crop_cc1_scaled.safetensors")
         );
         // ResNet50's name is the one caches had before other backbones existed.
         assert_eq!(
-            cache_path(dir.path(), Arch::ResNet50, "abc", &pp),
+            cache_path(dir.path(), Arch::ResNet50, "abc", &pp, Precision::Fp32),
             dir.path().join("features_abc_crop_cc1.safetensors")
         );
-        let p18 = cache_path(dir.path(), Arch::ResNet18, "abc", &pp);
+        // Features at another precision than FP32 never share a file with FP32 ones.
+        for (p, tail) in [
+            (Precision::Tf32, "_tf32"),
+            (Precision::Bf16, "_bf16"),
+            (Precision::Fp16, "_fp16"),
+        ] {
+            assert_eq!(
+                cache_path(dir.path(), Arch::ResNet50, "abc", &scaled, p),
+                dir.path()
+                    .join(format!("features_abc_crop_cc1_scaled{tail}.safetensors"))
+            );
+        }
+        let p18 = cache_path(dir.path(), Arch::ResNet18, "abc", &pp, Precision::Fp32);
         assert_eq!(
             p18,
             dir.path()

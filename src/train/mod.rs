@@ -21,6 +21,7 @@ pub mod epochs;
 pub mod features;
 pub mod finetune;
 pub mod head;
+pub mod loss_scale;
 pub mod model_file;
 pub mod norm;
 pub mod optim;
@@ -52,6 +53,7 @@ use checkpoint::{Progress, resume};
 use epochs::{EpochData, run_epochs};
 use features::FeaturePass;
 use head::Head;
+use loss_scale::LossScaler;
 use model_file::{MODEL, backbone_weights};
 use scoring::predict;
 use sides::{load_labelled, make_sides};
@@ -208,6 +210,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
             arch,
             &backbone_id.1,
             &cfg.preprocess,
+            b.precisions().conv,
         )),
         batch: 16,
         strict: cfg.strict,
@@ -232,8 +235,9 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
 
     let mut head = Head::with_classes(b, arch.features(), &cfg.head, cfg.batchnorm, cfg.seed, k)?;
     let mut adam = head.adam_init(b)?;
+    let mut scaler = LossScaler::new(&cfg.loss_scale, b.precisions())?;
     let mut progress = if cfg.resume {
-        resume(b, &cfg.out, &mut head, &mut adam)?
+        resume(b, &cfg.out, &mut head, &mut adam, &mut scaler)?
     } else {
         Progress::fresh()
     };
@@ -248,7 +252,15 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig) -> Result<TrainResult> {
         arch,
         backbone: &backbone_id,
     };
-    run_epochs(b, cfg, &data, &mut head, &mut adam, &mut progress)?;
+    run_epochs(
+        b,
+        cfg,
+        &data,
+        &mut head,
+        &mut adam,
+        &mut scaler,
+        &mut progress,
+    )?;
 
     // Validation predictions of the best model.
     let mut best_head =

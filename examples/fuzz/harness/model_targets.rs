@@ -17,6 +17,7 @@ use skinengine::reference::ReferenceBackend;
 use skinengine::train::checkpoint::{load_checkpoint, save_checkpoint};
 use skinengine::train::finetune::checkpoint as ft_checkpoint;
 use skinengine::train::head::{AdamState, Head};
+use skinengine::train::loss_scale::{LossScaleConfig, LossScaleMode, LossScaler};
 use skinengine::train::model_file::{load_model, save_model, save_net_model};
 use skinengine::train::optim::{Group, OptimConfig, Optimizer, Schedule};
 use skinengine::train::{FeatureNorm, TrainConfig};
@@ -275,6 +276,21 @@ pub struct Checkpoint {
     dir: TempDir,
     head: Head<ReferenceBackend>,
     adam: AdamState<skinengine::Tensor>,
+    scaler: LossScaler,
+}
+
+/// A loss scaler that is on and has a history (a back-off and a growth step), so checkpoints
+/// carry its metadata for the mutator to damage.
+fn scaler() -> LossScaler {
+    let cfg = LossScaleConfig {
+        mode: LossScaleMode::Dynamic,
+        init: 1024.0,
+        growth_interval: 4,
+    };
+    let mut s = LossScaler::new(&cfg, Default::default()).unwrap();
+    s.update(true);
+    s.update(false);
+    s
 }
 
 impl Checkpoint {
@@ -285,6 +301,7 @@ impl Checkpoint {
             dir: scratch("checkpoint"),
             head,
             adam,
+            scaler: scaler(),
         }
     }
 }
@@ -300,7 +317,16 @@ impl Target for Checkpoint {
             .join(skinengine::train::checkpoint::CHECKPOINT);
         let mut out = Vec::new();
         for (epoch, best) in [(3, (2, 0.5)), (0, (0, f64::NEG_INFINITY))] {
-            save_checkpoint(&B, self.dir.path(), &self.head, &self.adam, epoch, best).unwrap();
+            save_checkpoint(
+                &B,
+                self.dir.path(),
+                &self.head,
+                &self.adam,
+                &self.scaler,
+                epoch,
+                best,
+            )
+            .unwrap();
             out.push(std::fs::read(&p).unwrap());
         }
         out
@@ -318,9 +344,15 @@ impl Target for Checkpoint {
             .path()
             .join(skinengine::train::checkpoint::CHECKPOINT);
         std::fs::write(&p, input).unwrap();
-        load_checkpoint(&B, self.dir.path(), &mut self.head, &mut self.adam)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        load_checkpoint(
+            &B,
+            self.dir.path(),
+            &mut self.head,
+            &mut self.adam,
+            &mut self.scaler,
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
     }
     fn names(&self) -> &Path {
         self.dir.path()
@@ -376,7 +408,7 @@ impl Target for FineTuneCheckpoint {
             .dir
             .path()
             .join(skinengine::train::checkpoint::CHECKPOINT);
-        ft_checkpoint::save(&B, self.dir.path(), &net, &opt, 2, (1, 0.25)).unwrap();
+        ft_checkpoint::save(&B, self.dir.path(), &net, &opt, &scaler(), 2, (1, 0.25)).unwrap();
         let seed = skeleton(&std::fs::read(&p).unwrap(), 6);
         self.net = Some((net, opt));
         vec![seed]
@@ -395,7 +427,7 @@ impl Target for FineTuneCheckpoint {
             .join(skinengine::train::checkpoint::CHECKPOINT);
         std::fs::write(&p, input).unwrap();
         let (net, opt) = self.net.as_mut().expect("seeds first");
-        match ft_checkpoint::resume(&B, self.dir.path(), net, opt) {
+        match ft_checkpoint::resume(&B, self.dir.path(), net, opt, &mut scaler()) {
             Ok(_) => Err("resumed".into()),
             Err(e) => Err(e.to_string()),
         }

@@ -1,7 +1,7 @@
 //! The fine-tuning checkpoint (RUN/checkpoint.safetensors, written atomically after every
 //! epoch): every tensor of the network (`net.<name>`, BN running statistics included), the
-//! optimiser's moments (`opt.<name>.exp_avg[_sq]`), the optimiser step, completed epochs and
-//! the best epoch so far. Nothing random needs saving: batch order, augmentation and dropout
+//! optimiser's moments (`opt.<name>.exp_avg[_sq]`), the optimiser step, the loss scaler's state
+//! (when loss scaling is on), completed epochs and the best epoch so far. Nothing random needs saving: batch order, augmentation and dropout
 //! masks are pure functions of (seed, epoch, image / step), so a resumed run draws exactly what
 //! the uninterrupted run drew.
 
@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::super::checkpoint::{CHECKPOINT, Progress, history_until};
+use super::super::loss_scale::LossScaler;
 use super::super::optim::Optimizer;
 use crate::backend::Backend;
 use crate::error::{Result, file_err};
@@ -23,6 +24,7 @@ pub fn save<B: Backend>(
     out: &Path,
     net: &Net<B>,
     opt: &Optimizer<B>,
+    scaler: &LossScaler,
     epoch: usize,
     best: (usize, f64),
 ) -> Result<()> {
@@ -33,18 +35,20 @@ pub fn save<B: Backend>(
     for (k, t) in opt.named(b)? {
         named.insert(format!("opt.{k}"), t);
     }
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("kind".to_string(), KIND.to_string()),
         ("epoch".to_string(), epoch.to_string()),
         ("step".to_string(), opt.step.to_string()),
         ("best_epoch".to_string(), best.0.to_string()),
         ("best_bmca".to_string(), format!("{:e}", best.1)),
     ]);
+    meta.extend(scaler.metadata());
     let list: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     st::write(&out.join(CHECKPOINT), &list, &meta)
 }
 
-/// With a checkpoint in `out`: restores `net` and `opt` from it and returns where it left off;
+/// With a checkpoint in `out`: restores `net`, `opt` and `scaler` from it and returns where it
+/// left off;
 /// without one, a fresh start. A checkpoint of another kind of run (the frozen-feature head) or
 /// of another network is an error naming the file.
 pub fn resume<B: Backend>(
@@ -52,6 +56,7 @@ pub fn resume<B: Backend>(
     out: &Path,
     net: &mut Net<B>,
     opt: &mut Optimizer<B>,
+    scaler: &mut LossScaler,
 ) -> Result<Progress> {
     let p = out.join(CHECKPOINT);
     if !p.exists() {
@@ -83,6 +88,7 @@ pub fn resume<B: Backend>(
         .map_err(|e| file_err(&p, e.to_string()))?;
     opt.load_named(b, &opt_sd, num("step")? as u64)
         .map_err(|e| file_err(&p, e.to_string()))?;
+    scaler.restore(&f.metadata, &p)?;
     let (done, be, bb) = (
         num("epoch")? as usize,
         num("best_epoch")? as usize,

@@ -22,6 +22,7 @@ use crate::model::net::{BnMode, Graph, HeadSpec, Net};
 use crate::pipeline::batches::{BatchOptions, bad_image, run_batches};
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{Progress, write_history};
+use crate::train::loss_scale::{LossScaler, Unscaled};
 use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model_for};
 use crate::train::optim::{OptimConfig, Optimizer};
 use crate::train::scoring::Scored;
@@ -152,8 +153,9 @@ pub fn run<B: Backend>(
         lr_backbone: f.lr_backbone(cfg.adam.lr),
     };
     let mut opt = Optimizer::new(b, ocfg, schedule, &params)?;
+    let mut scaler = LossScaler::new(&cfg.loss_scale, b.precisions())?;
     let mut progress = if cfg.resume {
-        checkpoint::resume(b, &cfg.out, &mut net, &mut opt)?
+        checkpoint::resume(b, &cfg.out, &mut net, &mut opt, &mut scaler)?
     } else {
         Progress::fresh()
     };
@@ -259,7 +261,7 @@ pub fn run<B: Backend>(
                         cfg.reduction,
                         bn,
                         from,
-                        1.0 / in_group as f32,
+                        scaler.scale() / in_group as f32,
                         &mut sum,
                     )?;
                     if let Some(m) = m {
@@ -281,7 +283,16 @@ pub fn run<B: Backend>(
                 }
                 let last_of_group = (bi + 1) % f.accumulate == 0 || bi + 1 == nb;
                 if last_of_group && let Some(g) = sum.take() {
-                    opt.update(b, &g, &mut net)?;
+                    // Loss scaling (FP16): divide by the scale; skip the step on overflow.
+                    let (names, grads): (Vec<String>, Vec<B::Tensor>) = g.into_iter().unzip();
+                    match scaler.unscale(b, grads)? {
+                        Unscaled::Step(grads) => {
+                            let g = names.into_iter().zip(grads).collect();
+                            opt.update(b, &g, &mut net)?;
+                            scaler.update(false);
+                        }
+                        Unscaled::Overflow => scaler.update(true),
+                    }
                 }
                 bar.inc(1);
                 Ok(())
@@ -324,6 +335,9 @@ pub fn run<B: Backend>(
             rv.bmca,
             rv.mean_precision
         );
+        if let Some(line) = scaler.summary() {
+            eprintln!("           {line}");
+        }
         if rv.bmca > progress.best.1 {
             progress.best = (epoch + 1, rv.bmca);
             save_net_model_for(
@@ -337,7 +351,7 @@ pub fn run<B: Backend>(
         }
         progress.history.push(m);
         progress.done = epoch + 1;
-        checkpoint::save(b, &cfg.out, &net, &opt, epoch + 1, progress.best)?;
+        checkpoint::save(b, &cfg.out, &net, &opt, &scaler, epoch + 1, progress.best)?;
         write_history(&cfg.out, &progress.history)?;
     }
     drop(net);

@@ -5,6 +5,7 @@
 //! update, as PyTorch users do with `loss / N` and one `optimizer.step()`. BN statistics stay
 //! per micro-batch, as there.
 
+use super::super::loss_scale::scale_grad;
 use super::super::optim::{Group, Optimizer};
 use super::super::step::all_zero_weight;
 use crate::backend::Backend;
@@ -48,7 +49,7 @@ pub struct Micro {
 }
 
 /// Forward, loss, running statistics and backward of one micro-batch; its gradients (scaled by
-/// `scale`) are added into `sum`. None when every label of the batch weighs 0 (the loss is
+/// `scale`: 1/N for N accumulated micro-batches, times the loss scale) are added into `sum`. None when every label of the batch weighs 0 (the loss is
 /// undefined: the batch is skipped, as on the head path).
 #[allow(clippy::too_many_arguments)]
 pub fn micro_step<B: Backend>(
@@ -72,12 +73,8 @@ pub fn micro_step<B: Backend>(
     let tape = net.forward(b, x, bn, from, &[logits])?;
     let z = tape.value(logits).expect("kept");
     let host_logits = b.download(z)?;
-    let (loss, mut dz) = b.weighted_cross_entropy(z, labels, class_weights, reduction)?;
-    if scale != 1.0 {
-        let mut d = b.download(&dz)?;
-        d.data_mut().iter_mut().for_each(|v| *v *= scale);
-        dz = b.upload(&d)?;
-    }
+    let (loss, dz) = b.weighted_cross_entropy(z, labels, class_weights, reduction)?;
+    let dz = scale_grad(b, dz, scale)?;
     if bn == BnMode::Train {
         net.update_running(b, &tape, DEFAULT_MOMENTUM)?;
     }
