@@ -27,6 +27,7 @@ use skinengine::ops::loss::Reduction;
 use skinengine::ops::prelude::*;
 use skinengine::testing::fixture_file_f64;
 use skinengine::train::finetune::{train_step, trained_params};
+use skinengine::train::loss_scale::{LossScaleConfig, LossScaleMode, LossScaler};
 use skinengine::train::optim::{OptimConfig, Optimizer, Schedule};
 use skinengine::{CpuBackend, ReferenceBackend};
 use std::path::PathBuf;
@@ -53,6 +54,12 @@ fn run<B: Backend>(b: &B) -> Outcome {
     };
     let cfg = OptimConfig::adam(adam, LR_BACKBONE);
     let mut opt = Optimizer::new(b, cfg, Schedule::constant(), &params).unwrap();
+    // Off: these steps are compared with PyTorch's FP32 steps.
+    let off = LossScaleConfig {
+        mode: LossScaleMode::Off,
+        ..Default::default()
+    };
+    let mut scaler = LossScaler::new(&off, b.precisions()).unwrap();
     let x = b.upload(&grads::images()).unwrap();
     let ones = vec![1.0; FC_CLASSES];
     let fx = fixture_file_f64(
@@ -66,6 +73,7 @@ fn run<B: Backend>(b: &B) -> Outcome {
             b,
             &mut net,
             &mut opt,
+            &mut scaler,
             &x,
             &grads::LABELS,
             &ones,

@@ -7,9 +7,14 @@ warm-up step. Both memory formats are timed on the CPU; the best is the anchor.
 With --fine-tune layer4|layer3|layer2 the stages below it are frozen as `skinengine train
 --fine-tune` freezes them (requires_grad off, BN in eval mode), so autograd records nothing there.
 
+With --amp bf16|fp16 (CUDA) the step is PyTorch's mixed-precision recipe, the anchor of
+`skinengine bench --train --precision bf16|fp16`: forward and loss under torch.autocast with that
+dtype, channels_last, cudnn.benchmark on, FP32 master weights; fp16 adds a GradScaler
+(scale, backward, unscale + inf check, step, update), as `train` scales fp16 runs.
+
 Usage:
     python tools/bench_train_torch.py [--arch resnet50] [--batch 32] [--iters 3] [--threads 2]
-        [--device cpu|cuda] [--fine-tune all|layer4|layer3|layer2]
+        [--device cpu|cuda] [--fine-tune all|layer4|layer3|layer2] [--amp none|bf16|fp16]
 Prints one JSON object per memory format.
 """
 import argparse
@@ -28,12 +33,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fine-tune", default="all", choices=["all", "layer4", "layer3", "layer2"])
+    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     args = ap.parse_args()
+    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
+    if amp is not None:
+        torch.backends.cudnn.benchmark = True
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device(args.device)
-    for fmt in (torch.contiguous_format, torch.channels_last):
+    formats = (torch.channels_last,) if amp is not None else (torch.contiguous_format, torch.channels_last)
+    scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
+    for fmt in formats:
         torch.manual_seed(0)
         model = getattr(torchvision.models, args.arch)(weights=None).to(dev).train()
         model = model.to(memory_format=fmt)
@@ -51,9 +62,20 @@ def main() -> None:
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
+            if amp is None:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                return loss.item()
+            with torch.autocast(device_type=dev.type, dtype=amp):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             return loss.item()
 
         step()
@@ -65,7 +87,7 @@ def main() -> None:
         times.sort()
         med = times[len(times) // 2]
         print(json.dumps({"torch": torch.__version__, "arch": args.arch, "device": args.device,
-                          "fine_tune": args.fine_tune,
+                          "fine_tune": args.fine_tune, "amp": args.amp,
                           "format": "channels_last" if fmt == torch.channels_last else "contiguous",
                           "batch": args.batch, "threads": args.threads, "median_ms": med * 1e3,
                           "images_per_s": args.batch / med}))

@@ -19,6 +19,8 @@
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 #   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
 #   train_b32, torch_train: training-step images/s, ours and PyTorch eager FP32 -> train.jsonl
+#   train_b32_bf16/fp16, torch_train_amp_bf16/fp16: the same at --precision bf16/fp16 (fp16
+#            loss-scaled) against PyTorch AMP (autocast, channels_last; GradScaler for fp16)
 #   report   python3 tools/gpu_report.py: the markdown section, printed last
 #
 # Files under ${OUT:-/tmp/gpu-out} (the device tool returns at most 8): gpu_check.log, env.txt,
@@ -295,6 +297,16 @@ run_step torch 120 - check_torch \
 run_step torch_train 90 "$WORK/torch_train.json" has_json_line \
   "${TORCH_ENV[@]}" python3 tools/bench_train_torch.py --device cuda --batch 32 --iters 5
 grep '^[[:space:]]*{' "$WORK/torch_train.json" >>"$TRAIN" 2>/dev/null
+# Mixed-precision training steps: ours at bf16/fp16 (fp16 loss-scaled, as train runs it) and
+# PyTorch AMP (autocast + channels_last; GradScaler for fp16), batch 32.
+for p in bf16 fp16; do
+  run_step "train_b32_$p" 60 "$WORK/train_b32_$p.json" has_json_line \
+    "$BIN" bench --train --device cuda --precision "$p" --batch 32 --iters 5 --json
+  grep '^[[:space:]]*{' "$WORK/train_b32_$p.json" >>"$TRAIN" 2>/dev/null
+  run_step "torch_train_amp_$p" 60 "$WORK/torch_train_$p.json" has_json_line \
+    "${TORCH_ENV[@]}" python3 tools/bench_train_torch.py --device cuda --batch 32 --iters 5 --amp "$p"
+  grep '^[[:space:]]*{' "$WORK/torch_train_$p.json" >>"$TRAIN" 2>/dev/null
+done
 run_step report 30 - check_report "${TORCH_ENV[@]}" python3 tools/gpu_report.py --dir "$OUT"
 
 if [[ ! -s $SECTION ]]; then

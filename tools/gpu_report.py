@@ -11,6 +11,8 @@ Reads, from --dir (default $OUT, else /tmp/gpu-out):
                   "conv P matmul Q"), shown against torch.json "resnet50_precision"
   kernels.jsonl   `skinengine bench-kernels --device cuda --json` lines (GEMM view m, n, k)
   torch.json      tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
+  train.jsonl     training steps: `skinengine bench --train --json` lines (key "precision") and
+                  tools/bench_train_torch.py lines (keys "torch", "format", "amp")
 and writes the section to --out (default DIR/gpu_results_section.md), then prints it.
 Only numbers found in these files are shown: a missing one is '—', and a failed step is named
 with the tail of its output. Standard library only.
@@ -194,6 +196,40 @@ def precision_table(bench, prec, torch):
     return out
 
 
+def training_table(train):
+    """Training steps (ResNet50, batch 32): skinengine at each precision against PyTorch eager
+    FP32 (the faster memory format) and PyTorch AMP at the same 16-bit format."""
+    out = ["### ResNet50 training step (forward, backward, AdamW), 224×224, images/s", ""]
+    out.append("skinengine: `bench --train --device cuda --precision P --batch B --json` (fp16 "
+               "loss-scaled as `train` runs it); PyTorch: tools/bench_train_torch.py, eager, "
+               "TF32 off, or `--amp bf16|fp16` (autocast, channels_last, cudnn.benchmark; "
+               f"GradScaler for fp16). Goal (issue 12): BF16/FP16 ≥ {PREC_GOAL:.1f}× PyTorch AMP.")
+    out.append("")
+    ours = [r for r in train if r.get("mode") == "train" and isinstance(r.get("images_per_s"), (int, float))]
+    theirs = [r for r in train if "torch" in r and isinstance(r.get("images_per_s"), (int, float))]
+    if not ours:
+        out.append("No training-step runs (`train.jsonl` empty or missing).")
+        out.append("")
+        return out
+    out.append("| precision | batch | skinengine | PyTorch anchor | anchor | ratio | goal |")
+    out.append("|---|---:|---:|---:|---|---:|---|")
+    for r in sorted(ours, key=lambda r: (r.get("batch", 0), r.get("precision", ""))):
+        b = r.get("batch")
+        p = conv_precision(r.get("precision")) or "fp32"
+        amp = p if p in ("bf16", "fp16") else "none"
+        cands = [t for t in theirs if t.get("batch") == b and t.get("amp", "none") == amp]
+        best = max(cands, key=lambda t: t["images_per_s"], default=None)
+        anchor = best["images_per_s"] if best else None
+        what = DASH if best is None else (
+            f"AMP {amp}, {best.get('format')}" if amp != "none" else f"FP32, {best.get('format')}")
+        rr = ratio(r["images_per_s"], anchor)
+        flag = DASH if rr is None or amp == "none" else ("ok" if rr >= PREC_GOAL else "**below**")
+        out.append(f"| {r.get('precision', 'fp32')} | {b} | {fnum(r['images_per_s'], 1)} "
+                   f"| {fnum(anchor, 1)} | {what} | {fnum(rr, 2)} | {flag} |")
+    out.append("")
+    return out
+
+
 def section(d):
     env = read_env(os.path.join(d, "env.txt"))
     steps = parse_log(read_text(os.path.join(d, "gpu_check.log")))
@@ -306,6 +342,8 @@ def section(d):
     out.append("")
 
     out.extend(precision_table(bench, prec, torch))
+    train, _ = read_jsonl(os.path.join(d, "train.jsonl"), {"images_per_s": (int, float)})
+    out.extend(training_table(train))
 
     # Per-kernel GEMM shapes
     out.append(f"### Conv/dense GEMM shapes (batch 32): skinengine vs cuBLAS SGEMM "

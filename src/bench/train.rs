@@ -2,7 +2,9 @@
 //! in training mode (forward with batch statistics, cross-entropy, backward to every parameter,
 //! BN running update, AdamW) on random weights and inputs at 224x224 (VGG19 included), the
 //! median of timed steps after one warm-up step. With a fine-tuning depth, the stages below it
-//! run frozen (eval-mode BN, forward only), as `train --fine-tune` runs them.
+//! run frozen (eval-mode BN, forward only), as `train --fine-tune` runs them. At
+//! `--precision fp16` the step is loss-scaled as `train` scales it (the unscale and overflow
+//! check included), as PyTorch's AMP step with a GradScaler.
 
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ use crate::ops::loss::Reduction;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::train::finetune::{FineTune, train_step, trained_params};
+use crate::train::loss_scale::{LossScaleConfig, LossScaler};
 use crate::train::optim::{OptimConfig, Optimizer, Schedule};
 
 /// Classes of the benchmark's classifier (ImageNet's, as PyTorch's anchor uses).
@@ -62,6 +65,8 @@ pub fn bench_train<B: Backend>(
         Schedule::constant(),
         &params,
     )?;
+    // Loss scaling as `train` would run it (on at fp16, as PyTorch's AMP + GradScaler step).
+    let mut scaler = LossScaler::new(&LossScaleConfig::default(), b.precisions())?;
     let mut rng = Rng::new(1);
     let x = b.upload(&Tensor::uniform(&[batch, 3, 224, 224], -2.0, 2.0, &mut rng))?;
     let labels: Vec<usize> = (0..batch).map(|_| rng.below(CLASSES)).collect();
@@ -71,6 +76,7 @@ pub fn bench_train<B: Backend>(
             b,
             net,
             &mut opt,
+            &mut scaler,
             &x,
             &labels,
             &ones,

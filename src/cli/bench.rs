@@ -46,14 +46,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return run_train(args);
     }
     let resolved = args.device.resolve_at(args.precision)?;
-    // What the run computed in (the JSON lines of several --precision runs stay apart).
-    let precision = match &resolved {
-        crate::backend::select::ResolvedBackend::Cuda(c) => {
-            let p = c.precisions();
-            format!("conv {} matmul {}", p.conv, p.matmul)
-        }
-        _ => "fp32".to_string(),
-    };
+    let precision = precision_of(&resolved);
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
@@ -94,8 +87,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a run computes in, for its JSON lines (lines of several --precision runs stay apart).
+fn precision_of(resolved: &crate::backend::select::ResolvedBackend) -> String {
+    match resolved {
+        crate::backend::select::ResolvedBackend::Cuda(c) => {
+            let p = c.precisions();
+            format!("conv {} matmul {}", p.conv, p.matmul)
+        }
+        _ => "fp32".to_string(),
+    }
+}
+
 fn run_train(args: &BenchArgs) -> Result<()> {
     let resolved = args.device.resolve_at(args.precision)?;
+    let precision = precision_of(&resolved);
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
@@ -117,6 +122,7 @@ fn run_train(args: &BenchArgs) -> Result<()> {
         if args.json {
             let v = serde_json::json!({
                 "mode": "train",
+                "precision": precision,
                 "backbone": args.backbone.name(),
                 "fine_tune": args.fine_tune.name(),
                 "device": name,

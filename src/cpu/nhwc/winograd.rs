@@ -92,7 +92,14 @@ pub fn use_for(g: &ConvGeom) -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var("SKINENGINE_WINOGRAD").as_deref() == Ok("0"));
     let tiles = g.n * g.ho.div_ceil(TILE) * g.wo.div_ceil(TILE);
-    supported(g) && !off && g.c >= 32 && g.o >= 32 && tiles >= MIN_TILES
+    static MT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let mt = *MT.get_or_init(|| {
+        std::env::var("SKINENGINE_WINO_MIN_TILES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MIN_TILES)
+    });
+    supported(g) && !off && g.c >= 32 && g.o >= 32 && tiles >= mt
 }
 
 /// Fewest tiles in the batch for Winograd: below, the transformed weights (4x the raw ones)

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::images::ImageRecipe;
-use super::step::{micro_step, softmax_rows, trained_params};
+use super::step::{micro_step, softmax_rows, trained_params, update_scaled};
 use super::{checkpoint, memory};
 use crate::backend::Backend;
 use crate::data::dataset::Dataset;
@@ -22,7 +22,7 @@ use crate::model::net::{BnMode, Graph, HeadSpec, Net};
 use crate::pipeline::batches::{BatchOptions, bad_image, run_batches};
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{Progress, write_history};
-use crate::train::loss_scale::{LossScaler, Unscaled};
+use crate::train::loss_scale::LossScaler;
 use crate::train::model_file::{LoadedModel, MODEL, load_model, save_net_model_for};
 use crate::train::optim::{OptimConfig, Optimizer};
 use crate::train::scoring::Scored;
@@ -283,16 +283,8 @@ pub fn run<B: Backend>(
                 }
                 let last_of_group = (bi + 1) % f.accumulate == 0 || bi + 1 == nb;
                 if last_of_group && let Some(g) = sum.take() {
-                    // Loss scaling (FP16): divide by the scale; skip the step on overflow.
-                    let (names, grads): (Vec<String>, Vec<B::Tensor>) = g.into_iter().unzip();
-                    match scaler.unscale(b, grads)? {
-                        Unscaled::Step(grads) => {
-                            let g = names.into_iter().zip(grads).collect();
-                            opt.update(b, &g, &mut net)?;
-                            scaler.update(false);
-                        }
-                        Unscaled::Overflow => scaler.update(true),
-                    }
+                    // Loss scaling (FP16): divided by the scale; skipped on overflow.
+                    update_scaled(b, &mut net, &mut opt, &mut scaler, g)?;
                 }
                 bar.inc(1);
                 Ok(())

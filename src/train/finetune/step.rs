@@ -5,7 +5,7 @@
 //! update, as PyTorch users do with `loss / N` and one `optimizer.step()`. BN statistics stay
 //! per micro-batch, as there.
 
-use super::super::loss_scale::scale_grad;
+use super::super::loss_scale::{LossScaler, Unscaled, scale_grad};
 use super::super::optim::{Group, Optimizer};
 use super::super::step::all_zero_weight;
 use crate::backend::Backend;
@@ -97,13 +97,15 @@ pub fn micro_step<B: Backend>(
     }))
 }
 
-/// One step on batch `x` with `labels` (no accumulation): returns the batch loss (before the
-/// update).
+/// One step on batch `x` with `labels` (no accumulation), loss-scaled by `scaler` (a step that
+/// overflows is skipped and backs the scale off, [`LossScaler`]): returns the batch loss
+/// (before the update).
 #[allow(clippy::too_many_arguments)]
 pub fn train_step<B: Backend>(
     b: &B,
     net: &mut Net<B>,
     opt: &mut Optimizer<B>,
+    scaler: &mut LossScaler,
     x: &B::Tensor,
     labels: &[usize],
     class_weights: &[f32],
@@ -121,12 +123,32 @@ pub fn train_step<B: Backend>(
         reduction,
         bn,
         from,
-        1.0,
+        scaler.scale(),
         &mut sum,
     )?
     .ok_or_else(|| invalid("fine-tune", "every label of the batch has class weight 0"))?;
-    opt.update(b, &sum.expect("one micro-batch ran"), net)?;
+    update_scaled(b, net, opt, scaler, sum.expect("one micro-batch ran"))?;
     Ok(m.loss)
+}
+
+/// The optimiser step on summed, loss-scaled gradients: divided by the scale and applied, or
+/// skipped when they overflowed; the scale follows ([`LossScaler::update`]).
+pub fn update_scaled<B: Backend>(
+    b: &B,
+    net: &mut Net<B>,
+    opt: &mut Optimizer<B>,
+    scaler: &mut LossScaler,
+    grads: Grads<B::Tensor>,
+) -> Result<()> {
+    let (names, grads): (Vec<String>, Vec<B::Tensor>) = grads.into_iter().unzip();
+    match scaler.unscale(b, grads)? {
+        Unscaled::Step(grads) => {
+            opt.update(b, &names.into_iter().zip(grads).collect(), net)?;
+            scaler.update(false);
+        }
+        Unscaled::Overflow => scaler.update(true),
+    }
+    Ok(())
 }
 
 /// Softmax rows of host logits [N, classes] (for running training metrics).
