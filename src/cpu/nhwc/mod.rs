@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 use super::weight_cache::WeightCache;
+use crate::ops::conv2d::ConvGeom;
 use crate::tensor::Tensor;
 
 /// K rows per block.
@@ -49,22 +50,11 @@ pub fn available() -> bool {
     super::simd::avx512() && !off
 }
 
-/// The geometry of one channels-last convolution as the kernel walks it.
+/// One channels-last convolution as the kernel walks it: the geometry of the input as read
+/// (already padded, with `ph = pw = 0`, when the taps are whole kernel rows) and the taps.
 #[derive(Clone, Debug)]
 pub struct Conv {
-    /// Input as read: [n, h, w, c] (already padded when the taps are kernel rows).
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-    pub o: usize,
-    pub ho: usize,
-    pub wo: usize,
-    pub sh: usize,
-    pub sw: usize,
-    /// Implicit zero padding (0 when the input was padded explicitly).
-    pub ph: usize,
-    pub pw: usize,
+    pub g: ConvGeom,
     /// Each tap's (row, column) offset in the window, in K order.
     pub taps: Vec<(usize, usize)>,
     /// Floats per tap: C, or KW*C when the taps are whole kernel rows.
@@ -73,47 +63,39 @@ pub struct Conv {
 
 impl Conv {
     /// The usual per-pixel taps: KH*KW taps of C floats, implicit padding.
-    pub fn per_pixel(g: &crate::ops::conv2d::ConvGeom) -> Self {
+    pub fn per_pixel(g: &ConvGeom) -> Self {
         let taps = (0..g.kh)
             .flat_map(|i| (0..g.kw).map(move |j| (i, j)))
             .collect();
         Conv {
-            n: g.n,
-            h: g.h,
-            w: g.w,
-            c: g.c,
-            o: g.o,
-            ho: g.ho,
-            wo: g.wo,
-            sh: g.sh,
-            sw: g.sw,
-            ph: g.ph,
-            pw: g.pw,
+            g: *g,
             taps,
             seg: g.c,
         }
     }
 
     /// KH taps of KW*C floats on an input padded by (ph, pw) on every side beforehand.
-    pub fn row_taps(g: &crate::ops::conv2d::ConvGeom) -> Self {
+    pub fn row_taps(g: &ConvGeom) -> Self {
         Conv {
-            h: g.h + 2 * g.ph,
-            w: g.w + 2 * g.pw,
-            ph: 0,
-            pw: 0,
+            g: ConvGeom {
+                h: g.h + 2 * g.ph,
+                w: g.w + 2 * g.pw,
+                ph: 0,
+                pw: 0,
+                ..*g
+            },
             taps: (0..g.kh).map(|i| (i, 0)).collect(),
             seg: g.kw * g.c,
-            ..Self::per_pixel(g)
         }
     }
 
     fn pixels(&self) -> usize {
-        self.n * self.ho * self.wo
+        self.g.n * self.g.ho * self.g.wo
     }
 }
 
 /// Whether a convolution with `c` input channels takes whole kernel rows as taps.
-pub fn wants_row_taps(g: &crate::ops::conv2d::ConvGeom) -> bool {
+pub fn wants_row_taps(g: &ConvGeom) -> bool {
     g.c < ROW_TAPS_BELOW && g.kw > 1
 }
 
@@ -210,8 +192,8 @@ pub fn conv(x: &[f32], cv: &Conv, w: &Packed, e: Epi) -> Vec<f32> {
         super::simd::avx512(),
         "channels-last convolution needs AVX-512F"
     );
-    let (p_total, o) = (cv.pixels(), cv.o);
-    assert_eq!(x.len(), cv.n * cv.h * cv.w * cv.c, "input size");
+    let (p_total, o) = (cv.pixels(), cv.g.o);
+    assert_eq!(x.len(), cv.g.n * cv.g.h * cv.g.w * cv.g.c, "input size");
     assert_eq!(w.k, cv.taps.len() * cv.seg, "weights' K");
     assert_eq!(w.o, o, "weights' output channels");
     assert!(e.bias.is_none_or(|b| b.len() == o), "bias size");
@@ -258,22 +240,22 @@ pub fn conv(x: &[f32], cv: &Conv, w: &Packed, e: Epi) -> Vec<f32> {
                 // Each row's image and window origin (rows past the end repeat the last):
                 // one division for the tile's first pixel, then steps along the row.
                 let mut origin = [(0usize, 0isize, 0isize); MR];
-                let (mut ni, rem) = (p0 / (cv.ho * cv.wo), p0 % (cv.ho * cv.wo));
-                let (mut i, mut j) = (rem / cv.wo, rem % cv.wo);
+                let (mut ni, rem) = (p0 / (cv.g.ho * cv.g.wo), p0 % (cv.g.ho * cv.g.wo));
+                let (mut i, mut j) = (rem / cv.g.wo, rem % cv.g.wo);
                 for (r, o) in origin.iter_mut().enumerate() {
                     if r > 0 && p0 + r < p_total {
                         j += 1;
-                        if j == cv.wo {
+                        if j == cv.g.wo {
                             (j, i) = (0, i + 1);
-                            if i == cv.ho {
+                            if i == cv.g.ho {
                                 (i, ni) = (0, ni + 1);
                             }
                         }
                     }
                     *o = (
                         ni,
-                        (i * cv.sh) as isize - cv.ph as isize,
-                        (j * cv.sw) as isize - cv.pw as isize,
+                        (i * cv.g.sh) as isize - cv.g.ph as isize,
+                        (j * cv.g.sw) as isize - cv.g.pw as isize,
                     );
                 }
                 pieces.clear();
@@ -282,9 +264,9 @@ pub fn conv(x: &[f32], cv: &Conv, w: &Packed, e: Epi) -> Vec<f32> {
                     let rows_ptr: [*const f32; MR] = std::array::from_fn(|r| {
                         let (ni, hb, wb) = origin[r];
                         let (hi, wi) = (hb + di as isize, wb + dj as isize);
-                        if hi >= 0 && (hi as usize) < cv.h && wi >= 0 && (wi as usize) < cv.w {
-                            let pix = (ni * cv.h + hi as usize) * cv.w + wi as usize;
-                            x[pix * cv.c + c0..][..len].as_ptr()
+                        if hi >= 0 && (hi as usize) < cv.g.h && wi >= 0 && (wi as usize) < cv.g.w {
+                            let pix = (ni * cv.g.h + hi as usize) * cv.g.w + wi as usize;
+                            x[pix * cv.g.c + c0..][..len].as_ptr()
                         } else {
                             zero[c0..][..len].as_ptr()
                         }
