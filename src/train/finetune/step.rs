@@ -49,8 +49,9 @@ pub struct Micro {
 }
 
 /// Forward, loss, running statistics and backward of one micro-batch; its gradients (scaled by
-/// `scale`: 1/N for N accumulated micro-batches, times the loss scale) are added into `sum`. None when every label of the batch weighs 0 (the loss is
-/// undefined: the batch is skipped, as on the head path).
+/// `scale`: 1/N for N accumulated micro-batches, times the loss scale) are added into `sum`.
+/// None when every label of the batch weighs 0 (the loss is undefined: the batch is skipped,
+/// as on the head path).
 #[allow(clippy::too_many_arguments)]
 pub fn micro_step<B: Backend>(
     b: &B,
