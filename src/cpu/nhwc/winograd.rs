@@ -92,21 +92,15 @@ pub fn use_for(g: &ConvGeom) -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var("SKINENGINE_WINOGRAD").as_deref() == Ok("0"));
     let tiles = g.n * g.ho.div_ceil(TILE) * g.wo.div_ceil(TILE);
-    static MT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let mt = *MT.get_or_init(|| {
-        std::env::var("SKINENGINE_WINO_MIN_TILES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MIN_TILES)
-    });
-    supported(g) && !off && g.c >= 32 && g.o >= 32 && tiles >= mt
+    supported(g) && !off && g.c >= 32 && g.o >= 32 && tiles >= MIN_TILES
 }
 
 /// Fewest tiles in the batch for Winograd: below, the transformed weights (4x the raw ones)
 /// are streamed for too few tiles. Measured in-network on the Xeon (2 threads, 2026-12-07):
 /// 14x14 maps at batch 1 (16 tiles) 0.70 ms per layer vs 0.87 direct; 7x7 maps at batch 8
 /// (32 tiles) 5.8 vs 6.0 ms; 7x7 at batch 1 (4 tiles) stays direct (37.7 MB of transformed
-/// layer4 weights for 4 tiles).
+/// layer4 weights for 4 tiles). Re-checked on the whole network at batch 1, 2 threads
+/// (2026-12-07, alternating rounds): 16 gave 34.6-35.1 images/s, 17 (14x14 direct) 34.2-34.5.
 const MIN_TILES: usize = 16;
 
 /// y = epilogue(conv(x, w)) by Winograd, x NHWC [n, h, w, c] -> NHWC [n, ho, wo, o].
