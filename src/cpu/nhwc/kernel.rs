@@ -55,14 +55,43 @@ pub unsafe fn tile(
     accumulate: bool,
     epi: Option<&TileEpi>,
 ) {
+    // A ragged last tile computes only its own rows: a 7x7 map at batch 1 is 8 tiles of 6
+    // pixels and one of 1, which the 6-row tile would compute 6 times over (9% of the layer).
+    // Each row's sums are the same whatever R is, so results do not change.
+    // SAFETY: the caller's contract, passed on; R = rows <= MR.
+    unsafe {
+        match rows {
+            MR => tile_r::<MR>(pieces, b, y, ldy, width, accumulate, epi),
+            5 => tile_r::<5>(pieces, b, y, ldy, width, accumulate, epi),
+            4 => tile_r::<4>(pieces, b, y, ldy, width, accumulate, epi),
+            3 => tile_r::<3>(pieces, b, y, ldy, width, accumulate, epi),
+            2 => tile_r::<2>(pieces, b, y, ldy, width, accumulate, epi),
+            1 => tile_r::<1>(pieces, b, y, ldy, width, accumulate, epi),
+            _ => panic!("a tile has 1 to {MR} rows, not {rows}"),
+        }
+    }
+}
+
+/// [`tile`] with exactly R rows (the first R of each piece's row pointers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_r<const R: usize>(
+    pieces: &[Piece],
+    b: *const f32,
+    y: *mut f32,
+    ldy: usize,
+    width: usize,
+    accumulate: bool,
+    epi: Option<&TileEpi>,
+) {
     use std::arch::x86_64::*;
     let masks: [__mmask16; NV] = std::array::from_fn(|v| crate::cpu::simd::lane_mask(width, v));
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
     // SAFETY (whole body): the caller's contract above; loads and stores of Y are masked to
-    // `width` channels and limited to `rows` rows.
+    // `width` channels and limited to the R rows.
     unsafe {
         if accumulate {
-            for (r, accr) in acc.iter_mut().enumerate().take(rows) {
+            for (r, accr) in acc.iter_mut().enumerate() {
                 for (v, a) in accr.iter_mut().enumerate() {
                     *a = _mm512_maskz_loadu_ps(masks[v], y.add(r * ldy + 16 * v));
                 }
@@ -86,7 +115,7 @@ pub unsafe fn tile(
                 bp = bp.add(NB);
             }
         }
-        for (r, accr) in acc.iter().enumerate().take(rows) {
+        for (r, accr) in acc.iter().enumerate() {
             for (v, &a) in accr.iter().enumerate() {
                 let mut val = a;
                 if let Some(e) = epi {

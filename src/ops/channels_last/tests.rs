@@ -48,6 +48,10 @@ fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
         ([4, 32, 1, 1], [8, 32, 1, 1], Conv2dParams::square(1, 0)),
         ([1, 5, 6, 7], [9, 5, 3, 2], asym),
         ([2, 2, 5, 5], [3, 2, 1, 3], Conv2dParams::square(1, 0)),
+        // A last tile of 1 pixel (ResNet50's 7x7 maps at batch 1: 49 = 8 x 6 + 1) and of 5:
+        // with the cases above, every tile height the kernel has (1 to 6 rows) runs.
+        ([1, 64, 7, 7], [40, 64, 3, 3], Conv2dParams::square(1, 1)),
+        ([1, 8, 1, 11], [16, 8, 1, 1], Conv2dParams::square(1, 0)),
     ]
 }
 
