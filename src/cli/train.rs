@@ -140,11 +140,11 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = LossScaleMode::Auto)]
     pub loss_scale: LossScaleMode,
     /// The first loss scale (GradScaler's init_scale).
-    #[arg(long, default_value_t = 65536.0)]
+    #[arg(long, default_value_t = LossScaleConfig::default().init)]
     pub loss_scale_init: f32,
     /// Optimiser steps without overflow before the loss scale doubles (GradScaler's
     /// growth_interval).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = LossScaleConfig::default().growth_interval)]
     pub loss_scale_interval: u32,
     #[command(flatten)]
     pub fine: FineTuneArgs,
