@@ -107,7 +107,7 @@ fn main() {
     check_struct_mirrors(&header_structs, &rust_files);
     out.push_str(
         "/// (file, kernel, argument codes) of every `extern \"C\" __global__` kernel. Codes: \
-         F float*, I int*, f float, i int, u unsigned, l long long, d double, {Name} a struct.\n",
+         F float*, I int*, H unsigned short*, f float, i int, u unsigned, l long long, d double, {Name} a struct.\n",
     );
     out.push_str("pub const KERNELS: &[(&str, &str, &str)] = &[\n");
     for k in &kernels {
@@ -393,6 +393,7 @@ fn param_code(file: &str, kernel: &str, p: &str) -> String {
     let code = match (p.contains('*'), ty.as_str()) {
         (true, "float") => 'F',
         (true, "int") => 'I',
+        (true, "unsigned short") => 'H',
         (false, "float") => 'f',
         (false, "int") => 'i',
         (false, "unsigned" | "unsigned int") => 'u',

@@ -180,3 +180,110 @@ fn resnet18_features_and_probabilities_at_each_precision() {
 fn resnet18_64px_features_and_probabilities_at_each_precision() {
     measure(64, 3, ENVELOPES);
 }
+
+/// Pooled features of `x` through ResNet50 on `b`: channels-last where the backend offers it
+/// (`forward`), or the NCHW ops.
+fn resnet50_features<B: Backend>(
+    b: &B,
+    sd: &BTreeMap<String, Tensor>,
+    x: &Tensor,
+    channels_last: bool,
+) -> Tensor {
+    use skinengine::model::resnet50::ResNet50;
+    let net = ResNet50::from_state_dict(b, sd).unwrap();
+    let xd = b.upload(x).unwrap();
+    let f = if channels_last {
+        assert!(b.channels_last());
+        net.forward(b, &xd, false).unwrap().features
+    } else {
+        b.global_avg_pool(&net.map_nchw(b, &xd).unwrap()).unwrap()
+    };
+    b.download(&f).unwrap()
+}
+
+/// Largest per-image relative L2 difference of two [N, D] feature tensors.
+fn rel_l2(want: &Tensor, got: &Tensor) -> f64 {
+    let d = want.shape()[1];
+    want.data()
+        .chunks(d)
+        .zip(got.data().chunks(d))
+        .map(|(w, g)| {
+            let num: f64 = w
+                .iter()
+                .zip(g)
+                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                .sum();
+            let den: f64 = w.iter().map(|&a| (a as f64).powi(2)).sum();
+            (num / den).sqrt()
+        })
+        .fold(0f64, f64::max)
+}
+
+/// ResNet50 with random weights (BN stirred) and one random 32 x 32 image.
+fn resnet50_case() -> (BTreeMap<String, Tensor>, Tensor) {
+    let mut sd = random_weights(Arch::ResNet50, 51, Some(7));
+    stir(&mut sd, &mut Rng::new(52));
+    let mut rng = Rng::new(53);
+    (
+        sd,
+        Tensor::from_fn(&[1, 3, 32, 32], |_| rng.normal() as f32),
+    )
+}
+
+fn emulator_at(conv: Precision) -> skinengine::cuda::CudaBackend {
+    skinengine::testing::suite::emulator()
+        .with_precisions(Precisions {
+            conv,
+            matmul: Precision::Fp32,
+        })
+        .unwrap()
+}
+
+/// ResNet50 on the CUDA emulator's channels-last path (issue 12: activations NHWC, stored in
+/// FP32 at TF32 and in 16 bits at BF16, both GEMM operands by cp.async) against the CPU
+/// backend's FP32 features, within the ResNet18 test's envelopes (~50 s on the emulator).
+#[test]
+fn resnet50_channels_last_features_at_tf32_and_bf16() {
+    let (sd, x) = resnet50_case();
+    let want = resnet50_features(&skinengine::cpu::CpuBackend, &sd, &x, false);
+    for (p, env) in [
+        (Precision::Tf32, ENVELOPES[0].0),
+        (Precision::Bf16, ENVELOPES[1].0),
+    ] {
+        let d = rel_l2(&want, &resnet50_features(&emulator_at(p), &sd, &x, true));
+        println!("resnet50 32x32 channels-last conv {p} vs CPU fp32: features rel L2 {d:.3e}");
+        assert!(
+            d <= env && d > 0.0,
+            "conv {p}: rel L2 {d:.3e} (envelope {env:e})"
+        );
+    }
+}
+
+/// The README's table: every precision, channels-last and NCHW, against FP32 on the emulator
+/// (about 3 minutes).
+#[test]
+#[ignore]
+fn resnet50_channels_last_features_at_each_precision() {
+    let (sd, x) = resnet50_case();
+    let want = resnet50_features(&emulator_at(Precision::Fp32), &sd, &x, false);
+    for (p, env) in [
+        (Precision::Tf32, ENVELOPES[0].0),
+        (Precision::Bf16, ENVELOPES[1].0),
+        (Precision::Fp16, ENVELOPES[2].0),
+    ] {
+        let b = emulator_at(p);
+        let cl = resnet50_features(&b, &sd, &x, true);
+        let nchw = resnet50_features(&b, &sd, &x, false);
+        let (d_cl, d_nchw) = (rel_l2(&want, &cl), rel_l2(&want, &nchw));
+        println!(
+            "resnet50 32x32 conv {p} vs fp32: pooled features rel L2: channels-last {d_cl:.3e}, \
+             NCHW {d_nchw:.3e}; channels-last vs NCHW {:.3e}",
+            rel_l2(&nchw, &cl)
+        );
+        assert!(
+            d_cl <= env && d_nchw <= env,
+            "conv {p}: channels-last {d_cl:.3e}, NCHW {d_nchw:.3e} (envelope {env:e})"
+        );
+        assert!(d_cl > 0.0, "conv {p}: channels-last identical to fp32");
+    }
+}

@@ -13,8 +13,9 @@
 #   model    .gpu-carry/resnet50_parity --ignored --test-threads 1 (ResNet50 vs torchvision)
 #   bench_b32, bench_b128
 #            .gpu-carry/skinengine bench --device cuda --precision fp32 --batch B --iters N --json
-#   bench_b32_tf32, bench_b32_bf16
-#            the same at --precision tf32 / bf16 (tensor cores) -> bench_precision.jsonl
+#   bench_b32_tf32, bench_b32_bf16, bench_b32_tf32_nchw, bench_b32_bf16_nchw
+#            the same at --precision tf32 / bf16 (tensor cores), channels-last (default) and with
+#            SKINENGINE_CHANNELS_LAST=0 (NCHW kernels) -> bench_precision.jsonl
 #   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 #   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
@@ -288,6 +289,15 @@ for p in tf32 bf16; do
   run_step "bench_b32_$p" 60 "$WORK/bench_b32_$p.json" has_json_line \
     "$BIN" bench --device cuda --precision "$p" --batch 32 --iters "$ITERS" --json
   grep '^[[:space:]]*{' "$WORK/bench_b32_$p.json" >>"$BENCH_PREC" 2>/dev/null
+done
+# The same on the NCHW tensor-core kernels (FP32 storage, the activation operand gathered through
+# registers) against the channels-last default (16-bit storage at bf16, both operands by
+# cp.async): the JSON's "layout" tells the lines apart.
+for p in tf32 bf16; do
+  run_step "bench_b32_${p}_nchw" 60 "$WORK/bench_b32_${p}_nchw.json" has_json_line \
+    env SKINENGINE_CHANNELS_LAST=0 "$BIN" bench --device cuda --precision "$p" --batch 32 \
+    --iters "$ITERS" --json
+  grep '^[[:space:]]*{' "$WORK/bench_b32_${p}_nchw.json" >>"$BENCH_PREC" 2>/dev/null
 done
 run_step kernels 60 "$WORK/kernels.json" has_json_line \
   "$BIN" bench-kernels --device cuda --batch 32 --json

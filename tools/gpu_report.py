@@ -172,10 +172,11 @@ def precision_table(bench, prec, torch):
         out.append("")
         return out
     tp = torch.get("resnet50_precision") or []
-    out.append("| precision | batch | skinengine | skinengine FP32 | vs own FP32 "
+    out.append("| precision | layout | batch | skinengine | skinengine FP32 | vs own FP32 "
                "| PyTorch default | PyTorch AMP bf16 | ratio to goal anchor | goal |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in sorted(prec, key=lambda r: (r["batch"], r.get("precision", ""))):
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in sorted(prec, key=lambda r: (r["batch"], r.get("precision", ""),
+                                         r.get("layout", ""))):
         b = r["batch"]
         cp = conv_precision(r.get("precision"))
         fp32 = next((x["images_per_s"] for x in bench if x["batch"] == b), None)
@@ -189,7 +190,8 @@ def precision_table(bench, prec, torch):
         cell = fnum(r["images_per_s"], 1)
         if r.get("device") != "cuda":
             cell += f" (device {r.get('device')}!)"
-        out.append(f"| {r.get('precision', DASH)} | {b} | {cell} | {fnum(fp32, 1)} "
+        out.append(f"| {r.get('precision', DASH)} | {r.get('layout', DASH)} | {b} | {cell} "
+                   f"| {fnum(fp32, 1)} "
                    f"| {fnum(ratio(r['images_per_s'], fp32), 2)} | {fnum(dflt, 1)} "
                    f"| {fnum(amp, 1)} | {fnum(rr, 2)} | {flag} |")
     out.append("")

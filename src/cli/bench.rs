@@ -5,6 +5,7 @@ use super::{DeviceChoice, PrecisionChoice};
 use crate::bench::{bench_backend, bench_train};
 use crate::error::Result;
 use crate::model::arch::Arch;
+use crate::ops::channels_last::ChannelsLastKernels;
 use crate::train::finetune::FineTune;
 
 #[derive(clap::Args, Debug)]
@@ -59,8 +60,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     for &batch in &args.batch {
-        let (name, r) = crate::with_backend!(resolved, |b| (
+        let (name, layout, r) = crate::with_backend!(resolved, |b| (
             b.name(),
+            // The layout the ResNet50 forward takes (`ops::channels_last`).
+            if b.channels_last() {
+                "channels_last"
+            } else {
+                "nchw"
+            },
             bench_backend(b, batch, args.iters)?
         ));
         if args.json {
@@ -68,6 +75,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 "device": name,
                 "batch": batch,
                 "precision": precision,
+                "layout": layout,
                 "threads": threads,
                 "iters": args.iters,
                 "median_ms": r.median_s * 1e3,

@@ -77,11 +77,26 @@ impl crate::ops::host_buf::PinnedFree for HostFree {
     }
 }
 
-/// Element type of a buffer; kernels take `float*` or `int*`.
+/// Element type of a buffer; kernels take `float*`, `int*` or (either 16-bit format)
+/// `unsigned short*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Elem {
     F32,
     I32,
+    /// bfloat16 bits (channels-last activations at `--precision bf16`).
+    Bf16,
+    /// IEEE binary16 bits (channels-last activations at `--precision fp16`).
+    F16,
+}
+
+impl Elem {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Elem::F32 | Elem::I32 => 4,
+            Elem::Bf16 | Elem::F16 => 2,
+        }
+    }
 }
 
 /// Grid, block and dynamic shared memory of one launch.
@@ -179,6 +194,9 @@ impl<'a> Arg<'a> {
         let elem = |e: Elem| match e {
             Elem::F32 => 'F',
             Elem::I32 => 'I',
+            // The launch check cannot tell the two 16-bit formats apart: kernels taking them
+            // also take the format code, and their host code passes the buffer's own.
+            Elem::Bf16 | Elem::F16 => 'H',
         };
         let c = match self {
             Arg::Buf(b) | Arg::At(b, _) => elem(b.elem),
@@ -196,7 +214,7 @@ impl<'a> Arg<'a> {
     fn slot(&self) -> Vec<u64> {
         match *self {
             Arg::Buf(b) => vec![b.ptr],
-            Arg::At(b, off) => vec![b.ptr + 4 * off as u64],
+            Arg::At(b, off) => vec![b.ptr + (b.elem.size() * off) as u64],
             Arg::Null(_) => vec![0],
             Arg::F32(v) => vec![v.to_bits() as u64],
             Arg::F64(v) => vec![v.to_bits()],
@@ -281,7 +299,7 @@ impl Device {
     pub fn alloc(self: &Arc<Self>, len: usize, elem: Elem) -> Result<DevBuf> {
         // Round to 256 bytes (the driver's own alignment) so near sizes share free lists, and
         // never allocate zero bytes.
-        let bytes = (len.max(1) * 4).div_ceil(256) * 256;
+        let bytes = (len.max(1) * elem.size()).div_ceil(256) * 256;
         let cached = self.free.lock().unwrap().get_mut(&bytes).and_then(Vec::pop);
         let ptr = match cached {
             Some(p) => {
@@ -386,7 +404,7 @@ impl Device {
 
     pub fn download_f32(&self, b: &DevBuf) -> Result<Vec<f32>> {
         if b.elem != Elem::F32 {
-            return Err(self.err("download_f32 of an int buffer"));
+            return Err(self.err(format!("download_f32 of a {:?} buffer", b.elem)));
         }
         let mut out = vec![0f32; b.len];
         self.driver
@@ -396,9 +414,20 @@ impl Device {
 
     pub fn download_i32(&self, b: &DevBuf) -> Result<Vec<i32>> {
         if b.elem != Elem::I32 {
-            return Err(self.err("download_i32 of a float buffer"));
+            return Err(self.err(format!("download_i32 of a {:?} buffer", b.elem)));
         }
         let mut out = vec![0i32; b.len];
+        self.driver
+            .read(b.ptr, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    /// The raw 16-bit values of a [`Elem::Bf16`] or [`Elem::F16`] buffer.
+    pub fn download_u16(&self, b: &DevBuf) -> Result<Vec<u16>> {
+        if b.elem.size() != 2 {
+            return Err(self.err(format!("download_u16 of a {:?} buffer", b.elem)));
+        }
+        let mut out = vec![0u16; b.len];
         self.driver
             .read(b.ptr, bytemuck::cast_slice_mut(&mut out))?;
         Ok(out)
@@ -407,7 +436,7 @@ impl Device {
     /// A new buffer holding a copy of `b`.
     pub fn duplicate(self: &Arc<Self>, b: &DevBuf) -> Result<DevBuf> {
         let out = self.alloc(b.len, b.elem)?;
-        self.driver.copy(out.ptr, b.ptr, b.len * 4)?;
+        self.driver.copy(out.ptr, b.ptr, b.len * b.elem.size())?;
         Ok(out)
     }
 

@@ -25,6 +25,15 @@ impl CudaTensor {
             buf: Arc::new(dev.alloc(len, Elem::F32)?),
         })
     }
+    /// An uninitialised tensor of `shape` stored as `elem` (16-bit formats: channels-last
+    /// activations, `ops::channels_last`).
+    pub fn alloc_as(dev: &Arc<Device>, shape: &[usize], elem: Elem) -> Result<CudaTensor> {
+        let len = shape.iter().product();
+        Ok(CudaTensor {
+            shape: shape.to_vec(),
+            buf: Arc::new(dev.alloc(len, elem)?),
+        })
+    }
     pub fn upload(dev: &Arc<Device>, t: &Tensor) -> Result<CudaTensor> {
         Ok(CudaTensor {
             shape: t.shape().to_vec(),
@@ -40,9 +49,28 @@ impl CudaTensor {
             buf: Arc::new(dev.upload_f32_async(data)?),
         })
     }
+    /// The values as host floats; 16-bit storage is widened exactly (every bf16 / f16 value
+    /// is an f32 value).
     pub fn download(&self) -> Result<Tensor> {
-        let data = self.buf.device().download_f32(&self.buf)?;
+        let dev = self.buf.device();
+        let data = match self.buf.elem() {
+            Elem::Bf16 => dev
+                .download_u16(&self.buf)?
+                .into_iter()
+                .map(|b| half::bf16::from_bits(b).to_f32())
+                .collect(),
+            Elem::F16 => dev
+                .download_u16(&self.buf)?
+                .into_iter()
+                .map(|b| half::f16::from_bits(b).to_f32())
+                .collect(),
+            _ => dev.download_f32(&self.buf)?,
+        };
         Tensor::new(&self.shape, data)
+    }
+    /// How the values are stored.
+    pub fn elem(&self) -> Elem {
+        self.buf.elem()
     }
     pub fn shape(&self) -> &[usize] {
         &self.shape

@@ -44,10 +44,7 @@ const ROW_TAPS_BELOW: usize = 16;
 /// Whether this path runs: AVX-512F (capped by `SKINENGINE_CPU_LEVEL`) and not turned off by
 /// `SKINENGINE_CHANNELS_LAST=0`.
 pub fn available() -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off =
-        *OFF.get_or_init(|| std::env::var("SKINENGINE_CHANNELS_LAST").is_ok_and(|v| v == "0"));
-    super::simd::avx512() && !off
+    super::simd::avx512() && !crate::ops::channels_last::switched_off()
 }
 
 /// One channels-last convolution as the kernel walks it: the geometry of the input as read

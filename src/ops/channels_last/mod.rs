@@ -6,9 +6,15 @@
 //! (`model::resnet50`): training keeps NCHW.
 //!
 //! A backend says whether it has this ([`ChannelsLastKernels::channels_last`]); model code
-//! asks before using it, and backends without it refuse every call.
+//! asks before using it, and backends without it refuse every call. The CPU offers it with
+//! AVX-512 (`cpu.rs`), the CUDA backend on tensor cores (`cuda.rs`: activations stored in the
+//! convolutions' format, 16-bit at BF16/FP16). `SKINENGINE_CHANNELS_LAST=0` turns it off on
+//! both (benchmarks comparing the layouts).
 
 pub mod cpu;
+pub mod cuda;
+#[cfg(test)]
+mod cuda_tests;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +23,12 @@ use crate::ops::BackendBase;
 use crate::ops::conv2d::{Conv2dParams, ConvGeom, check_bias, geometry};
 use crate::ops::pool::{Pool2dParams, PoolGeom};
 use crate::tensor::{ShapeFmt, expect_shape};
+
+/// Whether `SKINENGINE_CHANNELS_LAST=0` asks for the NCHW ops everywhere.
+pub(crate) fn switched_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("SKINENGINE_CHANNELS_LAST").is_ok_and(|v| v == "0"))
+}
 
 fn unsupported(backend: &str) -> crate::error::Error {
     invalid(
@@ -143,4 +155,3 @@ pub trait ChannelsLastOps: ChannelsLastKernels {
 impl<B: ChannelsLastKernels + ?Sized> ChannelsLastOps for B {}
 
 impl ChannelsLastKernels for crate::ReferenceBackend {}
-impl ChannelsLastKernels for crate::CudaBackend {}

@@ -33,7 +33,7 @@ fn cpu_has_it() -> bool {
 /// strided pointwise, 3x3 with padding at both strides, K over several blocks with a tap split
 /// across two (C = 300), output channels not a multiple of 16 or 64, pixel counts not a
 /// multiple of the 6-row tile, a 1x1 map, asymmetric stride and padding.
-fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+pub(super) fn cases() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
     let asym = Conv2dParams {
         stride: (2, 1),
         padding: (0, 1),

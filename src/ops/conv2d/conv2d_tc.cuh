@@ -67,8 +67,11 @@ __device__ __forceinline__ void ctc_copy_a(unsigned char* st, const float* __res
 
 // The k loop over `ktiles` tiles into acc (zeroed here). fetch_async(kt, stage) issues the
 // cp.async copies of tile kt (may do nothing); fetch(kt) gathers tile kt into registers;
-// store(stage) writes those registers to a stage.
-template <int FORMAT, int BM, typename FetchAsync, typename Fetch, typename Store>
+// store(stage) writes those registers to a stage. ROUND_A: the A rows were copied as raw FP32
+// (channels-last activations, conv2d_cl_tc.cu), so at TF32 each A fragment is tf32_round-ed in
+// registers after its ldmatrix (the same values as rounding before the store).
+template <int FORMAT, int BM, bool ROUND_A = false, typename FetchAsync, typename Fetch,
+          typename Store>
 __device__ __forceinline__ void ctc_mainloop(unsigned char* smem, int ktiles, float (&acc)[2][4][4],
                                              FetchAsync fetch_async, Fetch fetch, Store store) {
     constexpr int STAGE = (BM + CTC_BN) * CTC_ROW_BYTES;
@@ -109,6 +112,10 @@ __device__ __forceinline__ void ctc_mainloop(unsigned char* smem, int ktiles, fl
                 // Matrices: rows 0-7 / 8-15 (q & 1) of chunk 2ks + (q >> 1) -> a0..a3.
                 const int r = wm * 32 + mi * 16 + (lq & 1) * 8 + lr;
                 ldmatrix_x4(a[mi], st + ctc_swz(r, 2 * ks + (lq >> 1)));
+                if (FORMAT == 0 && ROUND_A)
+#pragma unroll
+                    for (int v = 0; v < 4; ++v)
+                        a[mi][v] = __float_as_uint(tf32_round(__uint_as_float(a[mi][v])));
             }
 #pragma unroll
             for (int nj = 0; nj < 2; ++nj) {

@@ -28,7 +28,7 @@ pub fn forward_kernel(g: &ConvGeom) -> (&'static str, usize) {
 const TILE_N: usize = 128;
 
 /// The kernels' view of a checked geometry; sizes past a kernel `int` are refused here.
-pub(super) fn window(g: &ConvGeom) -> Result<Window> {
+pub(crate) fn window(g: &ConvGeom) -> Result<Window> {
     Window::new(
         "conv2d",
         WindowSizes {

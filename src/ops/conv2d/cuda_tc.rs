@@ -25,7 +25,7 @@ const TILE_WORDS: usize = 16;
 
 /// The kernels' format code and the values a k-tile holds; an error for FP32 (not a
 /// tensor-core format: the callers dispatch FP32 to the CUDA-core kernels).
-fn format(p: Precision) -> Result<(i32, usize)> {
+pub(crate) fn format(p: Precision) -> Result<(i32, usize)> {
     match p {
         Precision::Tf32 => Ok((0, TILE_WORDS)),
         Precision::Bf16 => Ok((1, 2 * TILE_WORDS)),
@@ -83,7 +83,7 @@ impl Plan {
 
 /// Rows of `k` values from `w` (row stride `k`) packed K-major in the format, zero-padded to
 /// whole k-tiles; returns the buffer and its row length in words.
-fn pack_rows(
+pub(crate) fn pack_rows(
     dev: &Arc<Device>,
     w: &DevBuf,
     (rows, k): (usize, usize),

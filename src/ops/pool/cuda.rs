@@ -10,7 +10,7 @@ use crate::error::Result;
 /// Warps (planes) per block of the global-average-pool forward.
 const GAP_WARPS: u32 = 8;
 
-fn window(g: &PoolGeom) -> Result<Window> {
+pub(crate) fn window(g: &PoolGeom) -> Result<Window> {
     let [n, c, h, w] = g.input;
     let [_, _, ho, wo] = g.out;
     // Offsets into the tensor are 64-bit in the kernels; plane sizes must fit an int.
