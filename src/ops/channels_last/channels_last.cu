@@ -164,7 +164,8 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
                                         const float* __restrict__ r32,
                                         const unsigned short* __restrict__ r16,
                                         float* __restrict__ y32, unsigned short* __restrict__ y16,
-                                        int ldw, const Window& g, int relu) {
+                                        float* __restrict__ partial, int kps, int ldw,
+                                        const Window& g, int relu) {
     constexpr int NT = 2 * BM;
     constexpr int CE = FORMAT == 0 ? 4 : 8;  // values per 16-byte chunk
     constexpr int KT = 4 * CE;               // values per k-tile
@@ -175,7 +176,9 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
     const long long M = (long long)g.n * P;
     const long long m0 = (long long)blockIdx.x * BM;
     const int n0 = blockIdx.y * CTC_BN;
-    const int ktiles = (K + KT - 1) / KT;
+    // Split K: this block's k-tiles kt0.. (kps of them, fewer in the last split).
+    const int kt0 = blockIdx.z * kps;
+    const int ktiles = max(0, min((K + KT - 1) / KT, kt0 + kps) - kt0);
     const unsigned char* xb = FORMAT == 0 ? reinterpret_cast<const unsigned char*>(x32)
                                           : reinterpret_cast<const unsigned char*>(x16);
 
@@ -198,7 +201,7 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
     }
     // Where the chunk's k lies: tap (ti, tj), channel c0. The main loop asks for k-tiles 0, 1,
     // 2, ... in order, so it steps by KT per call instead of dividing.
-    int k = ac * CE;
+    int k = kt0 * KT + ac * CE;
     int c0 = k % C, tap = k / C;
     int ti = tap / g.kw, tj = tap - (tap / g.kw) * g.kw;
 
@@ -222,7 +225,7 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
                 ++ti;
             }
         }
-        cl_copy_weights<CTC_BN, NT>(st, BM, wp, n0, O, ldw, kt);
+        cl_copy_weights<CTC_BN, NT>(st, BM, wp, n0, O, ldw, kt0 + kt);
     };
     auto none = [&](int) {};
     auto none_st = [&](unsigned char*) {};
@@ -233,6 +236,10 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
         const long long m = m0 + mr;
         if (m >= M || n >= O) return;
         const long long off = m * O + n;
+        if (partial) {  // raw sums for cl_splitk_reduce
+            partial[blockIdx.z * M * O + off] = v;
+            return;
+        }
         if (bias) v += __ldg(bias + n);
         if (r32 || r16) v += cl_load<FORMAT>(r32, r16, off);
         if (relu) v = fmaxf(v, 0.f);
@@ -241,25 +248,48 @@ __device__ __forceinline__ void cl_conv(unsigned char* smem, const float* __rest
 }
 
 // 64-pixel tiles (128 threads) when the whole output has at most 64 pixels; 128 x 64 (256
-// threads) otherwise. Grid: (pixel tiles, channel tiles).
+// threads) otherwise. Grid: (pixel tiles, channel tiles, K splits). With `partial`, each split
+// stores its raw sums to slab blockIdx.z [M, O] and cl_splitk_reduce finishes.
 extern "C" __global__ void __launch_bounds__(128)
     conv2d_cl_tc_64(const float* __restrict__ x32, const unsigned short* __restrict__ x16,
                     const float* __restrict__ wp, const float* __restrict__ bias,
                     const float* __restrict__ r32, const unsigned short* __restrict__ r16,
-                    float* __restrict__ y32, unsigned short* __restrict__ y16, int ldw, Window g,
-                    int relu, int format) {
+                    float* __restrict__ y32, unsigned short* __restrict__ y16,
+                    float* __restrict__ partial, int kps, int ldw, Window g, int relu, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(64)];
     CL_DISPATCH(format,
-                cl_conv<FORMAT, 64>(smem, x32, x16, wp, bias, r32, r16, y32, y16, ldw, g, relu));
+                cl_conv<FORMAT, 64>(smem, x32, x16, wp, bias, r32, r16, y32, y16, partial, kps,
+                                        ldw, g, relu));
 }
 
 extern "C" __global__ void __launch_bounds__(256)
     conv2d_cl_tc_128(const float* __restrict__ x32, const unsigned short* __restrict__ x16,
                      const float* __restrict__ wp, const float* __restrict__ bias,
                      const float* __restrict__ r32, const unsigned short* __restrict__ r16,
-                     float* __restrict__ y32, unsigned short* __restrict__ y16, int ldw, Window g,
-                     int relu, int format) {
+                     float* __restrict__ y32, unsigned short* __restrict__ y16,
+                     float* __restrict__ partial, int kps, int ldw, Window g, int relu,
+                     int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(128)];
     CL_DISPATCH(format,
-                cl_conv<FORMAT, 128>(smem, x32, x16, wp, bias, r32, r16, y32, y16, ldw, g, relu));
+                cl_conv<FORMAT, 128>(smem, x32, x16, wp, bias, r32, r16, y32, y16, partial, kps,
+                                         ldw, g, relu));
+}
+
+// y = epilogue(sum of the `splits` slabs of `partial`, added in slab order) for the channels-last
+// convolution's split K: `total` = M O values, channel = i % o.
+extern "C" __global__ void cl_splitk_reduce(const float* __restrict__ partial,
+                                            const float* __restrict__ bias,
+                                            const float* __restrict__ r32,
+                                            const unsigned short* __restrict__ r16,
+                                            float* __restrict__ y32, unsigned short* __restrict__ y16,
+                                            long long total, int splits, int o, int relu,
+                                            int format) {
+    CL_DISPATCH(format, CL_GRID_STRIDE(i, total) {
+        float v = partial[i];
+        for (int s = 1; s < splits; ++s) v += partial[s * total + i];
+        if (bias) v += __ldg(bias + i % o);
+        if (r32 || r16) v += cl_load<FORMAT>(r32, r16, i);
+        if (relu) v = fmaxf(v, 0.f);
+        cl_store<FORMAT>(y32, y16, i, v);
+    });
 }

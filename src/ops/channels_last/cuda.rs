@@ -13,12 +13,14 @@
 //! so the activations stream into shared memory by `cp.async` like the packed weights, with no
 //! gather through registers. That needs C to be a multiple of one 16-byte chunk (4 FP32 or 8
 //! 16-bit values); other layers (the stem: C = 3) run the NCHW tensor-core kernel between two
-//! layout changes.
+//! layout changes. Small grids split K as the NCHW kernels do (FP32 slabs, then
+//! `cl_splitk_reduce` adds them in order and applies the epilogue).
 
 use super::{ChannelsLastKernels, ClEpilogue};
 use crate::cuda::launch::grid_stride;
 use crate::cuda::{Arg, CudaBackend, CudaTensor, Dims, Elem, Precision};
 use crate::error::{Result, invalid};
+use crate::ops::conv2d::cuda::auto_splits;
 use crate::ops::conv2d::cuda_tc::{format, pack_rows};
 use crate::ops::conv2d::{ConvGeom, Epilogue};
 use crate::ops::pool::PoolGeom;
@@ -68,6 +70,119 @@ impl CudaBackend {
             ));
         }
         Ok((fmt, elem))
+    }
+
+    /// The channels-last convolution with K split as chosen (`Some(n)`, tests) or as the NCHW
+    /// kernels choose it (`None`: [`auto_splits`], measured on an H200 for grids under one
+    /// block per SM, e.g. layer4's 3x3 convolutions at batch 32).
+    pub(crate) fn cl_conv2d_split(
+        &self,
+        x: &CudaTensor,
+        w: &CudaTensor,
+        g: &ConvGeom,
+        e: ClEpilogue<'_, CudaTensor>,
+        splits: Option<usize>,
+    ) -> Result<CudaTensor> {
+        let (fmt, elem) = self.cl_storage(x)?;
+        if let Some(r) = e.residual {
+            self.cl_storage(r)?;
+        }
+        if !g.c.is_multiple_of(16 / elem.size()) {
+            return self.cl_conv2d_via_nchw(x, w, g, e);
+        }
+        let dev = self.device();
+        let win = crate::ops::conv2d::cuda::window(g)?;
+        let y = CudaTensor::alloc_as(dev, &[g.n, g.ho, g.wo, g.o], elem)?;
+        let pixels = g.n * g.ho * g.wo;
+        if pixels == 0 || g.o == 0 {
+            return Ok(y);
+        }
+        // The K order (tap, channel), packed K-major in the format like the NCHW kernels'.
+        let k = g.c * g.kh * g.kw;
+        let perm = CudaTensor::alloc(dev, &[g.o, g.kh, g.kw, g.c])?;
+        dev.launch(
+            "cl_weight_permute",
+            grid_stride(perm.len()),
+            &[
+                Arg::Buf(w.buf()),
+                Arg::Buf(perm.buf()),
+                Arg::Int(g.o),
+                Arg::Int(g.c),
+                Arg::Int(g.kh * g.kw),
+            ],
+        )?;
+        let (_, per_tile) = format(self.precisions().conv)?;
+        let (wp, ldw) = pack_rows(dev, perm.buf(), (g.o, k), fmt, per_tile)?;
+        let bm = if pixels > 64 { 128 } else { 64 };
+        let (tiles_m, tiles_n) = (pixels.div_ceil(bm), g.o.div_ceil(TILE_N));
+        let ktiles = k.div_ceil(per_tile).max(1);
+        let want = splits
+            .unwrap_or_else(|| auto_splits(tiles_m * tiles_n, k))
+            .max(1);
+        // Whole k-tiles per split; recount so no split is empty.
+        let kps = ktiles.div_ceil(want);
+        let splits = ktiles.div_ceil(kps);
+        let grid = [
+            u32::try_from(tiles_m).map_err(|_| {
+                invalid(
+                    "conv2d",
+                    format!("{pixels} output pixels are too many for one launch"),
+                )
+            })?,
+            tiles_n as u32,
+            splits as u32,
+        ];
+        let partial = if splits > 1 {
+            Some(dev.alloc(splits * y.len(), Elem::F32)?)
+        } else {
+            None
+        };
+        let fused = partial.is_none();
+        let [x32, x16] = split_arg(Some(x));
+        let [r32, r16] = split_arg(e.residual.filter(|_| fused));
+        let [y32, y16] = split_arg(Some(&y));
+        dev.launch(
+            &format!("conv2d_cl_tc_{bm}"),
+            Dims::new(grid, [2 * bm as u32, 1, 1]),
+            &[
+                x32,
+                x16,
+                Arg::Buf(&wp),
+                Arg::opt(e.bias.filter(|_| fused).map(|b| b.buf())),
+                r32,
+                r16,
+                y32,
+                y16,
+                partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
+                Arg::Int(kps),
+                Arg::Int(ldw),
+                Arg::by_value(&win),
+                Arg::flag(e.relu && fused),
+                Arg::Int(fmt as usize),
+            ],
+        )?;
+        if let Some(part) = &partial {
+            let [r32, r16] = split_arg(e.residual);
+            let [y32, y16] = split_arg(Some(&y));
+            dev.launch(
+                "cl_splitk_reduce",
+                grid_stride(y.len()),
+                &[
+                    Arg::Buf(part),
+                    Arg::opt(e.bias.map(|b| b.buf())),
+                    r32,
+                    r16,
+                    y32,
+                    y16,
+                    Arg::I64(y.len() as i64),
+                    Arg::Int(splits),
+                    Arg::Int(g.o),
+                    Arg::flag(e.relu),
+                    Arg::Int(fmt as usize),
+                ],
+            )?;
+        }
+        Ok(y)
     }
 
     /// The convolution through the NCHW tensor-core kernel, for channel counts the
@@ -158,69 +273,7 @@ impl ChannelsLastKernels for CudaBackend {
         g: &ConvGeom,
         e: ClEpilogue<'_, CudaTensor>,
     ) -> Result<CudaTensor> {
-        let (fmt, elem) = self.cl_storage(x)?;
-        if let Some(r) = e.residual {
-            self.cl_storage(r)?;
-        }
-        if !g.c.is_multiple_of(16 / elem.size()) {
-            return self.cl_conv2d_via_nchw(x, w, g, e);
-        }
-        let dev = self.device();
-        let win = crate::ops::conv2d::cuda::window(g)?;
-        let y = CudaTensor::alloc_as(dev, &[g.n, g.ho, g.wo, g.o], elem)?;
-        let pixels = g.n * g.ho * g.wo;
-        if pixels == 0 || g.o == 0 {
-            return Ok(y);
-        }
-        // The K order (tap, channel), packed K-major in the format like the NCHW kernels'.
-        let k = g.c * g.kh * g.kw;
-        let perm = CudaTensor::alloc(dev, &[g.o, g.kh, g.kw, g.c])?;
-        dev.launch(
-            "cl_weight_permute",
-            grid_stride(perm.len()),
-            &[
-                Arg::Buf(w.buf()),
-                Arg::Buf(perm.buf()),
-                Arg::Int(g.o),
-                Arg::Int(g.c),
-                Arg::Int(g.kh * g.kw),
-            ],
-        )?;
-        let (_, per_tile) = format(self.precisions().conv)?;
-        let (wp, ldw) = pack_rows(dev, perm.buf(), (g.o, k), fmt, per_tile)?;
-        let bm = if pixels > 64 { 128 } else { 64 };
-        let grid = [
-            u32::try_from(pixels.div_ceil(bm)).map_err(|_| {
-                invalid(
-                    "conv2d",
-                    format!("{pixels} output pixels are too many for one launch"),
-                )
-            })?,
-            g.o.div_ceil(TILE_N) as u32,
-            1,
-        ];
-        let [x32, x16] = split_arg(Some(x));
-        let [r32, r16] = split_arg(e.residual);
-        let [y32, y16] = split_arg(Some(&y));
-        dev.launch(
-            &format!("conv2d_cl_tc_{bm}"),
-            Dims::new(grid, [2 * bm as u32, 1, 1]),
-            &[
-                x32,
-                x16,
-                Arg::Buf(&wp),
-                Arg::opt(e.bias.map(|b| b.buf())),
-                r32,
-                r16,
-                y32,
-                y16,
-                Arg::Int(ldw),
-                Arg::by_value(&win),
-                Arg::flag(e.relu),
-                Arg::Int(fmt as usize),
-            ],
-        )?;
-        Ok(y)
+        self.cl_conv2d_split(x, w, g, e, None)
     }
     fn cl_maxpool(&self, x: &CudaTensor, g: &PoolGeom) -> Result<CudaTensor> {
         let (fmt, elem) = self.cl_storage(x)?;

@@ -1,6 +1,7 @@
 //! The CUDA backend's channels-last inference on the emulator, at TF32, BF16 and FP16.
 //!
-//! Convolutions: every case of the CPU's channels-last tests (stem-like C = 3, pointwise,
+//! Convolutions, unsplit and with K forced into 3 splits: every case of the CPU's
+//! channels-last tests (stem-like C = 3, pointwise,
 //! strided, 3x3 at both strides, K over many tiles with taps straddling k-tiles (C = 24, 40,
 //! 300), output channels and pixel counts off the tile sizes, C not a multiple of a 16-byte
 //! chunk, which takes the NCHW kernel) against the f64 convolution of the inputs as the kernel
@@ -112,17 +113,31 @@ fn convolution_at(base: &CudaBackend, p: Precision) {
         let mag = conv::forward(&abs(&xr), &abs(&wr), None, &g).unwrap();
         let k = g.c * g.kh * g.kw;
         let ops = (k + 2 * k.div_ceil(kk) + kk + 9) as f64;
-        for fused in [false, true] {
-            let y = be
-                .conv2d_fused_cl(
+        for (fused, splits) in [
+            (false, None),
+            (true, None),
+            (false, Some(3)),
+            (true, Some(3)),
+        ] {
+            let y = match splits {
+                None => be.conv2d_fused_cl(
                     &xd,
                     &wd,
                     fused.then_some(&bd),
                     fused.then_some(&rd),
                     fused,
                     &cp,
-                )
-                .unwrap();
+                ),
+                Some(n) => {
+                    let e = super::ClEpilogue {
+                        bias: fused.then_some(&bd),
+                        residual: fused.then_some(&rd),
+                        relu: fused,
+                    };
+                    be.cl_conv2d_split(&xd, &wd, &g, e, Some(n))
+                }
+            }
+            .unwrap();
             assert_eq!(y.shape(), &[g.n, g.ho, g.wo, g.o]);
             let got = be.download(&be.to_nchw(&y).unwrap()).unwrap();
             let o_of = |i: usize| (i / (g.ho * g.wo)) % g.o;
@@ -138,8 +153,8 @@ fn convolution_at(base: &CudaBackend, p: Precision) {
                 let err = (gv as f64 - want).abs();
                 assert!(
                     err <= bound,
-                    "conv {p} x{xs:?} w{ws:?} {cp:?} fused {fused} [{i}] = {gv}, reference \
-                     {want}: err {err:e} > {bound:e}"
+                    "conv {p} x{xs:?} w{ws:?} {cp:?} fused {fused} splits {splits:?} [{i}] = \
+                     {gv}, reference {want}: err {err:e} > {bound:e}"
                 );
             }
         }
