@@ -13,9 +13,12 @@
    timing): "default" = PyTorch's own defaults (cudnn.allow_tf32 True: convolutions in TF32;
    cuda.matmul.allow_tf32 False: the fc layer in FP32), NCHW; "amp_bf16_channels_last" =
    torch.autocast("cuda", dtype=torch.bfloat16) with model and input in channels_last.
-2. For each line of --kernels (skinengine bench-kernels JSON lines with the GEMM view m, n, k):
-   torch.matmul of random float32 [m,k] x [k,n] (into a preallocated [m,n]) with TF32 off, the
-   cuBLAS SGEMM anchor: median ms and GFLOP/s = 2mnk / t. Shapes seen twice are timed once.
+2. For each line of --kernels (skinengine bench-kernels JSON lines with the GEMM view m, n, k
+   and the line's "precision", fp32 when absent): torch.matmul of random [m,k] x [k,n] (into a
+   preallocated [m,n]) at that precision, the cuBLAS anchor: fp32 = float32 with TF32 off
+   (SGEMM), tf32 = float32 with cuda.matmul.allow_tf32 on, bf16 / fp16 = bfloat16 / float16
+   operands and output (cuBLAS accumulates in FP32): median ms and GFLOP/s = 2mnk / t. Shapes
+   seen twice at one precision are timed once.
 
 Writes --out (JSON): versions (torch, torchvision, CUDA, cuDNN), the card, the settings, a
 "resnet50" list, a "matmul" list and an "errors" list (each failed part, with its traceback
@@ -61,6 +64,10 @@ def parse_args(argv=None):
         p.error("--iters and --mm-iters must be >= 20 (the median of at least 20); or --quick")
     a.batches = [int(b) for b in (a.batches or "32,128").split(",") if b.strip()]
     return a
+
+
+# torch dtype of each bench-kernels precision's matmul operands (tf32: float32 with TF32 on).
+MM_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def set_tf32(torch, on):
@@ -231,12 +238,16 @@ def read_shapes(path, result):
             m, n, k = int(d["m"]), int(d["n"]), int(d["k"])
             if min(m, n, k) <= 0:
                 raise ValueError("non-positive dimension")
+            prec = d.get("precision") or "fp32"
+            if prec not in MM_DTYPES:
+                raise ValueError(f"unknown precision {prec!r}")
         except (ValueError, KeyError, TypeError) as e:
             # A bad line of skinengine's output, not a failure of this script (the report
             # lists it under data problems).
             result["skipped_kernel_lines"].append(f"line {i}: {e}: {line[:200]}")
             continue
-        shapes.append({"kind": d.get("kind"), "name": d.get("name"), "m": m, "n": n, "k": k})
+        shapes.append({"kind": d.get("kind"), "name": d.get("name"), "m": m, "n": n, "k": k,
+                       "precision": prec})
     return shapes
 
 
@@ -250,14 +261,17 @@ def bench_matmul(torch, a, time_ms, result):
     gen = torch.Generator(device=dev).manual_seed(a.seed + 1)
     done = {}
     for s in shapes:
-        key = (s["m"], s["n"], s["k"])
-        part = f"matmul {s['name']} m={key[0]} n={key[1]} k={key[2]}"
+        prec = s["precision"]
+        key = (s["m"], s["n"], s["k"], prec)
+        part = f"matmul {s['name']} m={key[0]} n={key[1]} k={key[2]} {prec}"
         try:
             if key not in done:
-                m, n, k = key
-                A = torch.randn(m, k, generator=gen, device=dev)
-                B = torch.randn(k, n, generator=gen, device=dev)
-                C = torch.empty(m, n, device=dev)
+                m, n, k = key[:3]
+                dtype = getattr(torch, MM_DTYPES[prec])
+                torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
+                A = torch.randn(m, k, generator=gen, device=dev).to(dtype)
+                B = torch.randn(k, n, generator=gen, device=dev).to(dtype)
+                C = torch.empty(m, n, device=dev, dtype=dtype)
                 ms = time_ms(lambda: torch.matmul(A, B, out=C), a.mm_warmup, a.mm_iters)
                 finite = bool(torch.isfinite(C).all().item())
                 done[key] = {**spread(ms), "output_finite": finite}
@@ -265,9 +279,9 @@ def bench_matmul(torch, a, time_ms, result):
             t = done[key]
             gflop = 2.0 * s["m"] * s["n"] * s["k"] / 1e9
             r = {**s, "gflop": gflop, **t, "gflop_per_s": gflop / (t["median_ms"] / 1e3),
-                 "tf32": False, "iters": a.mm_iters}
+                 "tf32": prec == "tf32", "iters": a.mm_iters}
             result["matmul"].append(r)
-            print(f"matmul {str(s['name'])[:28]:28} {s['m']:>6} {s['n']:>8} {s['k']:>6} "
+            print(f"matmul {str(s['name'])[:28]:28} {s['m']:>6} {s['n']:>8} {s['k']:>6} {prec:4} "
                   f"{r['median_ms']:9.4f} ms {r['gflop_per_s']:10.1f} GFLOP/s", flush=True)
         except Exception as e:  # noqa: BLE001
             result["errors"].append(error_entry(part, e))
@@ -275,6 +289,7 @@ def bench_matmul(torch, a, time_ms, result):
         finally:
             if dev == "cuda":
                 torch.cuda.empty_cache()
+    set_tf32(torch, False)
     result["matmul_flags"] = tf32_flags(torch)
 
 

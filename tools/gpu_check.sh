@@ -16,7 +16,8 @@
 #   bench_b32_tf32, bench_b32_bf16, bench_b32_tf32_nchw, bench_b32_bf16_nchw
 #            the same at --precision tf32 / bf16 (tensor cores), channels-last (default) and with
 #            SKINENGINE_CHANNELS_LAST=0 (NCHW kernels) -> bench_precision.jsonl
-#   kernels  .gpu-carry/skinengine bench-kernels --device cuda --batch 32 --json
+#   kernels_fp32, kernels_tf32, kernels_bf16
+#            .gpu-carry/skinengine bench-kernels --device cuda --precision P --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 #   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
 #   train_b32, torch_train: training-step images/s, ours and PyTorch eager FP32 -> train.jsonl
@@ -299,9 +300,14 @@ for p in tf32 bf16; do
     --iters "$ITERS" --json
   grep '^[[:space:]]*{' "$WORK/bench_b32_${p}_nchw.json" >>"$BENCH_PREC" 2>/dev/null
 done
-run_step kernels 60 "$WORK/kernels.json" has_json_line \
-  "$BIN" bench-kernels --device cuda --batch 32 --json
-grep '^[[:space:]]*{' "$WORK/kernels.json" >>"$KERNELS" 2>/dev/null
+# Per shape at each precision (FP32 CUDA cores; TF32 and BF16 tensor cores, whose lines add the
+# channels-last convolutions as kind conv_cl); the torch step times cuBLAS at each line's
+# precision.
+for p in fp32 tf32 bf16; do
+  run_step "kernels_$p" 60 "$WORK/kernels_$p.json" has_json_line \
+    "$BIN" bench-kernels --device cuda --precision "$p" --batch 32 --json
+  grep '^[[:space:]]*{' "$WORK/kernels_$p.json" >>"$KERNELS" 2>/dev/null
+done
 run_step torch 120 - check_torch \
   "${TORCH_ENV[@]}" python3 tools/gpu_bench_torch.py --kernels "$KERNELS" --out "$TORCH"
 run_step torch_train 90 "$WORK/torch_train.json" has_json_line \

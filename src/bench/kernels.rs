@@ -1,6 +1,8 @@
 //! Each distinct ResNet50 convolution (and the dense layers) timed alone on a backend, with its
-//! GEMM view (m, n, k), so the GPU check can time cuBLAS SGEMM (`torch.matmul`) on exactly the
-//! same problem sizes.
+//! GEMM view (m, n, k) and the precision it computed in, so the GPU check can time cuBLAS
+//! (`torch.matmul` at that precision) on exactly the same problem sizes. Where the backend runs
+//! ResNet50 inference channels-last (`ops::channels_last`), each convolution is timed that way
+//! too (kind `conv_cl`: NHWC input in the backend's storage, as the network runs it).
 
 use std::time::Instant;
 
@@ -35,6 +37,9 @@ pub struct KernelTiming {
     pub mnk: (usize, usize, usize),
     /// Median seconds per launch.
     pub median_s: f64,
+    /// The arithmetic: "fp32", "tf32", "bf16" or "fp16" (the backend's convolution or matmul
+    /// precision for this kind).
+    pub precision: &'static str,
 }
 
 impl KernelTiming {
@@ -97,13 +102,31 @@ fn bench<B: Backend>(
             b.conv2d_fused(&x, &w, Some(&bias), None, true, &prm)
                 .map(drop)
         })?;
+        let mnk = (o, n * g.ho * g.wo, c * k * k);
+        let precision = b.precisions().conv.name();
         rows.push(KernelTiming {
             kind: "conv",
-            name,
+            name: name.clone(),
             count,
-            mnk: (o, n * g.ho * g.wo, c * k * k),
+            mnk,
             median_s,
+            precision,
         });
+        if b.channels_last() {
+            let xc = b.to_channels_last(&x)?;
+            let median_s = time(cfg.iters, cfg.reps, sync, || {
+                b.conv2d_fused_cl(&xc, &w, Some(&bias), None, true, &prm)
+                    .map(drop)
+            })?;
+            rows.push(KernelTiming {
+                kind: "conv_cl",
+                name,
+                count,
+                mnk,
+                median_s,
+                precision,
+            });
+        }
     }
     // The classifier head (2048-120-84-7) and ImageNet's fc, as dense layers.
     for (i, o) in [(2048, 1000), (2048, 120), (120, 84), (84, 7)] {
@@ -123,6 +146,7 @@ fn bench<B: Backend>(
             count: 1,
             mnk: (n, o, i),
             median_s,
+            precision: b.precisions().matmul.name(),
         });
     }
     Ok(rows)

@@ -45,8 +45,8 @@ pub fn run(args: &BenchKernelsArgs) -> Result<()> {
     let device = crate::with_backend!(resolved, |b| b.name());
     if !args.json {
         println!(
-            "{:<36} {:>5} {:>6} {:>8} {:>6} {:>10} {:>10}",
-            "shape", "count", "m", "n", "k", "ms", "GFLOP/s"
+            "{:<8} {:<36} {:>5} {:>6} {:>8} {:>6} {:>5} {:>10} {:>10}",
+            "kind", "shape", "count", "m", "n", "k", "prec", "ms", "GFLOP/s"
         );
     }
     for r in &rows {
@@ -56,6 +56,7 @@ pub fn run(args: &BenchKernelsArgs) -> Result<()> {
             let v = serde_json::json!({
                 "kind": r.kind,
                 "name": r.name,
+                "precision": r.precision,
                 "device": device,
                 "batch": args.batch,
                 "count": r.count,
@@ -69,9 +70,11 @@ pub fn run(args: &BenchKernelsArgs) -> Result<()> {
             println!("{v}");
         } else {
             println!(
-                "{:<36} {:>5} {m:>6} {n:>8} {k:>6} {:>10.3} {:>10.1}",
+                "{:<8} {:<36} {:>5} {m:>6} {n:>8} {k:>6} {:>5} {:>10.3} {:>10.1}",
+                r.kind,
                 r.name,
                 r.count,
+                r.precision,
                 r.median_s * 1e3,
                 gflop / r.median_s
             );
