@@ -68,13 +68,7 @@ fn diff(want: &(Tensor, Vec<Vec<f64>>), got: &(Tensor, Vec<Vec<f64>>)) -> Diff {
     let d = want.0.shape()[1];
     let (mut rel_l2, mut max_rel) = (0f64, 0f64);
     for (w, g) in want.0.data().chunks(d).zip(got.0.data().chunks(d)) {
-        let num: f64 = w
-            .iter()
-            .zip(g)
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-            .sum();
-        let den: f64 = w.iter().map(|&a| (a as f64).powi(2)).sum();
-        rel_l2 = rel_l2.max((num / den).sqrt());
+        rel_l2 = rel_l2.max(row_rel_l2(w, g));
         let big = w.iter().fold(0f64, |m, &a| m.max((a as f64).abs()));
         let dmax = w
             .iter()
@@ -201,21 +195,24 @@ fn resnet50_features<B: Backend>(
     b.download(&f).unwrap()
 }
 
+/// ||g - w|| / ||w|| of one image's features.
+fn row_rel_l2(w: &[f32], g: &[f32]) -> f64 {
+    let num: f64 = w
+        .iter()
+        .zip(g)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    let den: f64 = w.iter().map(|&a| (a as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
 /// Largest per-image relative L2 difference of two [N, D] feature tensors.
 fn rel_l2(want: &Tensor, got: &Tensor) -> f64 {
     let d = want.shape()[1];
     want.data()
         .chunks(d)
         .zip(got.data().chunks(d))
-        .map(|(w, g)| {
-            let num: f64 = w
-                .iter()
-                .zip(g)
-                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-                .sum();
-            let den: f64 = w.iter().map(|&a| (a as f64).powi(2)).sum();
-            (num / den).sqrt()
-        })
+        .map(|(w, g)| row_rel_l2(w, g))
         .fold(0f64, f64::max)
 }
 

@@ -185,6 +185,38 @@ impl CudaBackend {
         Ok(y)
     }
 
+    /// `kernel`(x as stored, FP32 output of `shape`, three ints, format): the kernels that
+    /// leave channels-last storage (layout change out, global average pool).
+    fn cl_widen(
+        &self,
+        kernel: &str,
+        x: &CudaTensor,
+        shape: &[usize],
+        ints: [usize; 3],
+    ) -> Result<CudaTensor> {
+        let (fmt, _) = self.cl_storage(x)?;
+        let y = CudaTensor::alloc(self.device(), shape)?;
+        if y.is_empty() {
+            return Ok(y);
+        }
+        let [x32, x16] = split_arg(Some(x));
+        self.device()
+            .launch(
+                kernel,
+                grid_stride(y.len()),
+                &[
+                    x32,
+                    x16,
+                    Arg::Buf(y.buf()),
+                    Arg::Int(ints[0]),
+                    Arg::Int(ints[1]),
+                    Arg::Int(ints[2]),
+                    Arg::Int(fmt as usize),
+                ],
+            )
+            .map(|()| y)
+    }
+
     /// The convolution through the NCHW tensor-core kernel, for channel counts the
     /// channels-last kernel cannot stream (C not a multiple of a 16-byte chunk).
     fn cl_conv2d_via_nchw(
@@ -245,26 +277,7 @@ impl ChannelsLastKernels for CudaBackend {
         Ok(y)
     }
     fn cl_to_nchw(&self, x: &CudaTensor, d: [usize; 4]) -> Result<CudaTensor> {
-        let (fmt, _) = self.cl_storage(x)?;
-        let y = CudaTensor::alloc(self.device(), &d)?;
-        if y.is_empty() {
-            return Ok(y);
-        }
-        let [x32, x16] = split_arg(Some(x));
-        self.device().launch(
-            "cl_to_nchw",
-            grid_stride(y.len()),
-            &[
-                x32,
-                x16,
-                Arg::Buf(y.buf()),
-                Arg::Int(d[0]),
-                Arg::Int(d[1]),
-                Arg::Int(d[2] * d[3]),
-                Arg::Int(fmt as usize),
-            ],
-        )?;
-        Ok(y)
+        self.cl_widen("cl_to_nchw", x, &d, [d[0], d[1], d[2] * d[3]])
     }
     fn cl_conv2d(
         &self,
@@ -300,25 +313,11 @@ impl ChannelsLastKernels for CudaBackend {
         Ok(y)
     }
     fn cl_global_avg_pool(&self, x: &CudaTensor, d: [usize; 4]) -> Result<CudaTensor> {
-        let (fmt, _) = self.cl_storage(x)?;
-        let y = CudaTensor::alloc(self.device(), &[d[0], d[1]])?;
-        if y.is_empty() {
-            return Ok(y);
-        }
-        let [x32, x16] = split_arg(Some(x));
-        self.device().launch(
+        self.cl_widen(
             "cl_global_avg_pool",
-            grid_stride(y.len()),
-            &[
-                x32,
-                x16,
-                Arg::Buf(y.buf()),
-                Arg::Int(d[0]),
-                Arg::Int(d[2] * d[3]),
-                Arg::Int(d[1]),
-                Arg::Int(fmt as usize),
-            ],
-        )?;
-        Ok(y)
+            x,
+            &[d[0], d[1]],
+            [d[0], d[2] * d[3], d[1]],
+        )
     }
 }

@@ -164,13 +164,8 @@ fn convolution_at(base: &CudaBackend, p: Precision) {
 fn storage_poolings_and_layout_changes(base: &CudaBackend) {
     let r = ReferenceBackend;
     let mut rng = Rng::new(9);
-    let mut x = Tensor::randn(&[2, 19, 9, 8], 1.0, &mut rng);
-    // A NaN first in its window and one later; -0 beside +0; ties; a value past FP16's range.
-    x.data_mut()[0] = f32::NAN;
-    x.data_mut()[40] = f32::NAN;
-    x.data_mut()[10] = -0.0;
-    x.data_mut()[11] = 0.0;
-    x.data_mut()[12] = x.data()[13];
+    // The CPU test's edge cases, and a value past FP16's range.
+    let mut x = super::tests::pooling_input(&mut rng);
     x.data_mut()[14] = 1e6;
     let xf = Tensor::randn(&[3, 21, 5, 7], 1.0, &mut rng);
     for p in FORMATS {

@@ -120,6 +120,18 @@ fn results_do_not_depend_on_the_thread_count() {
     }
 }
 
+/// [2, 19, 9, 8] random values with a NaN first in its window and one later, -0 beside +0,
+/// and a tie: the poolings' edge cases.
+pub(super) fn pooling_input(rng: &mut Rng) -> Tensor {
+    let mut x = Tensor::randn(&[2, 19, 9, 8], 1.0, rng);
+    x.data_mut()[0] = f32::NAN;
+    x.data_mut()[40] = f32::NAN;
+    x.data_mut()[10] = -0.0;
+    x.data_mut()[11] = 0.0;
+    x.data_mut()[12] = x.data()[13];
+    x
+}
+
 #[test]
 fn poolings_and_layout_changes_equal_the_nchw_ops_bit_for_bit() {
     if !cpu_has_it() {
@@ -127,13 +139,7 @@ fn poolings_and_layout_changes_equal_the_nchw_ops_bit_for_bit() {
     }
     let c = CpuBackend;
     let mut rng = Rng::new(8);
-    let mut x = Tensor::randn(&[2, 19, 9, 8], 1.0, &mut rng);
-    // A NaN first in its window and one later; -0 beside +0; ties.
-    x.data_mut()[0] = f32::NAN;
-    x.data_mut()[40] = f32::NAN;
-    x.data_mut()[10] = -0.0;
-    x.data_mut()[11] = 0.0;
-    x.data_mut()[12] = x.data()[13];
+    let x = pooling_input(&mut rng);
     let xc = c.to_channels_last(&x).unwrap();
     assert_eq!(xc.shape(), &[2, 9, 8, 19]);
     assert_bits("round trip", &c.to_nchw(&xc).unwrap(), &x);
