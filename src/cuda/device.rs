@@ -231,6 +231,15 @@ impl<'a> Arg<'a> {
     }
 }
 
+/// One buffer derived from a source buffer ([`Device::derived`]).
+struct Derived {
+    key: String,
+    ptr: u64,
+    bytes: usize,
+    len: usize,
+    elem: Elem,
+}
+
 /// Buffers allocated from the driver vs. served from the free list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocStats {
@@ -246,6 +255,11 @@ pub struct Device {
     reused: AtomicU64,
     /// Read-only tables uploaded once and kept for the device's life: key -> (ptr, bytes, len).
     consts: Mutex<HashMap<String, (u64, usize, usize)>>,
+    /// Buffers computed from another buffer's contents (packed weights), per source address:
+    /// (what was derived, ptr, bytes, len, elem). Released with the source (or when the source
+    /// is written in place, [`Device::forget_derived`]), so a reused address never serves a
+    /// stale copy.
+    derived: Mutex<HashMap<u64, Vec<Derived>>>,
     /// Synchronise after every launch (SKINENGINE_CUDA_SYNC=1): a failing kernel is then
     /// reported at its own launch rather than at the next copy back.
     sync_each: bool,
@@ -260,6 +274,7 @@ impl Device {
             driver_allocs: AtomicU64::new(0),
             reused: AtomicU64::new(0),
             consts: Mutex::new(HashMap::new()),
+            derived: Mutex::new(HashMap::new()),
             sync_each: std::env::var("SKINENGINE_CUDA_SYNC").is_ok_and(|v| v == "1"),
         })
     }
@@ -357,6 +372,67 @@ impl Device {
             dev: self.clone(),
             owned: false,
         })
+    }
+
+    /// The buffer `make` derives from the contents of `src` (e.g. weights packed for a kernel),
+    /// made the first time `key` is asked for with this source and kept until `src` is released
+    /// or written in place: later calls cost nothing. The handle does not own the memory; use it
+    /// while `src` is borrowed.
+    pub fn derived(
+        self: &Arc<Self>,
+        src: &DevBuf,
+        key: &str,
+        make: impl FnOnce() -> Result<DevBuf>,
+    ) -> Result<DevBuf> {
+        let handle = |d: &Derived| DevBuf {
+            ptr: d.ptr,
+            bytes: d.bytes,
+            len: d.len,
+            elem: d.elem,
+            dev: self.clone(),
+            owned: false,
+        };
+        if let Some(d) = self
+            .derived
+            .lock()
+            .unwrap()
+            .get(&src.ptr)
+            .and_then(|v| v.iter().find(|d| d.key == key))
+        {
+            return Ok(handle(d));
+        }
+        // Made without the lock held: `make` allocates and launches (and may release buffers).
+        let mut buf = make()?;
+        buf.owned = false; // the cache owns it now
+        let d = Derived {
+            key: key.to_string(),
+            ptr: buf.ptr,
+            bytes: buf.bytes,
+            len: buf.len,
+            elem: buf.elem,
+        };
+        let h = handle(&d);
+        self.derived
+            .lock()
+            .unwrap()
+            .entry(src.ptr)
+            .or_default()
+            .push(d);
+        Ok(h)
+    }
+
+    /// How many derived buffers are cached (tests).
+    #[cfg(test)]
+    pub(crate) fn derived_count(&self) -> usize {
+        self.derived.lock().unwrap().values().map(Vec::len).sum()
+    }
+
+    /// Releases what was derived from the buffer at `ptr` (its contents are about to change).
+    pub fn forget_derived(&self, ptr: u64) {
+        let gone = self.derived.lock().unwrap().remove(&ptr);
+        for d in gone.into_iter().flatten() {
+            self.release(d.ptr, d.bytes);
+        }
     }
 
     /// Returns every cached free buffer to the driver.
@@ -510,6 +586,8 @@ impl Device {
             .entry(bytes)
             .or_default()
             .push(ptr);
+        // The address may be handed out again: nothing derived from its old contents survives.
+        self.forget_derived(ptr);
     }
 }
 
@@ -518,6 +596,9 @@ impl Drop for Device {
         self.trim();
         for (_, (ptr, bytes, _)) in self.consts.lock().unwrap().drain() {
             self.driver.free(ptr, bytes);
+        }
+        for d in self.derived.lock().unwrap().drain().flat_map(|(_, v)| v) {
+            self.driver.free(d.ptr, d.bytes);
         }
     }
 }
@@ -543,6 +624,10 @@ pub struct DevBuf {
 }
 
 impl DevBuf {
+    /// The device address (what a cache keyed by buffer identity uses).
+    pub(crate) fn ptr(&self) -> u64 {
+        self.ptr
+    }
     pub fn len(&self) -> usize {
         self.len
     }

@@ -87,12 +87,14 @@ impl CudaTensor {
     pub fn device(&self) -> &Arc<Device> {
         self.buf.device()
     }
-    /// The buffer, made private to this tensor first if a clone shares it.
+    /// The buffer, made private to this tensor first if a clone shares it, for writing in
+    /// place: whatever was derived from its contents ([`Device::derived`]) is released.
     pub fn buf_mut(&mut self) -> Result<&DevBuf> {
         if Arc::get_mut(&mut self.buf).is_none() {
             let copy = self.buf.device().duplicate(&self.buf)?;
             self.buf = Arc::new(copy);
         }
+        self.buf.device().forget_derived(self.buf.ptr());
         Ok(&self.buf)
     }
     /// Errors unless the shape is `shape` (same message as the host tensor's).

@@ -21,7 +21,7 @@ use crate::cuda::launch::grid_stride;
 use crate::cuda::{Arg, CudaBackend, CudaTensor, Dims, Elem, Precision};
 use crate::error::{Result, invalid};
 use crate::ops::conv2d::cuda::auto_splits;
-use crate::ops::conv2d::cuda_tc::{format, pack_rows};
+use crate::ops::conv2d::cuda_tc::{format, pack_rows, packed_row_words};
 use crate::ops::conv2d::{ConvGeom, Epilogue};
 use crate::ops::pool::PoolGeom;
 
@@ -97,22 +97,31 @@ impl CudaBackend {
         if pixels == 0 || g.o == 0 {
             return Ok(y);
         }
-        // The K order (tap, channel), packed K-major in the format like the NCHW kernels'.
+        // The K order (tap, channel), packed K-major in the format like the NCHW kernels',
+        // once per weight tensor and format: inference weights do not change, and the cache
+        // lets go when they are freed or written in place (`Device::derived`).
         let k = g.c * g.kh * g.kw;
-        let perm = CudaTensor::alloc(dev, &[g.o, g.kh, g.kw, g.c])?;
-        dev.launch(
-            "cl_weight_permute",
-            grid_stride(perm.len()),
-            &[
-                Arg::Buf(w.buf()),
-                Arg::Buf(perm.buf()),
-                Arg::Int(g.o),
-                Arg::Int(g.c),
-                Arg::Int(g.kh * g.kw),
-            ],
-        )?;
         let (_, per_tile) = format(self.precisions().conv)?;
-        let (wp, ldw) = pack_rows(dev, perm.buf(), (g.o, k), fmt, per_tile)?;
+        let key = format!(
+            "channels-last conv weights {fmt} {} {} {} {}",
+            g.o, g.c, g.kh, g.kw
+        );
+        let wp = dev.derived(w.buf(), &key, || {
+            let perm = CudaTensor::alloc(dev, &[g.o, g.kh, g.kw, g.c])?;
+            dev.launch(
+                "cl_weight_permute",
+                grid_stride(perm.len()),
+                &[
+                    Arg::Buf(w.buf()),
+                    Arg::Buf(perm.buf()),
+                    Arg::Int(g.o),
+                    Arg::Int(g.c),
+                    Arg::Int(g.kh * g.kw),
+                ],
+            )?;
+            Ok(pack_rows(dev, perm.buf(), (g.o, k), fmt, per_tile)?.0)
+        })?;
+        let ldw = packed_row_words(k, per_tile);
         let bm = if pixels > 64 { 128 } else { 64 };
         let (tiles_m, tiles_n) = (pixels.div_ceil(bm), g.o.div_ceil(TILE_N));
         let ktiles = k.div_ceil(per_tile).max(1);

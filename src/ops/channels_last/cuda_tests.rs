@@ -223,6 +223,61 @@ fn sixteen_bit_tensors_refused_elsewhere(base: &CudaBackend) {
     );
 }
 
+/// The packed weights are made once per weight tensor and format, and never outlive the
+/// contents they were made from: a new tensor at a freed one's address, or one written in
+/// place, gets its own.
+fn packed_weights_follow_their_source(base: &CudaBackend) {
+    let be = at(base, Precision::Bf16);
+    let dev = be.device().clone();
+    let mut rng = Rng::new(12);
+    let p = crate::ops::conv2d::Conv2dParams::square(1, 1);
+    let xs = [1, 16, 5, 5];
+    let x = Tensor::randn(&xs, 1.0, &mut rng);
+    let xd = be.to_channels_last(&be.upload(&x).unwrap()).unwrap();
+    let conv = |w: &crate::cuda::CudaTensor| {
+        let y = be.conv2d_fused_cl(&xd, w, None, None, false, &p).unwrap();
+        be.download(&be.to_nchw(&y).unwrap()).unwrap()
+    };
+    let want = |w: &Tensor| {
+        let xr = to64(&map(&x, |v| operand(Precision::Bf16, v)));
+        let wr = to64(&map(w, |v| operand(Precision::Bf16, v)));
+        let g = geometry(&xs, w.shape(), &p).unwrap();
+        conv::forward(&xr, &wr, None, &g).unwrap()
+    };
+    let close = |what: &str, got: &Tensor, want: &Tensor<f64>| {
+        for (g, w) in got.data().iter().zip(want.data()) {
+            assert!(
+                (*g as f64 - w).abs() <= 0.05 * (1.0 + w.abs()),
+                "{what}: {g} vs {w}"
+            );
+        }
+    };
+    let before = dev.derived_count();
+    let w1 = Tensor::randn(&[8, 16, 3, 3], 1.0, &mut rng);
+    let w1d = be.upload(&w1).unwrap();
+    close("first", &conv(&w1d), &want(&w1));
+    assert_eq!(dev.derived_count(), before + 1, "packed once");
+    close("again", &conv(&w1d), &want(&w1));
+    assert_eq!(dev.derived_count(), before + 1, "reused, not packed again");
+    let addr = w1d.buf().ptr();
+    drop(w1d);
+    assert_eq!(dev.derived_count(), before, "released with its source");
+    let w2 = map(&w1, |v| -2.0 * v);
+    let mut w2d = be.upload(&w2).unwrap();
+    assert_eq!(
+        w2d.buf().ptr(),
+        addr,
+        "the free list hands the address out again"
+    );
+    close("new tensor, same address", &conv(&w2d), &want(&w2));
+    w2d.buf_mut().unwrap();
+    assert_eq!(
+        dev.derived_count(),
+        before,
+        "released when written in place"
+    );
+}
+
 #[cfg(skinengine_emu)]
 mod emulator {
     use super::*;
@@ -249,6 +304,11 @@ mod emulator {
     fn sixteen_bit_tensors_are_refused_where_they_do_not_belong() {
         sixteen_bit_tensors_refused_elsewhere(&emu());
     }
+    #[test]
+    fn packed_weights_are_cached_and_follow_their_source() {
+        // A device of its own: other tests' buffers would share the free list.
+        packed_weights_follow_their_source(&crate::cuda::CudaBackend::emulator(1));
+    }
 }
 
 mod gpu {
@@ -262,5 +322,6 @@ mod gpu {
         }
         storage_poolings_and_layout_changes(&be);
         sixteen_bit_tensors_refused_elsewhere(&be);
+        packed_weights_follow_their_source(&be);
     }
 }

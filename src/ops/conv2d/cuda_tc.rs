@@ -4,9 +4,10 @@
 //! convolution precision says so (`--precision tf32|bf16|fp16`, or `auto` = TF32 on sm_80+ as
 //! PyTorch's cuDNN default); FP32 keeps the kernels of [`super::cuda`].
 //!
-//! Storage stays FP32: the weights are packed once per call into K-major rows of the format
-//! (`gemm_tc_pack`, O(weights) next to the O(macs) product) so the kernel streams them with
-//! `cp.async`; activations and gradients are converted as the kernels gather them.
+//! Storage stays FP32: the weights are packed into K-major rows of the format (`gemm_tc_pack`;
+//! for the forward once per weight tensor, kept until the weights change, for the data
+//! gradient per call) so the kernel streams them with `cp.async`; activations and gradients are
+//! converted as the kernels gather them.
 
 use std::sync::Arc;
 
@@ -92,7 +93,12 @@ pub(crate) fn pack_rows(
 ) -> Result<(DevBuf, usize)> {
     let kp = k.div_ceil(per_tile).max(1) * per_tile;
     let buf = pack(dev, w, 0, (rows, k, kp), (k, 1), fmt)?;
-    Ok((buf, kp / per_tile * TILE_WORDS))
+    Ok((buf, packed_row_words(k, per_tile)))
+}
+
+/// 32-bit words per packed row of `k` values (whole k-tiles of `per_tile` values).
+pub(crate) fn packed_row_words(k: usize, per_tile: usize) -> usize {
+    k.div_ceil(per_tile).max(1) * TILE_WORDS
 }
 
 fn check_kernel_size(g: &ConvGeom) -> Result<()> {
@@ -157,7 +163,13 @@ pub fn forward(
     }
     let k = g.c * g.kh * g.kw;
     let pl = plan((g.o, cols, k), per_tile, splits, |b| auto_splits(b, k));
-    let (wp, ldw) = pack_rows(dev, w.buf(), (g.o, k), fmt, per_tile)?;
+    // Packed once per weight tensor and format (`Device::derived`: released when the weights
+    // are freed or updated in place, as every optimiser step does through `buf_mut`).
+    let key = format!("conv weights {fmt} {} {k}", g.o);
+    let wp = dev.derived(w.buf(), &key, || {
+        Ok(pack_rows(dev, w.buf(), (g.o, k), fmt, per_tile)?.0)
+    })?;
+    let ldw = packed_row_words(k, per_tile);
     let partial = pl.partial(dev, y.len())?;
     let ktab = if g.is_pointwise() {
         None
