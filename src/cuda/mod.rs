@@ -13,6 +13,7 @@
 //!
 //! Tests under emulation run exactly the launches the GPU gets.
 
+pub mod args;
 pub mod backend;
 pub mod device;
 #[cfg(skinengine_emu)]
