@@ -146,6 +146,10 @@ impl<B: Backend> ResNet50<B> {
 
     /// Forward pass on normalised images [N, 3, H, W] (H, W >= 32 so layer4 is non-empty).
     pub fn forward(&self, b: &B, x: &B::Tensor, want_logits: bool) -> Result<Output<B::Tensor>> {
+        b.run_on_workers(|| self.forward_here(b, x, want_logits))
+    }
+
+    fn forward_here(&self, b: &B, x: &B::Tensor, want_logits: bool) -> Result<Output<B::Tensor>> {
         let features = if b.channels_last() {
             b.global_avg_pool_cl(&self.map_channels_last(b, x)?)?
         } else {
@@ -162,11 +166,13 @@ impl<B: Backend> ResNet50<B> {
     /// explains, `pipeline::gradcam`). Computed channels-last where the backend offers it (`ops::channels_last`: the CPU's
     /// AVX-512 kernel), NCHW otherwise; the result is NCHW either way.
     pub fn map(&self, b: &B, x: &B::Tensor) -> Result<B::Tensor> {
-        if b.channels_last() {
-            b.to_nchw(&self.map_channels_last(b, x)?)
-        } else {
-            self.map_nchw(b, x)
-        }
+        b.run_on_workers(|| {
+            if b.channels_last() {
+                b.to_nchw(&self.map_channels_last(b, x)?)
+            } else {
+                self.map_nchw(b, x)
+            }
+        })
     }
 
     /// [`Self::map`] through the NCHW ops.

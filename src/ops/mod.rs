@@ -69,6 +69,15 @@ pub trait BackendBase: Send + Sync {
     fn precisions(&self) -> crate::cuda::Precisions {
         crate::cuda::Precisions::default()
     }
+    /// Runs `f` (a whole forward or backward pass) where this backend's kernels are launched
+    /// from best. The host backends run it on a worker of their thread pool: each of the
+    /// ~150 parallel regions of a ResNet50 forward launched from outside the pool hands its
+    /// work to sleeping workers and puts the caller to sleep until they finish, two wake-ups
+    /// per region (measured: 63 -> 57 ms per batch-1 forward on one thread); launched from a
+    /// worker, the region starts at once on the caller's own thread. CUDA runs it in place.
+    fn run_on_workers<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
+        f()
+    }
 }
 
 /// [`BackendBase`] for a backend computing on host [`Tensor`]s (`reference`, `cpu`): upload and
@@ -115,6 +124,9 @@ macro_rules! host_backend_base {
             ) -> $crate::error::Result<$crate::tensor::Tensor> {
                 let n = shape.iter().product::<usize>();
                 $crate::tensor::Tensor::new(shape, buf[..n].to_vec())
+            }
+            fn run_on_workers<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
+                $crate::cpu::par::on_pool(f)
             }
         }
     };

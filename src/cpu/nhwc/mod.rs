@@ -205,28 +205,22 @@ pub fn conv(x: &[f32], cv: &Conv, w: &Packed, e: Epi) -> Vec<f32> {
     }
     let tiles = p_total.div_ceil(MR);
     let panels = o.div_ceil(NB);
-    // Enough work items for every thread (small maps split the panels instead).
-    let want = 2 * super::threads();
-    let (mut ct, mut gp) = (CHUNK_TILES.min(tiles), GROUP_PANELS.min(panels));
-    while tiles.div_ceil(ct) * panels.div_ceil(gp) < want && (gp > 1 || ct > 1) {
-        if gp > 1 {
-            gp = gp.div_ceil(2);
-        } else {
-            ct = ct.div_ceil(2);
-        }
-    }
-    // Even chunks and groups (a last chunk of one tile does a whole chunk's weight traffic).
-    let ct = tiles.div_ceil(tiles.div_ceil(ct));
-    let gp = panels.div_ceil(panels.div_ceil(gp));
-    let (chunks, groups) = (tiles.div_ceil(ct), panels.div_ceil(gp));
+    // Chunks of tiles x groups of panels, enough and even for the threads (small maps split
+    // the panels instead); sizes within one of each other (a last chunk of one tile would do
+    // a whole chunk's weight traffic).
+    let (chunks, groups) = super::par::grid_split(
+        (tiles, panels),
+        (CHUNK_TILES, GROUP_PANELS),
+        super::threads(),
+    );
     let blocks = k_blocks(cv.taps.len(), cv.seg);
     let zero = vec![0.0f32; cv.seg];
     let yp = SendPtr(y.as_mut_ptr());
     (0..chunks * groups).into_par_iter().for_each(|item| {
         let out = yp; // the whole SendPtr, not its raw field, moves into the closure
         let (chunk, group) = (item / groups, item % groups);
-        let tile_range = chunk * ct..((chunk + 1) * ct).min(tiles);
-        let panel_range = group * gp..((group + 1) * gp).min(panels);
+        let tile_range = super::par::part(tiles, chunks, chunk);
+        let panel_range = super::par::part(panels, groups, group);
         let mut pieces: Vec<Piece> = Vec::with_capacity(cv.taps.len() + 2);
         for (bi, block) in blocks.iter().enumerate() {
             let (first, last) = (bi == 0, bi + 1 == blocks.len());

@@ -106,17 +106,18 @@ const MIN_TILES: usize = 16;
 /// y = epilogue(conv(x, w)) by Winograd, x NHWC [n, h, w, c] -> NHWC [n, ho, wo, o].
 pub fn forward(x: &[f32], g: &ConvGeom, u: &Transformed, e: Epi) -> Vec<f32> {
     let tb = ((1 << 18) / (POINTS * g.c)).clamp(MR, 8 * MR) / MR * MR;
-    forward_split(x, g, u, e, 2 * crate::cpu::threads(), tb)
+    forward_split(x, g, u, e, crate::cpu::threads(), tb)
 }
 
-/// [`forward`] with blocks of at most `tb` tiles and at least `want` tasks where the panels
-/// allow (tests reach every split).
+/// [`forward`] with blocks of at most `tb` tiles, split for `threads` threads as the direct
+/// kernel splits (`cpu::par::grid_split`: blocks x panel groups, even, two or more per thread
+/// where the layer allows). Tests reach every split through `threads` and `tb`.
 pub(crate) fn forward_split(
     x: &[f32],
     g: &ConvGeom,
     u: &Transformed,
     e: Epi,
-    want: usize,
+    threads: usize,
     tb: usize,
 ) -> Vec<f32> {
     assert!(
@@ -128,17 +129,20 @@ pub(crate) fn forward_split(
     let (tr, tc) = (g.ho.div_ceil(TILE), g.wo.div_ceil(TILE));
     let count = g.n * tr * tc;
     let panels = g.o.div_ceil(NB);
-    let blocks = count.div_ceil(tb);
-    let gp = panels.div_ceil(want.div_ceil(blocks).min(panels));
-    let groups = panels.div_ceil(gp);
+    // Blocks are cut in whole MR-tile rows of the point products (the last may be ragged).
+    let units = count.div_ceil(MR);
+    let (blocks, groups) =
+        crate::cpu::par::grid_split((units, panels), ((tb / MR).max(1), panels), threads);
     let len = g.n * g.ho * g.wo * g.o;
     let mut y: Vec<f32> = Vec::with_capacity(len);
     let yp = SendPtr(y.as_mut_ptr());
     (0..blocks * groups).into_par_iter().for_each(|task| {
         let out = yp; // the whole SendPtr moves into the closure
         let (b, grp) = (task / groups, task % groups);
-        let (t0, t1) = (b * tb, ((b + 1) * tb).min(count));
-        let (p0, p1) = (grp * gp, ((grp + 1) * gp).min(panels));
+        let rows = crate::cpu::par::part(units, blocks, b);
+        let (t0, t1) = (rows.start * MR, (rows.end * MR).min(count));
+        let pr = crate::cpu::par::part(panels, groups, grp);
+        let (p0, p1) = (pr.start, pr.end);
         let nt = t1 - t0;
         let width = (p1 * NB).min(g.o) - p0 * NB;
         let ldm = (p1 - p0) * NB;

@@ -44,7 +44,17 @@ thread_local! {
 /// Runs `f` with Winograd forced on or off for the convolutions this thread dispatches (tests
 /// and benchmarks compare it with the direct kernel in one process).
 pub fn with_winograd<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    let before = FORCED.with(|c| c.replace(Some(on)));
+    with_forced(Some(on), f)
+}
+
+/// This thread's forcing: what [`with_forced`] takes to reproduce it on another thread.
+pub(crate) fn forced() -> Option<bool> {
+    FORCED.with(|c| c.get())
+}
+
+/// Runs `f` with this thread's forcing set to `forced` (None: the default choice).
+pub(crate) fn with_forced<R>(forced: Option<bool>, f: impl FnOnce() -> R) -> R {
+    let before = FORCED.with(|c| c.replace(forced));
     let r = f();
     FORCED.with(|c| c.set(before));
     r

@@ -65,6 +65,17 @@ impl<B: Backend> Net<B> {
         from: usize,
         keep: &[usize],
     ) -> Result<Tape<B::Tensor>> {
+        b.run_on_workers(|| self.forward_here(b, x, mode, from, keep))
+    }
+
+    fn forward_here(
+        &self,
+        b: &B,
+        x: &B::Tensor,
+        mode: BnMode,
+        from: usize,
+        keep: &[usize],
+    ) -> Result<Tape<B::Tensor>> {
         let g = &self.graph;
         let nodes = &g.nodes;
         let from = from.min(nodes.len());
@@ -189,7 +200,7 @@ impl<B: Backend> Net<B> {
         out: usize,
         dy: B::Tensor,
     ) -> Result<Grads<B::Tensor>> {
-        self.backward_inner(b, tape, out, dy, None)
+        b.run_on_workers(|| self.backward_inner(b, tape, out, dy, None))
     }
 
     /// [`Net::backward`], and what it held at each step: (activation bytes, parameter-gradient
@@ -204,7 +215,8 @@ impl<B: Backend> Net<B> {
         dy: B::Tensor,
     ) -> Result<(Grads<B::Tensor>, MemoryProfile)> {
         let mut profile = MemoryProfile::new();
-        let grads = self.backward_inner(b, tape, out, dy, Some(&mut profile))?;
+        let grads =
+            b.run_on_workers(|| self.backward_inner(b, tape, out, dy, Some(&mut profile)))?;
         Ok((grads, profile))
     }
 
