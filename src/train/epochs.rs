@@ -13,6 +13,7 @@ use super::head::{AdamState, Head};
 use super::loss_scale::{LossScaler, Unscaled, scale_grad};
 use super::model_file::{BackboneId, MODEL, save_model_for};
 use super::norm::FeatureNorm;
+use super::optim::Schedule;
 use super::scoring::{predict, rows_of};
 use super::step::{BatchLoss, EpochMetrics, batch_loss, epoch_batches};
 use crate::backend::Backend;
@@ -55,46 +56,19 @@ pub fn run_epochs<B: Backend>(
     let steps_per_epoch = epoch_batches(n, cfg.batch_size, cfg.seed, 0).len() as u64;
     let schedule = cfg.fine.schedule(cfg.epochs, steps_per_epoch);
     schedule.validate()?;
-    let mut ran = 0;
-    for epoch in progress.done..cfg.epochs {
+    for (ran, epoch) in (progress.done..cfg.epochs).enumerate() {
         if cfg.stop_after.is_some_and(|s| ran >= s) {
             break;
         }
         let mut loss_sum = 0.0;
         for idx in &epoch_batches(n, cfg.batch_size, cfg.seed, epoch) {
-            let xb = b.upload(&rows_of(d.x_train, idx))?;
-            let yb: Vec<usize> = idx.iter().map(|&i| d.y_train[i]).collect();
-            let (logits, tape) = head.forward(b, &xb, true)?;
-            let (loss, dlogits) = match batch_loss(&yb, d.weights, || {
-                b.weighted_cross_entropy(&logits, &yb, d.weights, cfg.reduction)
-            })? {
-                BatchLoss::Computed(v) => v,
-                BatchLoss::AllZeroWeight => continue,
-            };
-            if !loss.is_finite() {
-                return Err(invalid(
-                    "train",
-                    format!(
-                        "loss became {loss} in epoch {}; lower --lr or check the data",
-                        epoch + 1
-                    ),
-                ));
+            // Every op of the step on the pool (BackendBase::run_on_workers).
+            let step = b.run_on_workers(|| {
+                batch_step(b, cfg, d, (head, adam, scaler), idx, epoch, &schedule)
+            })?;
+            if let Some(loss) = step {
+                loss_sum += loss * idx.len() as f64;
             }
-            loss_sum += loss * idx.len() as f64;
-            // Loss scaling (FP16): dL/dlogits times the scale, the gradients divided by it;
-            // an overflow skips the step (super::loss_scale).
-            let dlogits = scale_grad(b, dlogits, scaler.scale())?;
-            let grads = head.backward(b, &dlogits, tape.expect("training forward keeps a tape"))?;
-            let Unscaled::Step(grads) = scaler.unscale(b, grads)? else {
-                scaler.update(true);
-                continue;
-            };
-            scaler.update(false);
-            let step_cfg = AdamConfig {
-                lr: cfg.adam.lr * schedule.factor(adam.step + 1),
-                ..cfg.adam
-            };
-            head.adam_step(b, &grads, adam, &step_cfg)?;
         }
         let (_, p_train) = predict(b, head, d.x_train, d.y_train, d.weights, cfg.reduction)?;
         let (val_loss, p_val) = predict(b, head, d.x_val, d.y_val, d.weights, cfg.reduction)?;
@@ -135,7 +109,53 @@ pub fn run_epochs<B: Backend>(
         progress.done = epoch + 1;
         save_checkpoint(b, &cfg.out, head, adam, scaler, epoch + 1, progress.best)?;
         write_history(&cfg.out, &progress.history)?;
-        ran += 1;
     }
     Ok(())
+}
+
+/// One batch: forward, weighted cross-entropy, backward and (unless the loss-scaled gradients
+/// overflowed) the Adam step at the learning rate `schedule` gives. The batch loss,
+/// or None when every label of the batch weighs 0 (skipped).
+fn batch_step<B: Backend>(
+    b: &B,
+    cfg: &TrainConfig,
+    d: &EpochData,
+    (head, adam, scaler): (&mut Head<B>, &mut AdamState<B::Tensor>, &mut LossScaler),
+    idx: &[usize],
+    epoch: usize,
+    schedule: &Schedule,
+) -> Result<Option<f64>> {
+    let xb = b.upload(&rows_of(d.x_train, idx))?;
+    let yb: Vec<usize> = idx.iter().map(|&i| d.y_train[i]).collect();
+    let (logits, tape) = head.forward(b, &xb, true)?;
+    let (loss, dlogits) = match batch_loss(&yb, d.weights, || {
+        b.weighted_cross_entropy(&logits, &yb, d.weights, cfg.reduction)
+    })? {
+        BatchLoss::Computed(v) => v,
+        BatchLoss::AllZeroWeight => return Ok(None),
+    };
+    if !loss.is_finite() {
+        return Err(invalid(
+            "train",
+            format!(
+                "loss became {loss} in epoch {}; lower --lr or check the data",
+                epoch + 1
+            ),
+        ));
+    }
+    // Loss scaling (FP16): dL/dlogits times the scale, the gradients divided by it; an
+    // overflow skips the step (super::loss_scale).
+    let dlogits = scale_grad(b, dlogits, scaler.scale())?;
+    let grads = head.backward(b, &dlogits, tape.expect("training forward keeps a tape"))?;
+    let Unscaled::Step(grads) = scaler.unscale(b, grads)? else {
+        scaler.update(true);
+        return Ok(Some(loss));
+    };
+    scaler.update(false);
+    let step_cfg = AdamConfig {
+        lr: cfg.adam.lr * schedule.factor(adam.step + 1),
+        ..cfg.adam
+    };
+    head.adam_step(b, &grads, adam, &step_cfg)?;
+    Ok(Some(loss))
 }

@@ -71,6 +71,36 @@ pub fn micro_step<B: Backend>(
     if all_zero_weight(labels, class_weights) {
         return Ok(None);
     }
+    // Forward, loss and backward in one pass on the pool (BackendBase::run_on_workers).
+    b.run_on_workers(|| {
+        micro_step_here(
+            b,
+            net,
+            x,
+            labels,
+            class_weights,
+            reduction,
+            (bn, from),
+            logits,
+            scale,
+            sum,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn micro_step_here<B: Backend>(
+    b: &B,
+    net: &mut Net<B>,
+    x: &B::Tensor,
+    labels: &[usize],
+    class_weights: &[f32],
+    reduction: Reduction,
+    (bn, from): (BnMode, usize),
+    logits: usize,
+    scale: f32,
+    sum: &mut Option<Grads<B::Tensor>>,
+) -> Result<Option<Micro>> {
     let tape = net.forward(b, x, bn, from, &[logits])?;
     let z = tape.value(logits).expect("kept");
     let host_logits = b.download(z)?;
@@ -142,14 +172,17 @@ pub fn update_scaled<B: Backend>(
     grads: Grads<B::Tensor>,
 ) -> Result<()> {
     let (names, grads): (Vec<String>, Vec<B::Tensor>) = grads.into_iter().unzip();
-    match scaler.unscale(b, grads)? {
-        Unscaled::Step(grads) => {
-            opt.update(b, &names.into_iter().zip(grads).collect(), net)?;
-            scaler.update(false);
+    // One parallel region per parameter tensor: on the pool (BackendBase::run_on_workers).
+    b.run_on_workers(|| {
+        match scaler.unscale(b, grads)? {
+            Unscaled::Step(grads) => {
+                opt.update(b, &names.into_iter().zip(grads).collect(), net)?;
+                scaler.update(false);
+            }
+            Unscaled::Overflow => scaler.update(true),
         }
-        Unscaled::Overflow => scaler.update(true),
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Softmax rows of host logits [N, classes] (for running training metrics).
