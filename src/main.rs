@@ -53,7 +53,8 @@ enum Command {
     /// A PyTorch .pth checkpoint (torch.save) to safetensors, reading its pickle without
     /// running any code.
     Convert(convert::ConvertArgs),
-    /// ResNet50 forward throughput (images/s, GFLOP/s) on the chosen device.
+    /// Forward throughput (images/s, GFLOP/s) of ResNet50 (or any ResNet: --backbone) on the
+    /// chosen device; --train times training steps.
     Bench(bench::BenchArgs),
     /// Each ResNet50 convolution and dense layer timed alone, with its GEMM size (m, n, k).
     BenchKernels(bench_kernels::BenchKernelsArgs),

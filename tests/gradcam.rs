@@ -267,13 +267,16 @@ fn head_model<B: Backend>(b: &B, width: usize, seed: u64) -> (Head<B>, FeatureNo
 
 #[test]
 fn a_head_models_map_gradient_matches_finite_differences_on_both_backbone_kinds() {
-    // A Net backbone (ResNet18, reference backend, 64x64: a 2x2 map).
+    // A Net backbone (what VGG19 runs as; built here from ResNet18 weights to stay small:
+    // FrozenBackbone::new folds every ResNet), reference backend, 64x64: a 2x2 map.
     let b = ReferenceBackend;
     let (head, norm, tail) = head_model(&b, 512, 7);
     let sd = random_weights(Arch::ResNet18, 8, None);
     let ex = Explainer {
         model: CamModel::Head {
-            backbone: FrozenBackbone::new(&b, Arch::ResNet18, &sd, false).unwrap(),
+            backbone: FrozenBackbone::Net(
+                Net::from_state_dict(&b, Arch::ResNet18, &sd, false).unwrap(),
+            ),
             head,
             norm,
         },

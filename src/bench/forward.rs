@@ -1,12 +1,13 @@
-//! ResNet50 forward throughput on random weights and inputs at 224x224: the median of timed
-//! passes after one warm-up, as images/s and GFLOP/s.
+//! Forward throughput of a folded ResNet (ResNet50 by default) on random weights and inputs at
+//! 224x224: the median of timed passes after one warm-up, as images/s and GFLOP/s.
 
 use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::error::{Result, invalid};
-use crate::model::init::random_state_dict;
-use crate::model::resnet50::{ResNet50, forward_flops};
+use crate::model::arch::Arch;
+use crate::model::init::random_weights;
+use crate::model::resnet50::{ResNet50, forward_flops_for};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -18,12 +19,27 @@ pub struct BenchResult {
     pub gflop_per_s: f64,
 }
 
-/// Times `iters` forward passes of batch `batch` (after one warm-up) and reports the median.
-pub fn bench_backend<B: Backend>(b: &B, batch: usize, iters: usize) -> Result<BenchResult> {
+/// Times `iters` forward passes of `arch` at batch `batch` (after one warm-up) and reports the
+/// median.
+pub fn bench_backend<B: Backend>(
+    b: &B,
+    arch: Arch,
+    batch: usize,
+    iters: usize,
+) -> Result<BenchResult> {
     if batch == 0 || iters == 0 {
         return Err(invalid("bench", "batch and iters must be >= 1"));
     }
-    let model = ResNet50::from_state_dict(b, &random_state_dict(0, None))?;
+    if arch.resnet().is_none() {
+        return Err(invalid(
+            "bench",
+            format!(
+                "the forward benchmark runs the folded ResNets; {} is timed by `bench --train`",
+                arch.name()
+            ),
+        ));
+    }
+    let model = ResNet50::from_state_dict_for(b, arch, &random_weights(arch, 0, None))?;
     let x = b.upload(&Tensor::uniform(
         &[batch, 3, 224, 224],
         -2.0,
@@ -40,7 +56,7 @@ pub fn bench_backend<B: Backend>(b: &B, batch: usize, iters: usize) -> Result<Be
     }
     times.sort_by(f64::total_cmp);
     let median_s = times[times.len() / 2];
-    let flops = forward_flops(224, 224)? * batch as f64;
+    let flops = forward_flops_for(arch, 224, 224)? * batch as f64;
     Ok(BenchResult {
         batch,
         median_s,

@@ -32,7 +32,8 @@ pub struct BenchArgs {
     /// instead of inference forwards.
     #[arg(long)]
     pub train: bool,
-    /// Backbone for --train.
+    /// Backbone: any ResNet for the forward benchmark (the folded inference model), any
+    /// architecture for --train.
     #[arg(long, value_enum, default_value_t = Arch::ResNet50)]
     pub backbone: Arch,
     /// For --train: the first stage that trains (below it: frozen, forward only), as
@@ -46,12 +47,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.train {
         return run_train(args);
     }
+    if args.backbone.resnet().is_none() {
+        return Err(crate::error::invalid(
+            "bench",
+            format!(
+                "the forward benchmark runs the folded ResNets; {} is timed by `bench --train`",
+                args.backbone.name()
+            ),
+        ));
+    }
     let resolved = args.device.resolve_at(args.precision)?;
     let precision = precision_of(&resolved);
     let threads = rayon::current_num_threads();
     if !args.json {
         println!(
-            "ResNet50 forward, 224x224, {threads} threads, median of {} runs",
+            "{} forward, 224x224, {threads} threads, median of {} runs",
+            args.backbone.pretty(),
             args.iters
         );
         println!(
@@ -62,17 +73,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for &batch in &args.batch {
         let (name, layout, r) = crate::with_backend!(resolved, |b| (
             b.name(),
-            // The layout the ResNet50 forward takes (`ops::channels_last`).
+            // The layout the forward takes (`ops::channels_last`).
             if b.channels_last() {
                 "channels_last"
             } else {
                 "nchw"
             },
-            bench_backend(b, batch, args.iters)?
+            bench_backend(b, args.backbone, batch, args.iters)?
         ));
         if args.json {
             let v = serde_json::json!({
                 "device": name,
+                "backbone": args.backbone.name(),
                 "batch": batch,
                 "precision": precision,
                 "layout": layout,

@@ -5,11 +5,15 @@
 //!
 //! For inference every BatchNorm is folded into the convolution before it (w' = w * s,
 //! b' = beta - mean * s, s = gamma / sqrt(var + eps), computed in f64), so a block is three
-//! fused conv(+bias, +residual, +ReLU) calls on any backend.
+//! fused conv(+bias, +residual, +ReLU) calls on any backend. The same folded model serves
+//! every torchvision ResNet depth ([`ResNet50::from_state_dict_for`]): ResNet101/152 have
+//! more bottleneck blocks, ResNet18/34 basic blocks (two 3x3 convolutions, 512 features), so
+//! `embed`, `infer`, `serve` and Grad-CAM on any ResNet take the fused (and, on AVX-512 CPUs
+//! and tensor cores, channels-last) path.
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::model::arch::Arch;
+use crate::model::arch::{Arch, Block as BlockKind};
 use crate::ops::conv2d::{Conv2dParams, geometry};
 use crate::ops::pool::Pool2dParams;
 use crate::tensor::Tensor;
@@ -46,12 +50,22 @@ pub struct ConvUnit<T> {
     pub p: Conv2dParams,
 }
 
+/// A residual block with its BatchNorms folded in: torchvision's bottleneck (1x1, 3x3 with the
+/// stride, 1x1 to 4x the width: ResNet50/101/152) or basic block (two 3x3, the first with the
+/// stride: ResNet18/34), and the projected shortcut where the block changes stride or width.
 #[derive(Clone, Debug)]
-pub struct Bottleneck<T> {
-    pub conv1: ConvUnit<T>,
-    pub conv2: ConvUnit<T>,
-    pub conv3: ConvUnit<T>,
-    pub downsample: Option<ConvUnit<T>>,
+pub enum Block<T> {
+    Bottleneck {
+        conv1: ConvUnit<T>,
+        conv2: ConvUnit<T>,
+        conv3: ConvUnit<T>,
+        downsample: Option<ConvUnit<T>>,
+    },
+    Basic {
+        conv1: ConvUnit<T>,
+        conv2: ConvUnit<T>,
+        downsample: Option<ConvUnit<T>>,
+    },
 }
 
 /// Folds `{bn}.*` into `conv` weights: returns (w', b') on the host.
@@ -76,11 +90,14 @@ fn fold(sd: &BTreeMap<String, Tensor>, conv: &str, bn: &str) -> (Tensor, Tensor)
     (wf, bf)
 }
 
-/// ResNet50 ready for inference on backend `B`.
+/// A folded ResNet (any depth torchvision has: 18, 34, 50, 101, 152) ready for inference on
+/// backend `B`. The name stays ResNet50's: the product's backbone, and the one this module
+/// was written for; the other depths differ only in their blocks.
 pub struct ResNet50<B: Backend> {
+    pub arch: Arch,
     pub stem: ConvUnit<B::Tensor>,
-    pub blocks: Vec<Bottleneck<B::Tensor>>,
-    /// (weight [K, 2048], bias [K]) when the weights carry a classifier.
+    pub blocks: Vec<Block<B::Tensor>>,
+    /// (weight [K, features], bias [K]) when the weights carry a classifier.
     pub fc: Option<(B::Tensor, B::Tensor)>,
 }
 
@@ -93,8 +110,20 @@ pub struct Output<T> {
 }
 
 impl<B: Backend> ResNet50<B> {
-    /// Builds the model from a validated state dict (see [`load_state_dict`]).
+    /// Builds ResNet50 from a validated state dict (see [`load_state_dict`]).
     pub fn from_state_dict(b: &B, sd: &BTreeMap<String, Tensor>) -> Result<Self> {
+        Self::from_state_dict_for(b, Arch::ResNet50, sd)
+    }
+
+    /// Builds the ResNet `arch` from a state dict validated for it ([`Arch::load_state_dict`]
+    /// or [`Arch::validate`]); an error for an architecture that is not a ResNet.
+    pub fn from_state_dict_for(b: &B, arch: Arch, sd: &BTreeMap<String, Tensor>) -> Result<Self> {
+        let Some((kind, counts)) = arch.resnet() else {
+            return Err(crate::error::invalid(
+                arch.name(),
+                "the folded inference model is built for ResNets only",
+            ));
+        };
         let unit = |conv: &str, bn: &str, p: Conv2dParams| -> Result<ConvUnit<B::Tensor>> {
             let (w, bias) = fold(sd, conv, bn);
             Ok(ConvUnit {
@@ -105,34 +134,39 @@ impl<B: Backend> ResNet50<B> {
         };
         let stem = unit("conv1", "bn1", Conv2dParams::square(2, 3))?;
         let mut blocks = Vec::new();
-        for (l, &n) in BLOCKS.iter().enumerate() {
+        for (l, &n) in counts.iter().enumerate() {
             for i in 0..n {
                 let p = format!("layer{}.{i}", l + 1);
                 let stride = if l > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(Bottleneck {
-                    conv1: unit(
-                        &format!("{p}.conv1"),
-                        &format!("{p}.bn1"),
-                        Conv2dParams::square(1, 0),
-                    )?,
-                    conv2: unit(
-                        &format!("{p}.conv2"),
-                        &format!("{p}.bn2"),
-                        Conv2dParams::square(stride, 1),
-                    )?,
-                    conv3: unit(
-                        &format!("{p}.conv3"),
-                        &format!("{p}.bn3"),
-                        Conv2dParams::square(1, 0),
-                    )?,
-                    downsample: if i == 0 {
-                        Some(unit(
-                            &format!("{p}.downsample.0"),
-                            &format!("{p}.downsample.1"),
-                            Conv2dParams::square(stride, 0),
-                        )?)
-                    } else {
-                        None
+                let conv = |k: usize, s: usize, pad: usize| {
+                    unit(
+                        &format!("{p}.conv{k}"),
+                        &format!("{p}.bn{k}"),
+                        Conv2dParams::square(s, pad),
+                    )
+                };
+                // torchvision projects the shortcut where the stride or the width changes
+                // (Arch::expected_tensors): the validated state dict says where.
+                let downsample = if sd.contains_key(&format!("{p}.downsample.0.weight")) {
+                    Some(unit(
+                        &format!("{p}.downsample.0"),
+                        &format!("{p}.downsample.1"),
+                        Conv2dParams::square(stride, 0),
+                    )?)
+                } else {
+                    None
+                };
+                blocks.push(match kind {
+                    BlockKind::Bottleneck => Block::Bottleneck {
+                        conv1: conv(1, 1, 0)?,
+                        conv2: conv(2, stride, 1)?,
+                        conv3: conv(3, 1, 0)?,
+                        downsample,
+                    },
+                    BlockKind::Basic => Block::Basic {
+                        conv1: conv(1, stride, 1)?,
+                        conv2: conv(2, 1, 1)?,
+                        downsample,
                     },
                 });
             }
@@ -141,7 +175,12 @@ impl<B: Backend> ResNet50<B> {
             (Some(w), Some(bias)) => Some((b.upload(w)?, b.upload(bias)?)),
             _ => None,
         };
-        Ok(ResNet50 { stem, blocks, fc })
+        Ok(ResNet50 {
+            arch,
+            stem,
+            blocks,
+            fc,
+        })
     }
 
     /// Forward pass on normalised images [N, 3, H, W] (H, W >= 32 so layer4 is non-empty).
@@ -196,30 +235,52 @@ impl<B: Backend> ResNet50<B> {
         self.blocks(h, conv)
     }
 
-    /// The 16 bottleneck blocks after the stem and its pool, with `conv` in either layout.
+    /// The residual blocks after the stem and its pool, with `conv` in either layout.
     fn blocks(
         &self,
         mut h: B::Tensor,
         conv: impl Fn(&B::Tensor, &ConvUnit<B::Tensor>, Option<&B::Tensor>, bool) -> Result<B::Tensor>,
     ) -> Result<B::Tensor> {
         for blk in &self.blocks {
+            let (Block::Bottleneck { downsample, .. } | Block::Basic { downsample, .. }) = blk;
             // The shortcut borrows h (no copy) unless the block projects it.
-            let projected = match &blk.downsample {
+            let projected = match downsample {
                 Some(d) => Some(conv(&h, d, None, false)?),
                 None => None,
             };
-            let t = conv(&h, &blk.conv1, None, true)?;
-            let t = conv(&t, &blk.conv2, None, true)?;
-            let out = conv(&t, &blk.conv3, Some(projected.as_ref().unwrap_or(&h)), true)?;
-            h = out;
+            let shortcut = Some(projected.as_ref().unwrap_or(&h));
+            h = match blk {
+                Block::Bottleneck {
+                    conv1,
+                    conv2,
+                    conv3,
+                    ..
+                } => {
+                    let t = conv(&h, conv1, None, true)?;
+                    let t = conv(&t, conv2, None, true)?;
+                    conv(&t, conv3, shortcut, true)?
+                }
+                Block::Basic { conv1, conv2, .. } => {
+                    let t = conv(&h, conv1, None, true)?;
+                    conv(&t, conv2, shortcut, true)?
+                }
+            };
         }
         Ok(h)
     }
 }
 
-/// Floating-point operations (2 per multiply-add) of one forward pass on an H x W image,
-/// counted from the actual layer geometry (8.18 GFLOP at 224x224 without fc).
+/// Floating-point operations (2 per multiply-add) of ResNet50's convolutions on one h x w
+/// image.
 pub fn forward_flops(h: usize, w: usize) -> Result<f64> {
+    forward_flops_for(Arch::ResNet50, h, w)
+}
+
+/// [`forward_flops`] for any ResNet depth (an error for VGG19).
+pub fn forward_flops_for(arch: Arch, h: usize, w: usize) -> Result<f64> {
+    let Some((kind, counts)) = arch.resnet() else {
+        return Err(crate::error::invalid(arch.name(), "not a ResNet"));
+    };
     let mut macs = 0usize;
     let mut add = |xs: [usize; 4], ws: [usize; 4], p: Conv2dParams| -> Result<[usize; 4]> {
         let g = geometry(&xs, &ws, &p)?;
@@ -228,16 +289,29 @@ pub fn forward_flops(h: usize, w: usize) -> Result<f64> {
     };
     let y = add([1, 3, h, w], [64, 3, 7, 7], Conv2dParams::square(2, 3))?;
     let mut s = Pool2dParams::square(3, 2, 1).output_shape(&y)?;
-    for (l, (&n, &wd)) in BLOCKS.iter().zip(&WIDTHS).enumerate() {
+    for (l, (&n, &wd)) in counts.iter().zip(&WIDTHS).enumerate() {
         for i in 0..n {
             let stride = if l > 0 && i == 0 { 2 } else { 1 };
             let cin = s[1];
-            if i == 0 {
-                add(s, [4 * wd, cin, 1, 1], Conv2dParams::square(stride, 0))?;
+            let out = match kind {
+                BlockKind::Bottleneck => 4 * wd,
+                BlockKind::Basic => wd,
+            };
+            // The projected shortcut, where torchvision has one (Arch::expected_tensors).
+            if i == 0 && (stride != 1 || cin != out) {
+                add(s, [out, cin, 1, 1], Conv2dParams::square(stride, 0))?;
             }
-            let t = add(s, [wd, cin, 1, 1], Conv2dParams::square(1, 0))?;
-            let t = add(t, [wd, wd, 3, 3], Conv2dParams::square(stride, 1))?;
-            s = add(t, [4 * wd, wd, 1, 1], Conv2dParams::square(1, 0))?;
+            s = match kind {
+                BlockKind::Bottleneck => {
+                    let t = add(s, [wd, cin, 1, 1], Conv2dParams::square(1, 0))?;
+                    let t = add(t, [wd, wd, 3, 3], Conv2dParams::square(stride, 1))?;
+                    add(t, [out, wd, 1, 1], Conv2dParams::square(1, 0))?
+                }
+                BlockKind::Basic => {
+                    let t = add(s, [wd, cin, 3, 3], Conv2dParams::square(stride, 1))?;
+                    add(t, [wd, wd, 3, 3], Conv2dParams::square(1, 1))?
+                }
+            };
         }
     }
     Ok(2.0 * macs as f64)
@@ -272,3 +346,33 @@ pub const CONV_SHAPES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (3, 512, 7, 2048, 1, 1, 0),
     (2, 2048, 7, 512, 1, 1, 0),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_flops_match_torchvisions_published_counts() {
+        // torchvision's model docs list multiply-adds per 224x224 image ("GFLOPS", in fact
+        // GMACs): 1.81 / 3.66 / 4.09 / 7.80 / 11.51 G. Ours count the convolutions only (the
+        // classifier adds 0.5-2 M), so within 1% of those.
+        for (arch, gmacs) in [
+            (Arch::ResNet18, 1.81),
+            (Arch::ResNet34, 3.66),
+            (Arch::ResNet50, 4.09),
+            (Arch::ResNet101, 7.80),
+            (Arch::ResNet152, 11.51),
+        ] {
+            let got = forward_flops_for(arch, 224, 224).unwrap() / 2e9;
+            assert!(
+                (got / gmacs - 1.0).abs() < 0.01,
+                "{arch}: {got} G vs {gmacs}"
+            );
+        }
+        assert_eq!(
+            forward_flops(224, 224).unwrap(),
+            forward_flops_for(Arch::ResNet50, 224, 224).unwrap()
+        );
+        assert!(forward_flops_for(Arch::Vgg19, 224, 224).is_err());
+    }
+}

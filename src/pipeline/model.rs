@@ -64,8 +64,8 @@ impl<B: Backend> FrozenBackbone<B> {
     /// classifier when `classifier` (the state dict must hold it then; the folded ResNet50
     /// takes `fc.*` whenever present).
     pub fn new(b: &B, arch: Arch, sd: &BTreeMap<String, Tensor>, classifier: bool) -> Result<Self> {
-        Ok(if arch == Arch::ResNet50 {
-            FrozenBackbone::Folded(ResNet50::from_state_dict(b, sd)?)
+        Ok(if arch.resnet().is_some() {
+            FrozenBackbone::Folded(ResNet50::from_state_dict_for(b, arch, sd)?)
         } else {
             FrozenBackbone::Net(Net::from_state_dict(b, arch, sd, classifier)?)
         })

@@ -136,7 +136,7 @@ fn info<B: Backend>(cfg: &ServeConfig, ex: &Explainer<B>, device: String) -> Res
         CamModel::Net(net) => format!("fine-tuned {}", net.graph.arch.name()),
         CamModel::Head { backbone, .. } => {
             let arch = match backbone {
-                FrozenBackbone::Folded(_) => crate::model::arch::Arch::ResNet50,
+                FrozenBackbone::Folded(m) => m.arch,
                 FrozenBackbone::Net(net) => net.graph.arch,
             };
             format!("head on {} features", arch.name())
