@@ -94,6 +94,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn on_pool_runs_on_a_worker_with_the_callers_winograd_forcing() {
+        use crate::cpu::winograd::{forced, with_winograd};
+        // From outside the pool (a fresh thread, as the CLI's main thread is): on a worker.
+        let on_worker = std::thread::spawn(|| on_pool(|| rayon::current_thread_index().is_some()))
+            .join()
+            .unwrap();
+        assert!(on_worker);
+        // The forcing travels to the worker, and the worker's own comes back afterwards.
+        for f in [false, true] {
+            let seen = with_winograd(f, || on_pool(forced));
+            assert_eq!(seen, Some(f));
+        }
+        assert_eq!(on_pool(forced), None);
+        // Restored even when the pass panics (the worker thread lives on).
+        let caught = std::panic::catch_unwind(|| {
+            with_winograd(true, || on_pool::<()>(|| panic!("a failing pass")))
+        });
+        assert!(caught.is_err());
+        assert_eq!(forced(), None);
+        let all: Vec<Option<bool>> = on_pool(|| {
+            use rayon::prelude::*;
+            (0..64).into_par_iter().map(|_| forced()).collect()
+        });
+        assert!(all.iter().all(Option::is_none), "{all:?}");
+    }
+
+    #[test]
     fn grid_split_balances_and_respects_caps() {
         // ResNet50's 28x28 layers at batch 1: 131 tiles of 6 pixels, 8 panels, 16 tiles per
         // part at most: 9 parts before, now 10 (even on 2 threads), sizes 13-14.

@@ -52,12 +52,18 @@ pub(crate) fn forced() -> Option<bool> {
     FORCED.with(|c| c.get())
 }
 
-/// Runs `f` with this thread's forcing set to `forced` (None: the default choice).
+/// Runs `f` with this thread's forcing set to `forced` (None: the default choice). The
+/// previous setting comes back even if `f` panics: passes now run on pool workers
+/// (`cpu::par::on_pool`), threads that outlive a caught panic and serve every later pass.
 pub(crate) fn with_forced<R>(forced: Option<bool>, f: impl FnOnce() -> R) -> R {
-    let before = FORCED.with(|c| c.replace(forced));
-    let r = f();
-    FORCED.with(|c| c.set(before));
-    r
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|c| c.replace(forced)));
+    f()
 }
 
 /// Whether Winograd may be used: on unless SKINENGINE_WINOGRAD=0, or forced by
