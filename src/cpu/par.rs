@@ -3,6 +3,7 @@
 //! third of the time of a memory-bound op such as an elementwise backward. And whole passes
 //! run on a worker of the thread pool ([`on_pool`]).
 
+use crate::cpu::winograd::forcing;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -50,8 +51,8 @@ where
 /// Every parallel region `f` opens then starts on its own thread instead of waking a worker
 /// and sleeping until the region ends (`BackendBase::run_on_workers`).
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let forced = super::winograd::forced();
-    rayon::scope(|_| super::winograd::with_forced(forced, f))
+    let forced = forcing::forced();
+    rayon::scope(|_| forcing::with_forced(forced, f))
 }
 
 /// How to cut an `a` x `b` grid of work units (a convolution's pixel tiles x its weight
@@ -95,7 +96,7 @@ mod tests {
 
     #[test]
     fn on_pool_runs_on_a_worker_with_the_callers_winograd_forcing() {
-        use crate::cpu::winograd::{forced, with_winograd};
+        use crate::cpu::winograd::forcing::{forced, with_winograd};
         // From outside the pool (a fresh thread, as the CLI's main thread is): on a worker.
         let on_worker = std::thread::spawn(|| on_pool(|| rayon::current_thread_index().is_some()))
             .join()

@@ -28,49 +28,23 @@ mod kernel;
 pub(crate) mod tests;
 pub mod weights;
 
+pub(crate) mod forcing;
+
+pub use forcing::with_winograd;
+
 use crate::cpu::threads;
 use crate::ops::conv2d::ConvGeom;
 use crate::tensor::Tensor;
 pub use kernel::Epilogue;
 use kernel::{LANES, Tiles};
 use rayon::prelude::*;
-use std::cell::Cell;
 use weights::{MR, POINTS};
-
-thread_local! {
-    static FORCED: Cell<Option<bool>> = const { Cell::new(None) };
-}
-
-/// Runs `f` with Winograd forced on or off for the convolutions this thread dispatches (tests
-/// and benchmarks compare it with the direct kernel in one process).
-pub fn with_winograd<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    with_forced(Some(on), f)
-}
-
-/// This thread's forcing: what [`with_forced`] takes to reproduce it on another thread.
-pub(crate) fn forced() -> Option<bool> {
-    FORCED.with(|c| c.get())
-}
-
-/// Runs `f` with this thread's forcing set to `forced` (None: the default choice). The
-/// previous setting comes back even if `f` panics: passes now run on pool workers
-/// (`cpu::par::on_pool`), threads that outlive a caught panic and serve every later pass.
-pub(crate) fn with_forced<R>(forced: Option<bool>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<bool>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FORCED.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(FORCED.with(|c| c.replace(forced)));
-    f()
-}
 
 /// Whether Winograd may be used: on unless SKINENGINE_WINOGRAD=0, or forced by
 /// [`with_winograd`]. Forcing on still requires a 3x3 stride-1 shape and AVX-512F.
 fn enabled() -> Option<bool> {
     static ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    FORCED.with(|c| c.get()).or_else(|| {
+    forcing::forced().or_else(|| {
         let on = *ENV.get_or_init(|| std::env::var("SKINENGINE_WINOGRAD").as_deref() != Ok("0"));
         (!on).then_some(false)
     })
