@@ -70,10 +70,11 @@ pub trait BackendBase: Send + Sync {
         crate::cuda::Precisions::default()
     }
     /// Runs `f` (a whole forward or backward pass) where this backend's kernels are launched
-    /// from best. The host backends run it on a worker of their thread pool: each of the
-    /// ~150 parallel regions of a ResNet50 forward launched from outside the pool hands its
-    /// work to sleeping workers and puts the caller to sleep until they finish, two wake-ups
-    /// per region (measured: 63 -> 57 ms per batch-1 forward on one thread); launched from a
+    /// from best. The host backends run it on a worker of their thread pool: each parallel
+    /// region of a pass (one or more per op) launched from outside the pool hands its work to
+    /// sleeping workers and puts the caller to sleep until they finish, two wake-ups per
+    /// region (measured: 63 -> 57 ms per batch-1 ResNet50 forward on one thread, context
+    /// switches per forward ~350 -> ~75 on two); launched from a
     /// worker, the region starts at once on the caller's own thread. CUDA runs it in place.
     fn run_on_workers<R: Send, F: FnOnce() -> R + Send>(&self, f: F) -> R {
         f()
