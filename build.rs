@@ -107,7 +107,7 @@ fn main() {
     check_struct_mirrors(&header_structs, &rust_files);
     out.push_str(
         "/// (file, kernel, argument codes) of every `extern \"C\" __global__` kernel. Codes: \
-         F float*, I int*, H unsigned short*, f float, i int, u unsigned, l long long, d double, {Name} a struct.\n",
+         F float*, I int*, H unsigned short*, V void* (a float or 16-bit buffer), f float, i int, u unsigned, l long long, d double, {Name} a struct.\n",
     );
     out.push_str("pub const KERNELS: &[(&str, &str, &str)] = &[\n");
     for k in &kernels {
@@ -394,6 +394,8 @@ fn param_code(file: &str, kernel: &str, p: &str) -> String {
         (true, "float") => 'F',
         (true, "int") => 'I',
         (true, "unsigned short") => 'H',
+        // An activation in any float format (src/cuda/act.cuh), followed by its format code.
+        (true, "void") => 'V',
         (false, "float") => 'f',
         (false, "int") => 'i',
         (false, "unsigned" | "unsigned int") => 'u',

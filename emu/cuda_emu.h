@@ -214,7 +214,8 @@ inline float max(float a, float b) { return std::fmax(a, b); }
 // ---- what the generated registry needs ------------------------------------------------------
 namespace emu {
 // Argument type codes, matched against the signature build.rs parsed from the source:
-// 'F' float*, 'I' int*, 'H' unsigned short* (bf16 / f16 storage), 'f' float, 'i' int, 'u' unsigned, 'l' long long / int64, 'd' double,
+// 'F' float*, 'I' int*, 'H' unsigned short* (bf16 / f16 storage), 'V' void* (an activation in
+// any float format, src/cuda/act.cuh), 'f' float, 'i' int, 'u' unsigned, 'l' long long / int64, 'd' double,
 // 'S' a struct by value (the Rust side checks the struct's name; build.rs its fields).
 template <typename T>
 constexpr char code() {
@@ -224,6 +225,7 @@ constexpr char code() {
         if constexpr (std::is_same_v<P, float>) return 'F';
         else if constexpr (std::is_same_v<P, int>) return 'I';
         else if constexpr (std::is_same_v<P, unsigned short>) return 'H';
+        else if constexpr (std::is_same_v<P, void>) return 'V';
         else return '?';
     } else if constexpr (std::is_same_v<U, float>) return 'f';
     else if constexpr (std::is_same_v<U, int>) return 'i';

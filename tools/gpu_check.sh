@@ -23,6 +23,7 @@
 #   train_b32, torch_train: training-step images/s, ours and PyTorch eager FP32 -> train.jsonl
 #   train_b32_bf16/fp16, torch_train_amp_bf16/fp16: the same at --precision bf16/fp16 (fp16
 #            loss-scaled) against PyTorch AMP (autocast, channels_last; GradScaler for fp16)
+#   train_b32_bf16_fp32act: bf16 with SKINENGINE_FP32_ACTIVATIONS=1 (FP32 activation storage)
 #   report   python3 tools/gpu_report.py: the markdown section, printed last
 #
 # Files under ${OUT:-/tmp/gpu-out} (the device tool returns at most 8): gpu_check.log, env.txt,
@@ -323,6 +324,12 @@ for p in bf16 fp16; do
     "${TORCH_ENV[@]}" python3 tools/bench_train_torch.py --device cuda --batch 32 --iters 5 --amp "$p"
   grep '^[[:space:]]*{' "$WORK/torch_train_$p.json" >>"$TRAIN" 2>/dev/null
 done
+# bf16 arithmetic with FP32 activation storage: what storing activations in 16 bits gains
+# (the JSON's "activations" key tells the two bf16 lines apart).
+run_step train_b32_bf16_fp32act 60 "$WORK/train_b32_bf16_fp32act.json" has_json_line \
+  env SKINENGINE_FP32_ACTIVATIONS=1 "$BIN" bench --train --device cuda --precision bf16 \
+  --batch 32 --iters 5 --json
+grep '^[[:space:]]*{' "$WORK/train_b32_bf16_fp32act.json" >>"$TRAIN" 2>/dev/null
 run_step report 30 - check_report "${TORCH_ENV[@]}" python3 tools/gpu_report.py --dir "$OUT"
 
 if [[ ! -s $SECTION ]]; then

@@ -214,9 +214,11 @@ def training_table(train):
         out.append("No training-step runs (`train.jsonl` empty or missing).")
         out.append("")
         return out
-    out.append("| precision | batch | skinengine | PyTorch anchor | anchor | ratio | goal |")
-    out.append("|---|---:|---:|---:|---|---:|---|")
-    for r in sorted(ours, key=lambda r: (r.get("batch", 0), r.get("precision", ""))):
+    out.append("| precision | activations | batch | skinengine | peak act. MiB | PyTorch anchor "
+               "| anchor | ratio | goal |")
+    out.append("|---|---|---:|---:|---:|---:|---|---:|---|")
+    for r in sorted(ours, key=lambda r: (r.get("batch", 0), r.get("precision", ""),
+                                         r.get("activations", ""))):
         b = r.get("batch")
         p = conv_precision(r.get("precision")) or "fp32"
         amp = p if p in ("bf16", "fp16") else "none"
@@ -227,8 +229,11 @@ def training_table(train):
             f"AMP {amp}, {best.get('format')}" if amp != "none" else f"FP32, {best.get('format')}")
         rr = ratio(r["images_per_s"], anchor)
         flag = DASH if rr is None or amp == "none" else ("ok" if rr >= PREC_GOAL else "**below**")
-        out.append(f"| {r.get('precision', 'fp32')} | {b} | {fnum(r['images_per_s'], 1)} "
-                   f"| {fnum(anchor, 1)} | {what} | {fnum(rr, 2)} | {flag} |")
+        peak = r.get("peak_activation_bytes")
+        peak = peak / 2**20 if isinstance(peak, (int, float)) else None
+        out.append(f"| {r.get('precision', 'fp32')} | {r.get('activations', 'fp32')} | {b} "
+                   f"| {fnum(r['images_per_s'], 1)} | {fnum(peak, 0)} | {fnum(anchor, 1)} "
+                   f"| {what} | {fnum(rr, 2)} | {flag} |")
     out.append("")
     return out
 

@@ -135,10 +135,18 @@ fn run_train(args: &BenchArgs) -> Result<()> {
         );
     }
     for &batch in &args.batch {
-        let (name, r) = crate::with_backend!(resolved, |b| (
+        let (name, storage, r) = crate::with_backend!(resolved, |b| (
             b.name(),
+            crate::ops::BackendBase::activation_storage(b),
             bench_train(b, args.backbone, batch, args.iters, args.fine_tune)?
         ));
+        // "fp32", "bf16" or "f16": how the step stored its activations (16-bit at
+        // --precision bf16|fp16 unless SKINENGINE_FP32_ACTIVATIONS=1).
+        let storage = match storage {
+            crate::cuda::Elem::Bf16 => "bf16",
+            crate::cuda::Elem::F16 => "fp16",
+            _ => "fp32",
+        };
         if args.json {
             let v = serde_json::json!({
                 "mode": "train",
@@ -152,6 +160,7 @@ fn run_train(args: &BenchArgs) -> Result<()> {
                 "median_ms": r.median_s * 1e3,
                 "images_per_s": r.images_per_s,
                 "peak_activation_bytes": r.peak_bytes,
+                "activations": storage,
             });
             println!("{v}");
         } else {

@@ -25,6 +25,16 @@ impl Elem {
             Elem::Bf16 | Elem::F16 => 2,
         }
     }
+    /// The format code a kernel taking this buffer as an activation (`const void*`, `act.cuh`)
+    /// gets beside it: 0 FP32, 1 bf16, 2 IEEE half (an int buffer is refused by the launch
+    /// check before its code matters).
+    pub fn act_format(self) -> usize {
+        match self {
+            Elem::F32 | Elem::I32 => 0,
+            Elem::Bf16 => 1,
+            Elem::F16 => 2,
+        }
+    }
 }
 
 /// Grid, block and dynamic shared memory of one launch.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::cuda::{CudaTensor, Device, Precision};
+use crate::cuda::{CudaTensor, Device, Elem, Precision};
 use crate::error::Result;
 use crate::ops::BackendBase;
 use crate::tensor::Tensor;
@@ -32,6 +32,9 @@ impl Precisions {
 pub struct CudaBackend {
     dev: Arc<Device>,
     precisions: Precisions,
+    /// How the NCHW convolutions store their outputs, and so every activation and activation
+    /// gradient after them ([`CudaBackend::activation_storage`]).
+    storage: Elem,
     /// Compute capability as major * 10 + minor; the emulator claims 80 (it runs every
     /// tensor-core instruction `tensor_core.cuh` uses).
     arch: u32,
@@ -50,6 +53,7 @@ impl CudaBackend {
         Ok(CudaBackend {
             dev,
             precisions: Precisions::default(),
+            storage: Elem::F32,
             arch: (major * 10 + minor) as u32,
         })
     }
@@ -59,6 +63,7 @@ impl CudaBackend {
         CudaBackend {
             dev: crate::cuda::emu::emulator(threads),
             precisions: Precisions::default(),
+            storage: Elem::F32,
             arch: 80,
         }
     }
@@ -96,7 +101,45 @@ impl CudaBackend {
             }
         }
         self.precisions = p;
+        self.storage = default_storage(p.conv);
         Ok(self)
+    }
+    /// Activation storage: FP32, or the convolutions' 16-bit format at `--precision bf16|fp16`
+    /// (what PyTorch's autocast leaves activations in). The NCHW convolutions write their
+    /// outputs in it; relu, batch norm, max pooling and the residual add keep their input's
+    /// format; the gradients of activations are stored like the activations; the global average
+    /// pool returns FP32 (the head, the loss and every parameter and parameter gradient stay
+    /// FP32, the optimiser's master copy). A 16-bit network holds and moves half the bytes.
+    pub fn activation_storage(&self) -> Elem {
+        self.storage
+    }
+    /// This backend with activations stored as `e` (FP32 or, at a 16-bit convolution
+    /// precision, that format): tests of the arithmetic alone, and
+    /// `SKINENGINE_FP32_ACTIVATIONS=1`.
+    pub fn with_activation_storage(mut self, e: Elem) -> Result<CudaBackend> {
+        if e != Elem::F32 && e != default_storage(self.precisions.conv) {
+            return Err(self.dev.err(format!(
+                "activations stored as {e:?} need the convolutions to compute in that format \
+                 (they run at {})",
+                self.precisions.conv
+            )));
+        }
+        self.storage = e;
+        Ok(self)
+    }
+}
+
+/// The 16-bit convolution precisions store activations in their own format; FP32 and TF32
+/// store FP32 (TF32 is only how the tensor cores read FP32 values), as does every precision
+/// when `SKINENGINE_FP32_ACTIVATIONS=1` (to compare the two on a GPU).
+fn default_storage(conv: Precision) -> Elem {
+    if std::env::var("SKINENGINE_FP32_ACTIVATIONS").is_ok_and(|v| v == "1") {
+        return Elem::F32;
+    }
+    match conv {
+        Precision::Bf16 => Elem::Bf16,
+        Precision::Fp16 => Elem::F16,
+        Precision::Fp32 | Precision::Tf32 => Elem::F32,
     }
 }
 
@@ -108,6 +151,12 @@ impl BackendBase for CudaBackend {
     }
     fn precisions(&self) -> Precisions {
         CudaBackend::precisions(self)
+    }
+    fn activation_storage(&self) -> Elem {
+        self.storage
+    }
+    fn stored_bytes(&self, t: &CudaTensor) -> usize {
+        t.len() * t.elem().size()
     }
     fn upload(&self, t: &Tensor) -> Result<CudaTensor> {
         CudaTensor::upload(&self.dev, t)

@@ -394,6 +394,16 @@ impl Device {
         Ok(b)
     }
 
+    /// Raw 16-bit values into a new buffer of `elem` ([`Elem::Bf16`] or [`Elem::F16`]).
+    pub fn upload_u16(self: &Arc<Self>, data: &[u16], elem: Elem) -> Result<DevBuf> {
+        if elem.size() != 2 {
+            return Err(self.err(format!("upload_u16 into a {elem:?} buffer")));
+        }
+        let b = self.alloc(data.len(), elem)?;
+        self.driver.write(b.ptr, bytemuck::cast_slice(data))?;
+        Ok(b)
+    }
+
     pub fn upload_i32(self: &Arc<Self>, data: &[i32]) -> Result<DevBuf> {
         let b = self.alloc(data.len(), Elem::I32)?;
         self.driver.write(b.ptr, bytemuck::cast_slice(data))?;
@@ -448,7 +458,7 @@ impl Device {
         let idx = kernel_index(name).ok_or_else(|| self.err(format!("no kernel named {name}")))?;
         let (file, _, sig) = KERNELS[idx];
         let passed: String = args.iter().map(Arg::code).collect();
-        if passed != sig {
+        if !signature_matches(sig, args) {
             return Err(self.err(format!(
                 "launch of {name} ({file}) passes arguments '{passed}' but the kernel takes '{sig}'"
             )));
@@ -523,6 +533,30 @@ impl Drop for Device {
             self.driver.free(d.ptr, d.bytes);
         }
     }
+}
+
+/// Whether `args` fit a kernel's signature codes: one code per argument (a struct's `{Name}` is
+/// one), equal, except that `V` (an activation, `void*`) takes a float or a 16-bit buffer.
+fn signature_matches(sig: &str, args: &[Arg]) -> bool {
+    let mut rest = sig;
+    for a in args {
+        let code = a.code();
+        let Some(first) = rest.chars().next() else {
+            return false;
+        };
+        let len = if first == '{' {
+            rest.find('}').map_or(rest.len(), |i| i + 1)
+        } else {
+            1
+        };
+        let want = &rest[..len];
+        let ok = want == code || (want == "V" && (code == "F" || code == "H"));
+        if !ok {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    rest.is_empty()
 }
 
 /// Index of a kernel in [`KERNELS`], by name.

@@ -9,7 +9,9 @@
 //!   the structs kernels take by value;
 //! - [`gemm_tc`]: GEMM at a [`Precision`] (FP32, or TF32/BF16/FP16 on tensor cores through
 //!   `tensor_core.cuh`, the one place mma / ldmatrix / cp.async are written, and emulated);
-//! - [`backend`]: the `cuda` backend type.
+//! - [`backend`]: the `cuda` backend type;
+//! - `act.cuh`: activations stored as FP32 or 16-bit, read and written by every kernel that
+//!   touches them (`--precision bf16|fp16` stores them in that format).
 //!
 //! Tests under emulation run exactly the launches the GPU gets.
 
@@ -26,6 +28,8 @@ pub mod launch;
 pub mod nvrtc;
 #[cfg(test)]
 mod precision_tests;
+#[cfg(all(test, skinengine_emu))]
+mod storage_tests;
 #[cfg(test)]
 mod tc_tests;
 pub mod tensor;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::device::{DevBuf, Device, Elem};
+use super::device::{Arg, DevBuf, Device, Elem};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -40,6 +40,27 @@ impl CudaTensor {
             buf: Arc::new(dev.upload_f32(t.data())?),
         })
     }
+    /// `t` stored as `elem`: FP32 as is, or each value rounded to nearest even to bf16 / f16
+    /// (how a 16-bit activation would hold it).
+    pub fn upload_as(dev: &Arc<Device>, t: &Tensor, elem: Elem) -> Result<CudaTensor> {
+        let bits: Vec<u16> = match elem {
+            Elem::Bf16 => t
+                .data()
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_bits())
+                .collect(),
+            Elem::F16 => t
+                .data()
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect(),
+            _ => return CudaTensor::upload(dev, t),
+        };
+        Ok(CudaTensor {
+            shape: t.shape().to_vec(),
+            buf: Arc::new(dev.upload_u16(&bits, elem)?),
+        })
+    }
     /// A tensor of `shape` from host floats, copied asynchronously when `data` is pinned
     /// ([`Device::upload_f32_async`]: `data` must not change until the next synchronisation).
     pub fn upload_async(dev: &Arc<Device>, data: &[f32], shape: &[usize]) -> Result<CudaTensor> {
@@ -67,6 +88,15 @@ impl CudaTensor {
             _ => dev.download_f32(&self.buf)?,
         };
         Tensor::new(&self.shape, data)
+    }
+    /// The two kernel arguments of an activation (`act.cuh`): the buffer, as `void*`, and its
+    /// format code, always the buffer's own.
+    pub fn act(&self) -> [Arg<'_>; 2] {
+        [Arg::Buf(&self.buf), Arg::Int(self.buf.elem().act_format())]
+    }
+    /// An optional activation's arguments: null and FP32 when absent.
+    pub fn opt_act(t: Option<&CudaTensor>) -> [Arg<'_>; 2] {
+        t.map_or([Arg::Null(Elem::F32), Arg::Int(0)], CudaTensor::act)
     }
     /// How the values are stored.
     pub fn elem(&self) -> Elem {

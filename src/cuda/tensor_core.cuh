@@ -61,16 +61,16 @@ __device__ __forceinline__ unsigned short f32_to_f16(float x) {
     return (unsigned short)(sign | q);
 }
 
-// f16 -> f32 is exact; a NaN comes back quiet with its payload.
+// f16 -> f32 is exact; a NaN comes back quiet with its payload. Normal and subnormal halves
+// alike: the exponent and mantissa bits moved to FP32's places read as 2^-112 times the value
+// (an FP32 subnormal for a subnormal half), and times 2^112 that is exact. Branch-free: the
+// 16-bit activation loads (act.cuh) inline this into register-heavy gathers.
 __device__ __forceinline__ float f16_to_f32(unsigned short h) {
     const unsigned sign = ((unsigned)h & 0x8000u) << 16;
-    const unsigned e = ((unsigned)h >> 10) & 0x1fu, m = (unsigned)h & 0x3ffu;
-    if (e == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (m ? 0x00400000u | (m << 13) : 0u));
-    if (e == 0u) {
-        const float v = (float)m * 5.9604644775390625e-8f;  // m * 2^-24, exact
-        return sign ? -v : v;
-    }
-    return __uint_as_float(sign | ((e + 112u) << 23) | (m << 13));
+    const unsigned em = (unsigned)h & 0x7fffu, m = em & 0x3ffu;
+    const float mag = __uint_as_float(em << 13) * 0x1p112f;
+    const unsigned special = 0x7f800000u | (m ? 0x00400000u | (m << 13) : 0u);
+    return __uint_as_float(sign | (em >= 0x7c00u ? special : __float_as_uint(mag)));
 }
 
 // Two 16-bit values in one register: `lo` in bits 0..15 (the lower fragment index).

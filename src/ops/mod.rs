@@ -41,6 +41,16 @@ pub trait BackendBase: Send + Sync {
     /// The same values under another shape with as many elements (a view where the backend can
     /// share storage, a copy otherwise).
     fn reshape(&self, t: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// How activations are stored: FP32 on the host backends; on CUDA, the 16-bit format of
+    /// the convolutions at `--precision bf16|fp16` (`CudaBackend::activation_storage`).
+    fn activation_storage(&self) -> crate::cuda::Elem {
+        crate::cuda::Elem::F32
+    }
+    /// Bytes the values of `t` occupy: 4 a value on the host backends; the CUDA backend's
+    /// 16-bit activations take 2 (what [`crate::model::net::Tape`] counts).
+    fn stored_bytes(&self, t: &Self::Tensor) -> usize {
+        4 * self.shape(t).iter().product::<usize>()
+    }
     /// Bytes of memory this backend can still allocate (device memory, or the host's), when
     /// known: what training checks a batch against before it starts.
     fn free_memory(&self) -> Option<u64> {

@@ -27,8 +27,11 @@ pub struct Tape<T> {
     /// The first node that is differentiated (nodes before it ran frozen, BN in eval mode).
     pub from: usize,
     pub mode: BnMode,
-    /// The most bytes of activations held at once during the forward pass.
+    /// The most bytes of activations held at once during the forward pass, as stored (16-bit
+    /// activations count 2 bytes a value).
     pub peak_bytes: usize,
+    /// Bytes of every computed slot's value, as stored.
+    stored: Vec<usize>,
     /// For each slot, the node after whose backward step its value can go (usize::MAX: never
     /// needed by backward).
     release_at: Vec<usize>,
@@ -47,10 +50,6 @@ pub type MemoryProfile = Vec<(usize, usize)>;
 
 /// Gradients of the trainable parameters by torchvision name.
 pub type Grads<T> = BTreeMap<String, T>;
-
-fn bytes(shape: &[usize]) -> usize {
-    4 * shape.iter().product::<usize>()
-}
 
 impl<B: Backend> Net<B> {
     /// Runs the network on `x` [N, 3, H, W]. Nodes from `from` on run in `mode` and record
@@ -107,11 +106,13 @@ impl<B: Backend> Net<B> {
             from,
             mode,
             peak_bytes: 0,
+            stored: vec![0; g.slots],
             release_at,
         };
         tape.shapes[0] = b.shape(x).to_vec();
         tape.values[0] = Some(x.clone());
-        let mut live = bytes(b.shape(x));
+        tape.stored[0] = b.stored_bytes(x);
+        let mut live = tape.stored[0];
         for (i, n) in nodes.iter().enumerate() {
             let input = |k: usize| {
                 tape.values[n.inputs[k]]
@@ -173,7 +174,8 @@ impl<B: Backend> Net<B> {
                 Op::Dropout { .. } => input(0).clone(),
             };
             tape.shapes[n.output] = b.shape(&y).to_vec();
-            live += bytes(b.shape(&y));
+            tape.stored[n.output] = b.stored_bytes(&y);
+            live += tape.stored[n.output];
             tape.values[n.output] = Some(y);
             tape.peak_bytes = tape.peak_bytes.max(live);
             // Free what neither a later forward node nor backward reads.
@@ -184,7 +186,7 @@ impl<B: Backend> Net<B> {
                     && !keep.contains(&s)
                     && tape.values[s].take().is_some()
                 {
-                    live -= bytes(&tape.shapes[s]);
+                    live -= tape.stored[s];
                 }
             }
         }
@@ -234,9 +236,9 @@ impl<B: Backend> Net<B> {
         let held = |t: &Tape<B::Tensor>| -> usize {
             t.values
                 .iter()
-                .zip(&t.shapes)
+                .zip(&t.stored)
                 .filter(|(v, _)| v.is_some())
-                .map(|(_, s)| bytes(s))
+                .map(|(_, &s)| s)
                 .sum()
         };
         if let Some(p) = profile.as_deref_mut() {
@@ -379,13 +381,10 @@ impl<B: Backend> Net<B> {
                     .iter()
                     .chain(&relu_out_of)
                     .flatten()
-                    .map(|t| bytes(b.shape(t)))
+                    .map(|t| b.stored_bytes(t))
                     .sum();
-                let params: usize = pg.values().map(|t| bytes(b.shape(t))).sum();
-                p.push((
-                    held(&tape) + in_flight + bytes(&tape.shapes[n.output]),
-                    params,
-                ));
+                let params: usize = pg.values().map(|t| b.stored_bytes(t)).sum();
+                p.push((held(&tape) + in_flight + tape.stored[n.output], params));
             }
             // Activations whose last backward reader was this node.
             for &s in n.inputs.iter().chain([&n.output]) {

@@ -1,3 +1,5 @@
+#include "act.cuh"
+
 // Batch norm over channel c of x viewed as [n, c, s] (s = H*W for 2d, 1 for 1d): the m = n*s
 // values of a channel are n runs of s contiguous floats, (ni*c + ci)*s + j.
 //
@@ -10,6 +12,9 @@
 // Per-channel coefficients (1/sqrt(var + eps) and the like) are formed in double from the f32
 // inputs and rounded once: a handful of double operations per thread, so every coefficient has a
 // single f32 rounding, as in the f64 reference.
+//
+// x, y, dy, dx and a fused ReLU's output are FP32 or 16-bit (act.cuh: `void*` + format);
+// statistics, parameters and their gradients are FP32.
 //
 // Every kernel expects blockDim.x a multiple of 32 (the host launches 256).
 
@@ -75,17 +80,18 @@ __device__ __forceinline__ double bn_inv_std(float var, float eps) {
 // d = x - mu0, mean = mu0 + sum(d)/m, var = (sum(d^2) - sum(d)^2/m)/m. The correction term
 // removes the error of mu0 from both (to first order), so a large common offset in x costs no
 // accuracy. Grid: one block per channel.
-extern "C" __global__ void bn_batch_stats(const float* __restrict__ x, float* __restrict__ mean,
-                                          float* __restrict__ var, int n, int c, int s) {
+extern "C" __global__ void bn_batch_stats(const void* __restrict__ x, int xf,
+                                          float* __restrict__ mean, float* __restrict__ var, int n,
+                                          int c, int s) {
     __shared__ float sh[32];
     int ci = blockIdx.x;
     double m = (double)n * (double)s;
     float acc = 0.f;
-    for (ChannelWalk w(threadIdx.x, blockDim.x, n, s); w.more(); w.next()) acc += x[w.at(c, ci)];
+    for (ChannelWalk w(threadIdx.x, blockDim.x, n, s); w.more(); w.next()) acc += act_ld(x, w.at(c, ci), xf);
     float mu0 = (float)((double)bn_block_sum(acc, sh) / m);
     float sd = 0.f, sd2 = 0.f;
     for (ChannelWalk w(threadIdx.x, blockDim.x, n, s); w.more(); w.next()) {
-        float d = x[w.at(c, ci)] - mu0;
+        float d = act_ld(x, w.at(c, ci), xf) - mu0;
         sd += d;
         sd2 += d * d;
     }
@@ -101,11 +107,12 @@ extern "C" __global__ void bn_batch_stats(const float* __restrict__ x, float* __
 
 // y = gamma (x - mean) / sqrt(var + eps) + beta with the given per-channel mean and var (batch
 // statistics in training, running statistics in inference). Grid: (c, blocks per channel).
-extern "C" __global__ void bn_normalise(const float* __restrict__ x, const float* __restrict__ mean,
+extern "C" __global__ void bn_normalise(const void* __restrict__ x, int xf,
+                                        const float* __restrict__ mean,
                                         const float* __restrict__ var,
                                         const float* __restrict__ gamma,
-                                        const float* __restrict__ beta, float* __restrict__ y,
-                                        int n, int c, int s, float eps) {
+                                        const float* __restrict__ beta, void* __restrict__ y,
+                                        int yf, int n, int c, int s, float eps) {
     int ci = blockIdx.x;
     float mu = mean[ci];
     float scale = (float)((double)gamma[ci] * bn_inv_std(var[ci], eps));
@@ -113,24 +120,24 @@ extern "C" __global__ void bn_normalise(const float* __restrict__ x, const float
     for (ChannelWalk w(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, n, s);
          w.more(); w.next()) {
         long long i = w.at(c, ci);
-        y[i] = (x[i] - mu) * scale + b;
+        act_st(y, i, (act_ld(x, i, xf) - mu) * scale + b, yf);
     }
 }
 
 // ReLU's backward fused into the batch norm's: with `relu` (the output of a ReLU after this batch
 // norm; null otherwise) the incoming gradient counts only where that output is > 0, exactly as
 // relu_backward would have left it (NaN -> 0).
-__device__ __forceinline__ float bn_grad_in(const float* __restrict__ dy,
-                                            const float* __restrict__ relu, long long i) {
-    const float g = dy[i];
-    return (relu && !(relu[i] > 0.f)) ? 0.f : g;
+__device__ __forceinline__ float bn_grad_in(const void* __restrict__ dy, int dyf,
+                                            const void* __restrict__ relu, int rf, long long i) {
+    const float g = act_ld(dy, i, dyf);
+    return (relu && !(act_ld(relu, i, rf) > 0.f)) ? 0.f : g;
 }
 
 // Per-channel gradient sums: dbeta = sum(dy), dgamma = sum(dy * xhat) with
 // xhat = (x - mean) / sqrt(var + eps). Grid: one block per channel.
-extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
-                                            const float* __restrict__ relu,
-                                            const float* __restrict__ x,
+extern "C" __global__ void bn_backward_sums(const void* __restrict__ dy, int dyf,
+                                            const void* __restrict__ relu, int rf,
+                                            const void* __restrict__ x, int xf,
                                             const float* __restrict__ mean,
                                             const float* __restrict__ var,
                                             float* __restrict__ dgamma, float* __restrict__ dbeta,
@@ -142,9 +149,9 @@ extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
     float sdy = 0.f, sdyx = 0.f;
     for (ChannelWalk w(threadIdx.x, blockDim.x, n, s); w.more(); w.next()) {
         long long i = w.at(c, ci);
-        float g = bn_grad_in(dy, relu, i);
+        float g = bn_grad_in(dy, dyf, relu, rf, i);
         sdy += g;
-        sdyx += g * ((x[i] - mu) * inv);
+        sdyx += g * ((act_ld(x, i, xf) - mu) * inv);
     }
     float total_dy = bn_block_sum(sdy, sh);
     float total_dyx = bn_block_sum(sdyx, sh);
@@ -158,11 +165,11 @@ extern "C" __global__ void bn_backward_sums(const float* __restrict__ dy,
 // a (dy - sum(dy)/m - (x - mean) k) with a = gamma inv and k = inv sum(dy xhat)/m per channel.
 // Grid: (c, blocks per channel).
 extern "C" __global__ void bn_backward_train_dx(
-    const float* __restrict__ dy, const float* __restrict__ relu, const float* __restrict__ x,
-    const float* __restrict__ mean,
+    const void* __restrict__ dy, int dyf, const void* __restrict__ relu, int rf,
+    const void* __restrict__ x, int xf, const float* __restrict__ mean,
     const float* __restrict__ var, const float* __restrict__ gamma,
     const float* __restrict__ sum_dy, const float* __restrict__ sum_dy_xhat,
-    float* __restrict__ dx, int n, int c, int s, float eps) {
+    void* __restrict__ dx, int dxf, int n, int c, int s, float eps) {
     int ci = blockIdx.x;
     double m = (double)n * (double)s;
     double inv = bn_inv_std(var[ci], eps);
@@ -173,23 +180,24 @@ extern "C" __global__ void bn_backward_train_dx(
     for (ChannelWalk w(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, n, s);
          w.more(); w.next()) {
         long long i = w.at(c, ci);
-        dx[i] = a * ((bn_grad_in(dy, relu, i) - mdy) - (x[i] - mu) * k);
+        act_st(dx, i, a * ((bn_grad_in(dy, dyf, relu, rf, i) - mdy) - (act_ld(x, i, xf) - mu) * k),
+               dxf);
     }
 }
 
 // Frozen-statistics dx = gamma / sqrt(var + eps) dy. Grid: (c, blocks per channel).
-extern "C" __global__ void bn_backward_frozen_dx(const float* __restrict__ dy,
-                                                 const float* __restrict__ relu,
+extern "C" __global__ void bn_backward_frozen_dx(const void* __restrict__ dy, int dyf,
+                                                 const void* __restrict__ relu, int rf,
                                                  const float* __restrict__ var,
                                                  const float* __restrict__ gamma,
-                                                 float* __restrict__ dx, int n, int c, int s,
-                                                 float eps) {
+                                                 void* __restrict__ dx, int dxf, int n, int c,
+                                                 int s, float eps) {
     int ci = blockIdx.x;
     float a = (float)((double)gamma[ci] * bn_inv_std(var[ci], eps));
     for (ChannelWalk w(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, n, s);
          w.more(); w.next()) {
         long long i = w.at(c, ci);
-        dx[i] = a * bn_grad_in(dy, relu, i);
+        act_st(dx, i, a * bn_grad_in(dy, dyf, relu, rf, i), dxf);
     }
 }
 

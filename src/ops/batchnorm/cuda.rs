@@ -2,6 +2,9 @@
 //!
 //! Per-channel reductions (batch statistics, dgamma/dbeta) run one block per channel with a
 //! deterministic tree reduction; the element-wise passes run a (channel, chunk) grid.
+//!
+//! x may be 16-bit ([`CudaBackend::activation_storage`]): y and dx keep its format; statistics,
+//! parameters and their gradients are FP32.
 
 use std::sync::Arc;
 
@@ -44,21 +47,24 @@ fn normalise(
     beta: &CudaTensor,
     eps: f64,
 ) -> Result<CudaTensor> {
-    let y = CudaTensor::alloc(dev, x.shape())?;
+    let y = CudaTensor::alloc_as(dev, x.shape(), x.elem())?;
     if x.is_empty() {
         return Ok(y);
     }
     let [n, c, s] = ints(d);
+    let ([xb, xf], [yb, yf]) = (x.act(), y.act());
     dev.launch(
         "bn_normalise",
         elementwise(d),
         &[
-            Arg::Buf(x.buf()),
+            xb,
+            xf,
             Arg::Buf(mean.buf()),
             Arg::Buf(var.buf()),
             Arg::Buf(gamma.buf()),
             Arg::Buf(beta.buf()),
-            Arg::Buf(y.buf()),
+            yb,
+            yf,
             n,
             c,
             s,
@@ -84,13 +90,17 @@ fn backward_sums(
     let dbeta = CudaTensor::alloc(dev, &[d.c])?;
     if d.c > 0 {
         let [n, c, s] = ints(d);
+        let ([db, df], [rb, rf], [xb, xf]) = (dy.act(), CudaTensor::opt_act(relu_out), x.act());
         dev.launch(
             "bn_backward_sums",
             per_channel(d),
             &[
-                Arg::Buf(dy.buf()),
-                Arg::opt(relu_out.map(|r| r.buf())),
-                Arg::Buf(x.buf()),
+                db,
+                df,
+                rb,
+                rf,
+                xb,
+                xf,
                 Arg::Buf(mean.buf()),
                 Arg::Buf(var.buf()),
                 Arg::Buf(dgamma.buf()),
@@ -125,17 +135,11 @@ impl BatchNormKernels for CudaBackend {
         let var = CudaTensor::alloc(dev, &[d.c])?;
         if d.c > 0 {
             let [n, c, s] = ints(d);
+            let [xb, xf] = x.act();
             dev.launch(
                 "bn_batch_stats",
                 per_channel(d),
-                &[
-                    Arg::Buf(x.buf()),
-                    Arg::Buf(mean.buf()),
-                    Arg::Buf(var.buf()),
-                    n,
-                    c,
-                    s,
-                ],
+                &[xb, xf, Arg::Buf(mean.buf()), Arg::Buf(var.buf()), n, c, s],
             )?;
         }
         Ok((mean, var))
@@ -155,26 +159,31 @@ impl BatchNormKernels for CudaBackend {
     ) -> Result<(CudaTensor, CudaTensor, CudaTensor)> {
         let dev = self.device();
         let (dgamma, dbeta) = backward_sums(dev, dy, relu_out, x, d, mean, var, eps)?;
-        let relu = || Arg::opt(relu_out.map(|r| r.buf()));
-        let dx = CudaTensor::alloc(dev, x.shape())?;
+        let dx = CudaTensor::alloc_as(dev, x.shape(), x.elem())?;
         if x.is_empty() {
             return Ok((dx, dgamma, dbeta));
         }
         let [n, c, s] = ints(d);
+        let ([db, df], [rb, rf], [ob, of]) = (dy.act(), CudaTensor::opt_act(relu_out), dx.act());
         if batch_stats {
+            let [xb, xf] = x.act();
             dev.launch(
                 "bn_backward_train_dx",
                 elementwise(d),
                 &[
-                    Arg::Buf(dy.buf()),
-                    relu(),
-                    Arg::Buf(x.buf()),
+                    db,
+                    df,
+                    rb,
+                    rf,
+                    xb,
+                    xf,
                     Arg::Buf(mean.buf()),
                     Arg::Buf(var.buf()),
                     Arg::Buf(gamma.buf()),
                     Arg::Buf(dbeta.buf()),
                     Arg::Buf(dgamma.buf()),
-                    Arg::Buf(dx.buf()),
+                    ob,
+                    of,
                     n,
                     c,
                     s,
@@ -186,11 +195,14 @@ impl BatchNormKernels for CudaBackend {
                 "bn_backward_frozen_dx",
                 elementwise(d),
                 &[
-                    Arg::Buf(dy.buf()),
-                    relu(),
+                    db,
+                    df,
+                    rb,
+                    rf,
                     Arg::Buf(var.buf()),
                     Arg::Buf(gamma.buf()),
-                    Arg::Buf(dx.buf()),
+                    ob,
+                    of,
                     n,
                     c,
                     s,

@@ -253,6 +253,7 @@ impl CudaBackend {
             g,
             epi,
             None,
+            Elem::F32,
         )?;
         self.cl_from_nchw(&y, [g.n, g.o, g.ho, g.wo])
     }

@@ -208,8 +208,12 @@ fn sixteen_bit_tensors_refused_elsewhere(base: &CudaBackend) {
     let bf = at(base, Precision::Bf16);
     let x = bf.upload(&Tensor::full(&[1, 8, 4, 4], 0.5)).unwrap();
     let xc = bf.to_channels_last(&x).unwrap();
-    // An NCHW op (float* kernels) and the host download path both see the storage.
-    fails(bf.relu(&xc), &["relu", "H"]);
+    // A kernel that reads only FP32 (dropout, the head's) refuses it; element-wise kernels
+    // read the storage (act.cuh) and keep it; the host download path widens it.
+    fails(bf.dropout(&xc, 0.5, 1), &["dropout_apply", "H"]);
+    let r = bf.relu(&xc).unwrap();
+    assert_eq!(r.elem(), xc.elem());
+    assert_eq!(bf.download(&r).unwrap().data()[0], 0.5);
     assert_eq!(bf.download(&xc).unwrap().data()[0], 0.5);
     // Another precision's backend does not misread it.
     let fp16 = at(base, Precision::Fp16);

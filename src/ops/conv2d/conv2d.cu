@@ -1,3 +1,4 @@
+#include "act.cuh"
 #include "kernel_args.cuh"
 
 // Convolution forward as an implicit GEMM, with the inference epilogue fused:
@@ -352,33 +353,35 @@ extern "C" __global__ void __launch_bounds__(256)
 }
 
 // y = relu?(sum over the splits of partial[z] + bias + residual), the splits added in order
-// (deterministic). partial is [splits][N, O, P]; total = N * O * P.
+// (deterministic). partial is [splits][N, O, P]; total = N * O * P. The residual and y are FP32
+// or 16-bit activations (act.cuh), y rounded once when stored.
 extern "C" __global__ void conv2d_splitk_reduce(const float* __restrict__ partial,
                                                 const float* __restrict__ bias,
-                                                const float* __restrict__ residual,
-                                                float* __restrict__ y, long long total, int splits,
-                                                int O, int P, int relu) {
+                                                const void* __restrict__ residual, int rf,
+                                                void* __restrict__ y, int yf, long long total,
+                                                int splits, int O, int P, int relu) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
          i += (long long)blockDim.x * gridDim.x) {
         float v = partial[i];
         for (int z = 1; z < splits; ++z) v += partial[z * total + i];
         if (bias) v += __ldg(bias + (int)((i / P) % O));
-        if (residual) v += __ldg(residual + i);
+        if (residual) v += act_ld(residual, i, rf);
         if (relu) v = fmaxf(v, 0.f);
-        y[i] = v;
+        act_st(y, i, v, yf);
     }
 }
 
 // db[o] = sum over n, p of dy[n, o, p]: one block per channel, tree reduction (deterministic).
-extern "C" __global__ void conv2d_bias_grad(const float* __restrict__ dy, float* __restrict__ db,
-                                            int N, int O, int P) {
+// dy is an FP32 or 16-bit activation gradient (act.cuh).
+extern "C" __global__ void conv2d_bias_grad(const void* __restrict__ dy, int dyf,
+                                            float* __restrict__ db, int N, int O, int P) {
     __shared__ float part[256];
     const int o = blockIdx.x;
     float s = 0.f;
     for (int i = threadIdx.x; i < N * P; i += blockDim.x) {
         const int n = i / P;
         const int p = i - n * P;
-        s += dy[((size_t)n * O + o) * P + p];
+        s += act_ld(dy, ((long long)n * O + o) * P + p, dyf);
     }
     part[threadIdx.x] = s;
     __syncthreads();

@@ -1,3 +1,4 @@
+#include "act.cuh"
 #include "kernel_args.cuh"
 #include "conv2d_tc.cuh"
 
@@ -7,16 +8,19 @@
 // come packed K-major in the format (gemm_tc_pack, rows of `ldw` words, zero-padded to whole
 // k-tiles) and stream through the cp.async pipeline; the B gather converts x as it stores.
 // Same epilogue (bias, residual, ReLU) and split K (raw sums to `partial`, `kps` k-tiles per
-// split, finished by conv2d_splitk_reduce) as the FP32 kernels.
+// split, finished by conv2d_splitk_reduce) as the FP32 kernels. x, the residual and y are FP32
+// or 16-bit activations (act.cuh: `void*` + format), independently of the arithmetic's format:
+// the sums are FP32 and y is rounded once when stored.
 
 template <int FORMAT, int BM>
-__device__ __forceinline__ void ctc_forward(unsigned char* smem, const float* __restrict__ x,
-                                            const float* __restrict__ wp,
+__device__ __forceinline__ void ctc_forward(unsigned char* smem, const void* __restrict__ x,
+                                            int xf, const float* __restrict__ wp,
                                             const int* __restrict__ ktab,
                                             const float* __restrict__ bias,
-                                            const float* __restrict__ residual,
-                                            float* __restrict__ y, float* __restrict__ partial,
-                                            int kps, int ldw, const Window& g, int relu) {
+                                            const void* __restrict__ residual, int rf,
+                                            void* __restrict__ y, int yf,
+                                            float* __restrict__ partial, int kps, int ldw,
+                                            const Window& g, int relu) {
     constexpr int NT = 2 * BM, VPW = FORMAT == 0 ? 1 : 2, KT = 16 * VPW;
     constexpr int CSTEP = NT / CTC_BN, WPT = 16 / CSTEP;  // word rows per thread and k-tile
     const int C = g.c, H = g.h, W = g.w, O = g.o;
@@ -40,7 +44,7 @@ __device__ __forceinline__ void ctc_forward(unsigned char* smem, const float* __
     const int ow = p - oh * g.wo;
     const int ih0 = oh * g.sh - g.ph;
     const int iw0 = ow * g.sw - g.pw;
-    const float* xb = x + (size_t)img * C * H * W;
+    const long long xb = (long long)img * C * H * W;
     float breg[WPT * VPW];
 
     auto fetch_async = [&](int kt, unsigned char* st) {
@@ -57,14 +61,14 @@ __device__ __forceinline__ void ctc_forward(unsigned char* smem, const float* __
                 if (col_ok && k < k_end) {
                     if (ktab == nullptr) {
                         // Pointwise (1x1, stride 1, unpadded: the host checks): row k = channel k.
-                        val = __ldg(xb + (size_t)k * P + p);
+                        val = act_ld(x, xb + (long long)k * P + p, xf);
                     } else {
                         // k -> (tap offset in an image, kh << 16 | kw), as in conv2d.cu.
                         const int2 t = __ldg(reinterpret_cast<const int2*>(ktab) + k);
                         const int ih = ih0 + (t.y >> 16);
                         const int iw = iw0 + (t.y & 0xffff);
                         if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                            val = __ldg(xb + (ih0 * W + iw0) + t.x);
+                            val = act_ld(x, xb + (ih0 * W + iw0) + t.x, xf);
                     }
                 }
                 breg[j * VPW + v] = val;
@@ -80,50 +84,58 @@ __device__ __forceinline__ void ctc_forward(unsigned char* smem, const float* __
     ctc_mainloop<FORMAT, BM>(smem, ktiles, acc, fetch_async, fetch, store);
 
     // y is [N, O, P].
-    float* out = partial ? partial + (size_t)blockIdx.z * ((size_t)ncols * O) : y;
+    float* slab = partial ? partial + (size_t)blockIdx.z * ((size_t)ncols * O) : nullptr;
     ctc_each(acc, m0, n0, [&](int m, int cl, float v) {
         if (m >= O || cl >= ncols) return;
         const int n = cl / P;
         const size_t off = ((size_t)n * O + m) * P + (cl - n * P);
-        if (partial == nullptr) {
-            if (bias) v += __ldg(bias + m);
-            if (residual) v += __ldg(residual + off);
-            if (relu) v = fmaxf(v, 0.f);
+        if (slab) {
+            slab[off] = v;
+            return;
         }
-        out[off] = v;
+        if (bias) v += __ldg(bias + m);
+        if (residual) v += act_ld(residual, off, rf);
+        if (relu) v = fmaxf(v, 0.f);
+        act_st(y, off, v, yf);
     });
 }
 
 template <int BM>
-__device__ __forceinline__ void ctc_forward_any(unsigned char* smem, const float* x, const float* wp,
-                                                const int* ktab, const float* bias,
-                                                const float* residual, float* y, float* partial,
-                                                int kps, int ldw, const Window& g, int relu,
-                                                int format) {
+__device__ __forceinline__ void ctc_forward_any(unsigned char* smem, const void* x, int xf,
+                                                const float* wp, const int* ktab,
+                                                const float* bias, const void* residual, int rf,
+                                                void* y, int yf, float* partial, int kps, int ldw,
+                                                const Window& g, int relu, int format) {
+#define CTC_FWD(F)                                                                            \
+    ctc_forward<F, BM>(smem, x, xf, wp, ktab, bias, residual, rf, y, yf, partial, kps, ldw, g, \
+                       relu)
     if (format == 0)
-        ctc_forward<0, BM>(smem, x, wp, ktab, bias, residual, y, partial, kps, ldw, g, relu);
+        CTC_FWD(0);
     else if (format == 1)
-        ctc_forward<1, BM>(smem, x, wp, ktab, bias, residual, y, partial, kps, ldw, g, relu);
+        CTC_FWD(1);
     else
-        ctc_forward<2, BM>(smem, x, wp, ktab, bias, residual, y, partial, kps, ldw, g, relu);
+        CTC_FWD(2);
+#undef CTC_FWD
 }
 
 // 64 x 64 tiles (128 threads) for layers of at most 64 output channels; 128 x 64 (256 threads)
 // otherwise. x [N, C, H, W]; wp the packed weights; ktab null for pointwise geometry.
 extern "C" __global__ void __launch_bounds__(128)
-    conv2d_tc_fwd_64(const float* __restrict__ x, const float* __restrict__ wp,
+    conv2d_tc_fwd_64(const void* __restrict__ x, int xf, const float* __restrict__ wp,
                      const int* __restrict__ ktab, const float* __restrict__ bias,
-                     const float* __restrict__ residual, float* __restrict__ y,
+                     const void* __restrict__ residual, int rf, void* __restrict__ y, int yf,
                      float* __restrict__ partial, int kps, int ldw, Window g, int relu, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(64)];
-    ctc_forward_any<64>(smem, x, wp, ktab, bias, residual, y, partial, kps, ldw, g, relu, format);
+    ctc_forward_any<64>(smem, x, xf, wp, ktab, bias, residual, rf, y, yf, partial, kps, ldw, g,
+                         relu, format);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-    conv2d_tc_fwd_128(const float* __restrict__ x, const float* __restrict__ wp,
-                      const int* __restrict__ ktab, const float* __restrict__ bias,
-                      const float* __restrict__ residual, float* __restrict__ y,
-                      float* __restrict__ partial, int kps, int ldw, Window g, int relu, int format) {
+    conv2d_tc_fwd_128(const void* __restrict__ x, int xf, const float* __restrict__ wp,
+                     const int* __restrict__ ktab, const float* __restrict__ bias,
+                     const void* __restrict__ residual, int rf, void* __restrict__ y, int yf,
+                     float* __restrict__ partial, int kps, int ldw, Window g, int relu, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(128)];
-    ctc_forward_any<128>(smem, x, wp, ktab, bias, residual, y, partial, kps, ldw, g, relu, format);
+    ctc_forward_any<128>(smem, x, xf, wp, ktab, bias, residual, rf, y, yf, partial, kps, ldw, g,
+                         relu, format);
 }

@@ -1,3 +1,4 @@
+#include "act.cuh"
 #include "kernel_args.cuh"
 #include "conv2d_tc.cuh"
 
@@ -13,14 +14,16 @@
 // Weight gradient: M = O, N = C * KH * KW, K = batch * OH * OW; both operands gathered (A from
 // dy, B from x), each thread owning one k word and a run of rows, so the 16 threads of a row
 // read consecutive pixels.
+// dy, x and dx are FP32 or 16-bit activations (act.cuh: `void*` + format); dx is rounded once
+// when stored, dW (and every split slab) is FP32.
 
 __device__ __forceinline__ int ctc_div_stride(int v, int s) { return s == 2 ? v >> 1 : v / s; }
 
 template <int FORMAT, int BM>
 __device__ __forceinline__ void ctc_dgrad(unsigned char* smem, const float* __restrict__ wtp,
-                                          const float* __restrict__ dy,
-                                          const int* __restrict__ ktab, float* __restrict__ dx,
-                                          float* __restrict__ partial, int kps, int ldw,
+                                          const void* __restrict__ dy, int dyf,
+                                          const int* __restrict__ ktab, void* __restrict__ dx,
+                                          int dxf, float* __restrict__ partial, int kps, int ldw,
                                           const Window& g) {
     constexpr int NT = 2 * BM, VPW = FORMAT == 0 ? 1 : 2, KT = 16 * VPW;
     constexpr int CSTEP = NT / CTC_BN, WPT = 16 / CSTEP;
@@ -41,7 +44,8 @@ __device__ __forceinline__ void ctc_dgrad(unsigned char* smem, const float* __re
     const int n = cc / HW;
     const int q = cc - n * HW;
     const int h = q / g.w;
-    const int d_base = n * O * P, d_hp = h + g.ph, d_wp = (q - h * g.w) + g.pw;
+    const long long d_base = (long long)n * O * P;
+    const int d_hp = h + g.ph, d_wp = (q - h * g.w) + g.pw;
     float breg[WPT * VPW];
 
     auto fetch_async = [&](int kt, unsigned char* st) {
@@ -63,7 +67,7 @@ __device__ __forceinline__ void ctc_dgrad(unsigned char* smem, const float* __re
                     if (th >= 0 && tw >= 0) {
                         const int oh = ctc_div_stride(th, SH), ow = ctc_div_stride(tw, SW);
                         if (oh * SH == th && ow * SW == tw && oh < OH && ow < OW)
-                            val = __ldg(dy + d_base + t.x + oh * OW + ow);
+                            val = act_ld(dy, d_base + t.x + oh * OW + ow, dyf);
                     }
                 }
                 breg[j * VPW + v] = val;
@@ -79,17 +83,21 @@ __device__ __forceinline__ void ctc_dgrad(unsigned char* smem, const float* __re
     ctc_mainloop<FORMAT, BM>(smem, ktiles, acc, fetch_async, fetch, store);
 
     // dx is [N, C, H * W]: column (n, pixel), row c.
-    float* out = partial ? partial + (size_t)blockIdx.z * ((size_t)M * NC) : dx;
+    float* slab = partial ? partial + (size_t)blockIdx.z * ((size_t)M * NC) : nullptr;
     ctc_each(acc, m0, n0, [&](int m, int cl, float v) {
         if (m >= M || cl >= NC) return;
         const int nn = cl / HW;
-        out[((size_t)nn * C + m) * HW + (cl - nn * HW)] = v;
+        const size_t off = ((size_t)nn * C + m) * HW + (cl - nn * HW);
+        if (slab)
+            slab[off] = v;
+        else
+            act_st(dx, off, v, dxf);
     });
 }
 
 template <int FORMAT, int BM>
-__device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const float* __restrict__ dy,
-                                          const float* __restrict__ x,
+__device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const void* __restrict__ dy,
+                                          int dyf, const void* __restrict__ x, int xf,
                                           const int* __restrict__ ktab, float* __restrict__ dw,
                                           float* __restrict__ partial, int kps, const Window& g) {
     constexpr int NT = 2 * BM, VPW = FORMAT == 0 ? 1 : 2, KT = 16 * VPW;
@@ -103,7 +111,11 @@ __device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const float* __re
     const int k_end = min(K, (kt0 + kps) * KT);
     const int tid = threadIdx.x;
     const int kw_ = tid & 15, row0 = tid >> 4;  // this thread's word and first row
-    float areg[AR * VPW], breg[BR * VPW];
+    // Raw words (act_ld_bits), widened by `store`: the loads of one tile are in flight while
+    // the previous tile multiplies, and raw words keep the format's conversion out of that
+    // window. ptxas 13.5, sm_90, 256 threads: 124 registers, against 128 (its cap there, with
+    // no margin) converting at load time.
+    unsigned areg[AR * VPW], breg[BR * VPW];
 
     auto fetch_async = [](int, unsigned char*) {};
     auto fetch = [&](int kt) {
@@ -118,23 +130,23 @@ __device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const float* __re
             const int oh = p / OW;
             const int ow = p - oh * OW;
             const int ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
-            const float* dyp = dy + (size_t)img * O * P + p;
-            const float* xp = x + (size_t)img * C * HW + (ih0 * W + iw0);
+            const long long dyp = (long long)img * O * P + p;
+            const long long xp = (long long)img * C * HW + (ih0 * W + iw0);
 #pragma unroll
             for (int i = 0; i < AR; ++i) {
                 const int m = m0 + row0 + RSTEP * i;
-                areg[i * VPW + v] = ok && m < M ? __ldg(dyp + (size_t)m * P) : 0.f;
+                areg[i * VPW + v] = ok && m < M ? act_ld_bits(dy, dyp + (long long)m * P, dyf) : 0u;
             }
 #pragma unroll
             for (int i = 0; i < BR; ++i) {
                 const int j = n0 + row0 + RSTEP * i;
-                float val = 0.f;
+                unsigned val = 0u;
                 if (ok && j < NC) {
                     // j -> ((c * H + kh) * W + kw, kh << 16 | kw): the forward's table.
                     const int2 t = __ldg(reinterpret_cast<const int2*>(ktab) + j);
                     const int ih = ih0 + (t.y >> 16);
                     const int iw = iw0 + (t.y & 0xffff);
-                    if (ih >= 0 && ih < H && iw >= 0 && iw < W) val = __ldg(xp + t.x);
+                    if (ih >= 0 && ih < H && iw >= 0 && iw < W) val = act_ld_bits(x, xp + t.x, xf);
                 }
                 breg[i * VPW + v] = val;
             }
@@ -144,11 +156,13 @@ __device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const float* __re
 #pragma unroll
         for (int i = 0; i < AR; ++i)
             *reinterpret_cast<unsigned*>(st + ctc_word(row0 + RSTEP * i, kw_)) =
-                ctc_pack<FORMAT>(areg[i * VPW], areg[i * VPW + VPW - 1]);
+                ctc_pack<FORMAT>(act_bits_to_f32(areg[i * VPW], dyf),
+                                 act_bits_to_f32(areg[i * VPW + VPW - 1], dyf));
 #pragma unroll
         for (int i = 0; i < BR; ++i)
             *reinterpret_cast<unsigned*>(st + ctc_word(BM + row0 + RSTEP * i, kw_)) =
-                ctc_pack<FORMAT>(breg[i * VPW], breg[i * VPW + VPW - 1]);
+                ctc_pack<FORMAT>(act_bits_to_f32(breg[i * VPW], xf),
+                                 act_bits_to_f32(breg[i * VPW + VPW - 1], xf));
     };
     float acc[2][4][4];
     ctc_mainloop<FORMAT, BM>(smem, ktiles, acc, fetch_async, fetch, store);
@@ -162,55 +176,51 @@ __device__ __forceinline__ void ctc_wgrad(unsigned char* smem, const float* __re
 
 // wtp: the weights as [C, O * KH * KW] packed K-major in the format; dy [N, O, OH, OW]; ktab
 // k = (o, kh, kw) -> (o * OH * OW, kh << 16 | kw); dx [N, C, H, W].
+#define CTC_DGRAD(BM)                                                                         \
+    if (format == 0)                                                                          \
+        ctc_dgrad<0, BM>(smem, wtp, dy, dyf, ktab, dx, dxf, partial, kps, ldw, g);             \
+    else if (format == 1)                                                                     \
+        ctc_dgrad<1, BM>(smem, wtp, dy, dyf, ktab, dx, dxf, partial, kps, ldw, g);             \
+    else                                                                                      \
+        ctc_dgrad<2, BM>(smem, wtp, dy, dyf, ktab, dx, dxf, partial, kps, ldw, g)
+
 extern "C" __global__ void __launch_bounds__(128)
-    conv2d_tc_dgrad_64(const float* __restrict__ wtp, const float* __restrict__ dy,
-                       const int* __restrict__ ktab, float* __restrict__ dx,
+    conv2d_tc_dgrad_64(const float* __restrict__ wtp, const void* __restrict__ dy, int dyf,
+                       const int* __restrict__ ktab, void* __restrict__ dx, int dxf,
                        float* __restrict__ partial, int kps, int ldw, Window g, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(64)];
-    if (format == 0)
-        ctc_dgrad<0, 64>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
-    else if (format == 1)
-        ctc_dgrad<1, 64>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
-    else
-        ctc_dgrad<2, 64>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
+    CTC_DGRAD(64);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-    conv2d_tc_dgrad_128(const float* __restrict__ wtp, const float* __restrict__ dy,
-                        const int* __restrict__ ktab, float* __restrict__ dx,
+    conv2d_tc_dgrad_128(const float* __restrict__ wtp, const void* __restrict__ dy, int dyf,
+                        const int* __restrict__ ktab, void* __restrict__ dx, int dxf,
                         float* __restrict__ partial, int kps, int ldw, Window g, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(128)];
-    if (format == 0)
-        ctc_dgrad<0, 128>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
-    else if (format == 1)
-        ctc_dgrad<1, 128>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
-    else
-        ctc_dgrad<2, 128>(smem, wtp, dy, ktab, dx, partial, kps, ldw, g);
+    CTC_DGRAD(128);
 }
 
 // dy [N, O, OH, OW], x [N, C, H, W], ktab the forward's table; dW [O, C * KH * KW].
+#define CTC_WGRAD(BM)                                                                         \
+    if (format == 0)                                                                          \
+        ctc_wgrad<0, BM>(smem, dy, dyf, x, xf, ktab, dw, partial, kps, g);                     \
+    else if (format == 1)                                                                     \
+        ctc_wgrad<1, BM>(smem, dy, dyf, x, xf, ktab, dw, partial, kps, g);                     \
+    else                                                                                      \
+        ctc_wgrad<2, BM>(smem, dy, dyf, x, xf, ktab, dw, partial, kps, g)
+
 extern "C" __global__ void __launch_bounds__(128)
-    conv2d_tc_wgrad_64(const float* __restrict__ dy, const float* __restrict__ x,
+    conv2d_tc_wgrad_64(const void* __restrict__ dy, int dyf, const void* __restrict__ x, int xf,
                        const int* __restrict__ ktab, float* __restrict__ dw,
                        float* __restrict__ partial, int kps, Window g, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(64)];
-    if (format == 0)
-        ctc_wgrad<0, 64>(smem, dy, x, ktab, dw, partial, kps, g);
-    else if (format == 1)
-        ctc_wgrad<1, 64>(smem, dy, x, ktab, dw, partial, kps, g);
-    else
-        ctc_wgrad<2, 64>(smem, dy, x, ktab, dw, partial, kps, g);
+    CTC_WGRAD(64);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
-    conv2d_tc_wgrad_128(const float* __restrict__ dy, const float* __restrict__ x,
+    conv2d_tc_wgrad_128(const void* __restrict__ dy, int dyf, const void* __restrict__ x, int xf,
                         const int* __restrict__ ktab, float* __restrict__ dw,
                         float* __restrict__ partial, int kps, Window g, int format) {
     __shared__ __align__(128) unsigned char smem[CTC_SMEM(128)];
-    if (format == 0)
-        ctc_wgrad<0, 128>(smem, dy, x, ktab, dw, partial, kps, g);
-    else if (format == 1)
-        ctc_wgrad<1, 128>(smem, dy, x, ktab, dw, partial, kps, g);
-    else
-        ctc_wgrad<2, 128>(smem, dy, x, ktab, dw, partial, kps, g);
+    CTC_WGRAD(128);
 }

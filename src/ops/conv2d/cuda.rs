@@ -132,21 +132,7 @@ pub fn forward_split(
         ],
     )?;
     if let Some(part) = &partial {
-        dev.launch(
-            "conv2d_splitk_reduce",
-            grid_stride(total),
-            &[
-                Arg::Buf(part),
-                Arg::opt(bias.map(|b| b.buf())),
-                Arg::opt(residual.map(|r| r.buf())),
-                Arg::Buf(y.buf()),
-                Arg::I64(total as i64),
-                Arg::Int(splits),
-                Arg::Int(g.o),
-                Arg::Int(g.ho * g.wo),
-                Arg::flag(relu),
-            ],
-        )?;
+        splitk_reduce(dev, part, &y, splits, Some((e, g.o, g.ho * g.wo)))?;
     }
     Ok(y)
 }
@@ -210,6 +196,40 @@ pub(super) fn grad_splits(blocks: usize, k: usize, total: usize) -> usize {
         .clamp(1, 64)
 }
 
+/// The fixed-order sum of a split's slabs (conv2d_splitk_reduce) into `out` (in `out`'s
+/// format), with the forward's epilogue when `epi` gives (bias, residual, relu, O, pixels).
+pub(super) fn splitk_reduce(
+    dev: &Arc<Device>,
+    part: &DevBuf,
+    out: &CudaTensor,
+    splits: usize,
+    epi: Option<(Epilogue<'_, CudaTensor>, usize, usize)>,
+) -> Result<()> {
+    let total = out.len();
+    let (bias, res, relu, o, p) = match &epi {
+        Some((e, o, p)) => (e.bias, e.residual, e.relu, *o, *p),
+        None => (None, None, false, 1, 1),
+    };
+    let ([rb, rf], [yb, yf]) = (CudaTensor::opt_act(res), out.act());
+    dev.launch(
+        "conv2d_splitk_reduce",
+        grid_stride(total),
+        &[
+            Arg::Buf(part),
+            Arg::opt(bias.map(|b| b.buf())),
+            rb,
+            rf,
+            yb,
+            yf,
+            Arg::I64(total as i64),
+            Arg::Int(splits),
+            Arg::Int(o),
+            Arg::Int(p),
+            Arg::flag(relu),
+        ],
+    )
+}
+
 /// One implicit-GEMM gradient kernel over `(m, nc, k)` (rows, columns, reduction) into `out`,
 /// with its reduction split `splits` ways (tests) or automatically, the splits' raw sums added
 /// in a fixed order by conv2d_splitk_reduce.
@@ -255,21 +275,7 @@ fn grad_gemm(
         ],
     )?;
     if let Some(part) = &partial {
-        dev.launch(
-            "conv2d_splitk_reduce",
-            grid_stride(total),
-            &[
-                Arg::Buf(part),
-                Arg::Null(Elem::F32),
-                Arg::Null(Elem::F32),
-                Arg::Buf(out.buf()),
-                Arg::I64(total as i64),
-                Arg::Int(splits),
-                Arg::Int(1),
-                Arg::Int(1),
-                Arg::flag(false),
-            ],
-        )?;
+        splitk_reduce(dev, part, out, splits, None)?;
     }
     Ok(())
 }
@@ -383,13 +389,19 @@ impl Conv2dKernels for CudaBackend {
         // TF32 / BF16 / FP16 on tensor cores (cuda_tc.rs); FP32 on CUDA cores.
         match self.precisions().conv {
             Precision::Fp32 => forward_split(self.device(), x, w, g, e, None),
-            p => super::cuda_tc::forward(p, self.device(), x, w, g, e, None),
+            p => {
+                let out = self.activation_storage();
+                super::cuda_tc::forward(p, self.device(), x, w, g, e, None, out)
+            }
         }
     }
     fn backward_data(&self, dy: &CudaTensor, w: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
         match self.precisions().conv {
             Precision::Fp32 => backward_data_split(self.device(), dy, w, g, None),
-            p => super::cuda_tc::backward_data(p, self.device(), dy, w, g, None),
+            p => {
+                let out = self.activation_storage();
+                super::cuda_tc::backward_data(p, self.device(), dy, w, g, None, out)
+            }
         }
     }
     fn backward_weight(&self, dy: &CudaTensor, x: &CudaTensor, g: &ConvGeom) -> Result<CudaTensor> {
@@ -400,11 +412,13 @@ impl Conv2dKernels for CudaBackend {
     }
     fn backward_bias(&self, dy: &CudaTensor, [n, o, ho, wo]: [usize; 4]) -> Result<CudaTensor> {
         let db = CudaTensor::alloc(self.device(), &[o])?;
+        let [db_in, df] = dy.act();
         self.device().launch(
             "conv2d_bias_grad",
             Dims::new([o as u32, 1, 1], [256, 1, 1]),
             &[
-                Arg::Buf(dy.buf()),
+                db_in,
+                df,
                 Arg::Buf(db.buf()),
                 Arg::Int(n),
                 Arg::Int(o),

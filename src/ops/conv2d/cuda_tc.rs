@@ -4,18 +4,24 @@
 //! convolution precision says so (`--precision tf32|bf16|fp16`, or `auto` = TF32 on sm_80+ as
 //! PyTorch's cuDNN default); FP32 keeps the kernels of [`super::cuda`].
 //!
-//! Storage stays FP32: the weights are packed into K-major rows of the format (`gemm_tc_pack`;
+//! The weights (FP32 master copies) are packed into K-major rows of the format (`gemm_tc_pack`;
 //! for the forward once per weight tensor, kept until the weights change, for the data
-//! gradient per call) so the kernel streams them with `cp.async`; activations and gradients are
-//! converted as the kernels gather them.
+//! gradient per call) so the kernel streams them with `cp.async`. Activations and their
+//! gradients are read in whatever format they are stored (FP32 or 16-bit, `act.cuh`) and
+//! converted to the arithmetic's format as the kernels gather them; the forward and the data
+//! gradient write their output in the format the caller names (the backend's
+//! [`activation_storage`](crate::cuda::CudaBackend::activation_storage)), the weight gradient
+//! FP32.
 
 use std::sync::Arc;
 
-use super::cuda::{auto_splits, dgrad_table, grad_splits, tap_table, weight_transpose, window};
+use super::cuda::{
+    auto_splits, dgrad_table, grad_splits, splitk_reduce as reduce, tap_table, weight_transpose,
+    window,
+};
 use super::{Conv2dParams, ConvGeom, Epilogue, geometry};
 use crate::cuda::gemm_tc::pack;
 use crate::cuda::kernel_args::Window;
-use crate::cuda::launch::grid_stride;
 use crate::cuda::{Arg, CudaTensor, DevBuf, Device, Dims, Elem, Precision};
 use crate::error::{Result, invalid, shape_err};
 
@@ -111,39 +117,9 @@ fn check_kernel_size(g: &ConvGeom) -> Result<()> {
     Ok(())
 }
 
-/// The fixed-order sum of a split's slabs (conv2d_splitk_reduce), with the forward's epilogue
-/// when `epi` gives (bias, residual, relu, O, pixels).
-fn reduce(
-    dev: &Arc<Device>,
-    part: &DevBuf,
-    out: &CudaTensor,
-    splits: usize,
-    epi: Option<(Epilogue<'_, CudaTensor>, usize, usize)>,
-) -> Result<()> {
-    let total = out.len();
-    let (bias, res, relu, o, p) = match &epi {
-        Some((e, o, p)) => (e.bias, e.residual, e.relu, *o, *p),
-        None => (None, None, false, 1, 1),
-    };
-    dev.launch(
-        "conv2d_splitk_reduce",
-        grid_stride(total),
-        &[
-            Arg::Buf(part),
-            Arg::opt(bias.map(|b| b.buf())),
-            Arg::opt(res.map(|r| r.buf())),
-            Arg::Buf(out.buf()),
-            Arg::I64(total as i64),
-            Arg::Int(splits),
-            Arg::Int(o),
-            Arg::Int(p),
-            Arg::flag(relu),
-        ],
-    )
-}
-
 /// The forward convolution of a checked geometry at `precision` (TF32 / BF16 / FP16), K split
-/// as chosen (`Some(n)`) or automatically (`None`, the FP32 kernels' rule).
+/// as chosen (`Some(n)`) or automatically (`None`, the FP32 kernels' rule), y stored as `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     precision: Precision,
     dev: &Arc<Device>,
@@ -152,11 +128,12 @@ pub fn forward(
     g: &ConvGeom,
     e: Epilogue<'_, CudaTensor>,
     splits: Option<usize>,
+    out: Elem,
 ) -> Result<CudaTensor> {
     let (fmt, per_tile) = format(precision)?;
     let win = window(g)?;
     check_kernel_size(g)?;
-    let y = CudaTensor::alloc(dev, &g.y_shape())?;
+    let y = CudaTensor::alloc_as(dev, &g.y_shape(), out)?;
     let cols = g.n * g.ho * g.wo;
     if cols == 0 {
         return Ok(y);
@@ -177,16 +154,22 @@ pub fn forward(
         Some(tap_table(dev, g)?)
     };
     let fused = partial.is_none();
+    let [xb, xf] = x.act();
+    let [rb, rf] = CudaTensor::opt_act(e.residual.filter(|_| fused));
+    let [yb, yf] = y.act();
     dev.launch(
         &pl.kernel("fwd"),
         pl.dims(),
         &[
-            Arg::Buf(x.buf()),
+            xb,
+            xf,
             Arg::Buf(&wp),
             ktab.as_ref().map_or(Arg::Null(Elem::I32), Arg::Buf),
             Arg::opt(e.bias.filter(|_| fused).map(|b| b.buf())),
-            Arg::opt(e.residual.filter(|_| fused).map(|r| r.buf())),
-            Arg::Buf(y.buf()),
+            rb,
+            rf,
+            yb,
+            yf,
             partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
             Arg::Int(pl.kps),
             Arg::Int(ldw),
@@ -201,9 +184,9 @@ pub fn forward(
     Ok(y)
 }
 
-/// dx of a checked geometry at `precision`. Stride 1 with padding below the kernel size: the
-/// tensor-core forward of dy with the flipped, transposed weights (as the FP32 path does);
-/// otherwise conv2d_tc_dgrad, gathering dy through the stride.
+/// dx of a checked geometry at `precision`, stored as `out`. Stride 1 with padding below the
+/// kernel size: the tensor-core forward of dy with the flipped, transposed weights (as the FP32
+/// path does); otherwise conv2d_tc_dgrad, gathering dy through the stride.
 pub fn backward_data(
     precision: Precision,
     dev: &Arc<Device>,
@@ -211,6 +194,7 @@ pub fn backward_data(
     w: &CudaTensor,
     g: &ConvGeom,
     splits: Option<usize>,
+    out: Elem,
 ) -> Result<CudaTensor> {
     let (fmt, per_tile) = format(precision)?;
     if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
@@ -225,11 +209,11 @@ pub fn backward_data(
             residual: None,
             relu: false,
         };
-        return forward(precision, dev, dy, &wf, &gd, none, splits);
+        return forward(precision, dev, dy, &wf, &gd, none, splits, out);
     }
     let win = window(g)?;
     check_kernel_size(g)?;
-    let dx = CudaTensor::alloc(dev, &g.x_shape())?;
+    let dx = CudaTensor::alloc_as(dev, &g.x_shape(), out)?;
     let (m, nc, k) = (g.c, g.n * g.h * g.w, g.o * g.kh * g.kw);
     if nc == 0 {
         return Ok(dx);
@@ -239,14 +223,17 @@ pub fn backward_data(
     let (wtp, ldw) = pack_rows(dev, wt.buf(), (m, k), fmt, per_tile)?;
     let ktab = dgrad_table(dev, g)?;
     let partial = pl.partial(dev, dx.len())?;
+    let ([db, df], [ob, of]) = (dy.act(), dx.act());
     dev.launch(
         &pl.kernel("dgrad"),
         pl.dims(),
         &[
             Arg::Buf(&wtp),
-            Arg::Buf(dy.buf()),
+            db,
+            df,
             Arg::Buf(&ktab),
-            Arg::Buf(dx.buf()),
+            ob,
+            of,
             partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),
             Arg::Int(pl.kps),
             Arg::Int(ldw),
@@ -278,12 +265,15 @@ pub fn backward_weight(
     let pl = plan((m, nc, k), per_tile, splits, |b| grad_splits(b, k, m * nc));
     let ktab = tap_table(dev, g)?;
     let partial = pl.partial(dev, dw.len())?;
+    let ([db, df], [xb, xf]) = (dy.act(), x.act());
     dev.launch(
         &pl.kernel("wgrad"),
         pl.dims(),
         &[
-            Arg::Buf(dy.buf()),
-            Arg::Buf(x.buf()),
+            db,
+            df,
+            xb,
+            xf,
             Arg::Buf(&ktab),
             Arg::Buf(dw.buf()),
             partial.as_ref().map_or(Arg::Null(Elem::F32), Arg::Buf),

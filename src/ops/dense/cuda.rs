@@ -1,12 +1,15 @@
 //! Dense layers on the CUDA backend: GEMMs at the backend's matmul precision
 //! (`src/cuda/gemm_tc.rs`: the strided SGEMM in FP32, tensor cores otherwise) with the bias
-//! fused, and column sums (FP32 always) for the bias gradient.
+//! fused, and column sums (FP32 always) for the bias gradient. A 16-bit x (VGG's flattened
+//! activations at `--precision bf16|fp16`) is widened to FP32 first; y, dx and the parameter
+//! gradients are FP32.
 
 use super::{DenseDims, DenseGrads, DenseKernels};
 use crate::cuda::gemm::{Mat, column_sums};
 use crate::cuda::gemm_tc::gemm_with;
 use crate::cuda::{CudaBackend, CudaTensor};
 use crate::error::Result;
+use crate::ops::elementwise::cuda::widened;
 
 impl DenseKernels for CudaBackend {
     /// y = x W^T + b: x [N, I], W [O, I] (PyTorch's layout).
@@ -18,6 +21,7 @@ impl DenseKernels for CudaBackend {
         DenseDims { n, i, o }: DenseDims,
     ) -> Result<CudaTensor> {
         let dev = self.device();
+        let x = &widened(self, x)?;
         let y = CudaTensor::alloc(dev, &[n, o])?;
         gemm_with(
             self.precisions().matmul,
@@ -43,6 +47,7 @@ impl DenseKernels for CudaBackend {
         DenseDims { n, i, o }: DenseDims,
     ) -> Result<DenseGrads<CudaTensor>> {
         let dev = self.device();
+        let (x, dy) = (&widened(self, x)?, &widened(self, dy)?);
         let dx = CudaTensor::alloc(dev, &[n, i])?;
         gemm_with(
             self.precisions().matmul,

@@ -1,5 +1,9 @@
 //! Pooling on the CUDA backend (`pool.cu`). Max-pool kernels take the geometry as one [`Window`]
 //! struct (O = C), the same struct convolution uses.
+//!
+//! Activations may be 16-bit ([`CudaBackend::activation_storage`]): max pooling and its
+//! gradient keep x's format; the global average pool returns FP32 (the features the head reads)
+//! and its gradient is stored in the backend's activation format.
 
 use super::{PoolGeom, PoolKernels};
 use crate::cuda::kernel_args::{Window, WindowSizes};
@@ -31,55 +35,44 @@ pub(crate) fn window(g: &PoolGeom) -> Result<Window> {
 impl PoolKernels for CudaBackend {
     fn max_forward(&self, x: &CudaTensor, g: &PoolGeom) -> Result<CudaTensor> {
         let win = window(g)?;
-        let y = CudaTensor::alloc(self.device(), &g.out)?;
+        let y = CudaTensor::alloc_as(self.device(), &g.out, x.elem())?;
+        let ([xb, xf], [yb, yf]) = (x.act(), y.act());
         self.device().launch(
             "maxpool2d_forward",
             grid_stride(y.len()),
-            &[Arg::Buf(x.buf()), Arg::Buf(y.buf()), Arg::by_value(&win)],
+            &[xb, xf, yb, yf, Arg::by_value(&win)],
         )?;
         Ok(y)
     }
     fn max_backward(&self, dy: &CudaTensor, x: &CudaTensor, g: &PoolGeom) -> Result<CudaTensor> {
         let win = window(g)?;
-        let dx = CudaTensor::alloc(self.device(), x.shape())?;
+        let dx = CudaTensor::alloc_as(self.device(), x.shape(), x.elem())?;
+        let ([db, df], [xb, xf], [ob, of]) = (dy.act(), x.act(), dx.act());
         self.device().launch(
             "maxpool2d_backward",
             grid_stride(dx.len()),
-            &[
-                Arg::Buf(dy.buf()),
-                Arg::Buf(x.buf()),
-                Arg::Buf(dx.buf()),
-                Arg::by_value(&win),
-            ],
+            &[db, df, xb, xf, ob, of, Arg::by_value(&win)],
         )?;
         Ok(dx)
     }
     fn avg_forward(&self, x: &CudaTensor, [n, c, h, w]: [usize; 4]) -> Result<CudaTensor> {
         let y = CudaTensor::alloc(self.device(), &[n, c])?;
         let blocks = (n * c).div_ceil(GAP_WARPS as usize).clamp(1, 65_535) as u32;
+        let [xb, xf] = x.act();
         self.device().launch(
             "global_avg_pool_forward",
             Dims::new([blocks, 1, 1], [32 * GAP_WARPS, 1, 1]),
-            &[
-                Arg::Buf(x.buf()),
-                Arg::Buf(y.buf()),
-                Arg::Int(n * c),
-                Arg::Int(h * w),
-            ],
+            &[xb, xf, Arg::Buf(y.buf()), Arg::Int(n * c), Arg::Int(h * w)],
         )?;
         Ok(y)
     }
     fn avg_backward(&self, dy: &CudaTensor, [n, c, h, w]: [usize; 4]) -> Result<CudaTensor> {
-        let dx = CudaTensor::alloc(self.device(), &[n, c, h, w])?;
+        let dx = CudaTensor::alloc_as(self.device(), &[n, c, h, w], self.activation_storage())?;
+        let [ob, of] = dx.act();
         self.device().launch(
             "global_avg_pool_backward",
             grid_stride(dx.len()),
-            &[
-                Arg::Buf(dy.buf()),
-                Arg::Buf(dx.buf()),
-                Arg::Int(n * c),
-                Arg::Int(h * w),
-            ],
+            &[Arg::Buf(dy.buf()), ob, of, Arg::Int(n * c), Arg::Int(h * w)],
         )?;
         Ok(dx)
     }
