@@ -97,3 +97,26 @@ pub trait KernelStruct: bytemuck::Pod {
 /// The largest count a kernel may take as an `int`. Grid-stride loops step up to 65535 blocks x
 /// 256 threads past their last index, and that must not overflow either.
 pub const MAX_KERNEL_INT: usize = i32::MAX as usize - 65_535 * 256;
+
+/// Whether a launch's argument codes (one per argument, `Arg::code`) fit a kernel's signature:
+/// one code per argument (a struct's `{Name}` is one), equal, except that `V` (an activation,
+/// `void*`) takes a float or a 16-bit buffer.
+pub(crate) fn signature_matches(sig: &str, codes: impl Iterator<Item = String>) -> bool {
+    let mut rest = sig;
+    for code in codes {
+        let Some(first) = rest.chars().next() else {
+            return false;
+        };
+        let len = if first == '{' {
+            rest.find('}').map_or(rest.len(), |i| i + 1)
+        } else {
+            1
+        };
+        let want = &rest[..len];
+        if !(want == code || (want == "V" && (code == "F" || code == "H"))) {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    rest.is_empty()
+}

@@ -458,7 +458,7 @@ impl Device {
         let idx = kernel_index(name).ok_or_else(|| self.err(format!("no kernel named {name}")))?;
         let (file, _, sig) = KERNELS[idx];
         let passed: String = args.iter().map(Arg::code).collect();
-        if !signature_matches(sig, args) {
+        if !super::args::signature_matches(sig, args.iter().map(Arg::code)) {
             return Err(self.err(format!(
                 "launch of {name} ({file}) passes arguments '{passed}' but the kernel takes '{sig}'"
             )));
@@ -533,30 +533,6 @@ impl Drop for Device {
             self.driver.free(d.ptr, d.bytes);
         }
     }
-}
-
-/// Whether `args` fit a kernel's signature codes: one code per argument (a struct's `{Name}` is
-/// one), equal, except that `V` (an activation, `void*`) takes a float or a 16-bit buffer.
-fn signature_matches(sig: &str, args: &[Arg]) -> bool {
-    let mut rest = sig;
-    for a in args {
-        let code = a.code();
-        let Some(first) = rest.chars().next() else {
-            return false;
-        };
-        let len = if first == '{' {
-            rest.find('}').map_or(rest.len(), |i| i + 1)
-        } else {
-            1
-        };
-        let want = &rest[..len];
-        let ok = want == code || (want == "V" && (code == "F" || code == "H"));
-        if !ok {
-            return false;
-        }
-        rest = &rest[len..];
-    }
-    rest.is_empty()
 }
 
 /// Index of a kernel in [`KERNELS`], by name.
