@@ -9,8 +9,18 @@
 // Odd-numbered blocks run their threads in reverse order (see run_block), and build.rs compiles
 // with -fsanitize=alignment,bounds so a misaligned vector access (a fault on the GPU, silent on
 // x86) or an out-of-range static array index (shared memory overrun) aborts the test.
+//
+// Switching fibers: on x86-64 a few instructions of our own (emu_switch below) save and restore
+// the callee-saved registers and the stack pointer. glibc's swapcontext also saves and restores
+// the signal mask, a system call per switch: with it, 80% of an emulator-heavy test's time went
+// to switching (perf, tests/activation_storage.rs). Elsewhere ucontext does the job (and on
+// x86-64 too when built with -DSKINENGINE_EMU_UCONTEXT, to test that path).
 #include <sys/mman.h>
+#if defined(__x86_64__) && !defined(SKINENGINE_EMU_UCONTEXT)
+#define EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -49,8 +59,54 @@ struct Copy {
     }
 };
 
+// A fiber's saved execution state.
+#ifdef EMU_ASM_SWITCH
+// The stack pointer of a suspended fiber (or scheduler): its stack holds, from there up, the
+// MXCSR and x87 control word (8 bytes), r15, r14, r13, r12, rbx, rbp and the address to resume at.
+struct Context {
+    void* sp = nullptr;
+};
+extern "C" void emu_switch(void** save_sp, void* to_sp);
+// Saves this context's state on its stack and its stack pointer to *save_sp, then resumes the
+// one saved at to_sp (System V: the registers not saved here are caller-saved, so the C++ caller
+// of emu_switch already keeps what it needs of them).
+asm(R"(
+    .text
+    .p2align 4
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+#else
+struct Context {
+    ucontext_t uc;
+};
+#endif
+
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     char* stack = nullptr;  // mmap-ed region: guard page, then the stack
     dim3 tid;
     State state = DONE;
@@ -72,7 +128,7 @@ struct Fiber {
 // One per OS thread that runs blocks; kept in a pool so fiber stacks are mapped once.
 struct Worker {
     std::vector<Fiber> fibers;
-    ucontext_t sched;
+    Context sched;
     unsigned current = 0;
     std::vector<uint64_t> warp_slots;
     std::vector<unsigned char> dyn_shared;
@@ -102,19 +158,65 @@ void give_worker(Worker* w) {
     pool.push_back(w);
 }
 
+// Suspends `from` and resumes `to`.
+void switch_to(Context& from, Context& to) {
+#ifdef EMU_ASM_SWITCH
+    emu_switch(&from.sp, to.sp);
+#else
+    swapcontext(&from.uc, &to.uc);
+#endif
+}
+
+// A fiber's whole life: its CUDA thread, then back to the scheduler for good.
 void fiber_entry() {
     Worker* w = tw;
     w->kernel->run(w->args);
-    w->fibers[w->current].finish_copies();
-    w->fibers[w->current].state = DONE;
-    // Returning resumes uc_link, the scheduler.
+    Fiber& f = w->fibers[w->current];
+    f.finish_copies();
+    f.state = DONE;
+#ifdef EMU_ASM_SWITCH
+    // The scheduler never resumes a finished fiber, so this switch does not return.
+    switch_to(f.ctx, w->sched);
+    __builtin_trap();
+#endif
+    // (ucontext: returning resumes uc_link, the scheduler.)
+}
+
+// Prepares fiber `f` to start at fiber_entry on its own stack when first switched to.
+void start_context(Fiber& f, Worker* w) {
+    char* base = f.stack + kGuardBytes;
+#ifdef EMU_ASM_SWITCH
+    // The stack's top, 16-byte aligned, then the frame emu_switch pops: control words, six
+    // registers (zero), and fiber_entry as the return address. After that `ret` the stack
+    // pointer is 8 mod 16, as at the entry of any called function; above it, a zero return
+    // address ends backtraces.
+    auto* top = reinterpret_cast<uint64_t*>(
+        reinterpret_cast<uintptr_t>(base + kStackBytes) & ~uintptr_t(15));
+    uint64_t* sp = top - 9;
+    uint32_t mxcsr;
+    uint16_t fcw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fcw));
+    sp[0] = uint64_t(mxcsr) | (uint64_t(fcw) << 32);
+    for (int i = 1; i <= 6; ++i) sp[i] = 0;  // r15, r14, r13, r12, rbx, rbp
+    sp[7] = reinterpret_cast<uint64_t>(&fiber_entry);
+    sp[8] = 0;
+    f.ctx.sp = sp;
+    (void)w;
+#else
+    getcontext(&f.ctx.uc);
+    f.ctx.uc.uc_stack.ss_sp = base;
+    f.ctx.uc.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc.uc_link = &w->sched.uc;
+    makecontext(&f.ctx.uc, fiber_entry, 0);
+#endif
 }
 
 void yield(State s) {
     Worker* w = tw;
     Fiber& f = w->fibers[w->current];
     f.state = s;
-    swapcontext(&f.ctx, &w->sched);
+    switch_to(f.ctx, w->sched);
 }
 
 // Runs one block to completion; returns an error message, empty on success. `reverse` runs the
@@ -132,11 +234,7 @@ std::string run_block(Worker* w, unsigned nthreads, dim3 block, bool reverse) {
             mprotect(p, kGuardBytes, PROT_NONE);  // overflow faults instead of corrupting
             f.stack = static_cast<char*>(p);
         }
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack + kGuardBytes;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = &w->sched;
-        makecontext(&f.ctx, fiber_entry, 0);
+        start_context(f, w);
         f.tid.x = i % block.x;
         f.tid.y = (i / block.x) % block.y;
         f.tid.z = i / (block.x * block.y);
@@ -152,7 +250,7 @@ std::string run_block(Worker* w, unsigned nthreads, dim3 block, bool reverse) {
             if (f.state != RUNNABLE) continue;
             w->current = i;
             emu_threadIdx = f.tid;
-            swapcontext(&w->sched, &f.ctx);
+            switch_to(w->sched, f.ctx);
         }
         // Nobody is runnable: release whole warps waiting at a collective first ...
         bool released = false;
