@@ -11,8 +11,9 @@
    zeros; warm-up passes first, then the median of --iters passes, each timed with CUDA events.
    Then the precisions skinengine's --precision compares with ("resnet50_precision", same
    timing): "default" = PyTorch's own defaults (cudnn.allow_tf32 True: convolutions in TF32;
-   cuda.matmul.allow_tf32 False: the fc layer in FP32), NCHW; "amp_bf16_channels_last" =
-   torch.autocast("cuda", dtype=torch.bfloat16) with model and input in channels_last.
+   cuda.matmul.allow_tf32 False: the fc layer in FP32), NCHW; "amp_bf16_channels_last" /
+   "amp_fp16_channels_last" = torch.autocast("cuda", dtype=torch.bfloat16 / torch.float16)
+   with model and input in channels_last.
 2. For each line of --kernels (skinengine bench-kernels JSON lines with the GEMM view m, n, k
    and the line's "precision", fp32 when absent): torch.matmul of random [m,k] x [k,n] (into a
    preallocated [m,n]) at that precision, the cuBLAS anchor: fp32 = float32 with TF32 off
@@ -173,11 +174,14 @@ def bench_resnet_precision(torch, torchvision, a, time_ms, result):
     dev = a.device
     model = torchvision.models.resnet50(weights=None).eval().to(dev)
     gen = torch.Generator(device=dev).manual_seed(a.seed)
-    for mode in ("default", "amp_bf16_channels_last"):
-        # PyTorch's defaults (>= 1.12) in both modes; autocast picks bf16 for convs and matmuls.
+    amp_dtypes = {"amp_bf16_channels_last": torch.bfloat16,
+                  "amp_fp16_channels_last": torch.float16}
+    for mode in ("default", *amp_dtypes):
+        # PyTorch's defaults (>= 1.12) in every mode; autocast picks bf16 / fp16 for convs and
+        # matmuls.
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cuda.matmul.allow_tf32 = False
-        amp = mode.startswith("amp")
+        amp = mode in amp_dtypes
         fmt = torch.channels_last if amp else torch.contiguous_format
         model = model.to(memory_format=fmt)
         for b in a.batches:
@@ -192,7 +196,8 @@ def bench_resnet_precision(torch, torchvision, a, time_ms, result):
                     return model(xs[state["i"] % 2])
 
                 with torch.inference_mode(), torch.autocast(
-                        device_type=dev, dtype=torch.bfloat16, enabled=amp):
+                        device_type=dev, dtype=amp_dtypes.get(mode, torch.bfloat16),
+                        enabled=amp):
                     y = model(xs[0])
                     finite = bool(torch.isfinite(y).all().item())
                     ms = time_ms(fwd, a.warmup, a.iters)

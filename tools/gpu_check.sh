@@ -13,10 +13,11 @@
 #   model    .gpu-carry/resnet50_parity --ignored --test-threads 1 (ResNet50 vs torchvision)
 #   bench_b32, bench_b128
 #            .gpu-carry/skinengine bench --device cuda --precision fp32 --batch B --iters N --json
-#   bench_b32_tf32, bench_b32_bf16, bench_b32_tf32_nchw, bench_b32_bf16_nchw
-#            the same at --precision tf32 / bf16 (tensor cores), channels-last (default) and with
-#            SKINENGINE_CHANNELS_LAST=0 (NCHW kernels) -> bench_precision.jsonl
-#   kernels_fp32, kernels_tf32, kernels_bf16
+#   bench_b32_tf32, bench_b32_bf16, bench_b32_fp16, bench_b32_tf32_nchw, bench_b32_bf16_nchw
+#            the same at --precision tf32 / bf16 / fp16 (tensor cores), channels-last (default)
+#            and, tf32 and bf16, with SKINENGINE_CHANNELS_LAST=0 (NCHW kernels)
+#            -> bench_precision.jsonl
+#   kernels_fp32, kernels_tf32, kernels_bf16, kernels_fp16
 #            .gpu-carry/skinengine bench-kernels --device cuda --precision P --batch 32 --json
 #   torch    python3 tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
 #   grads    .gpu-carry/grads_parity --ignored gpu (every gradient of ResNet50/18 and VGG19 vs PyTorch autograd)
@@ -287,7 +288,7 @@ for b in 32 128; do
 done
 # The tensor-core precisions (README "--precision"), batch 32; bench.jsonl stays the FP32 table
 # the report reads. PyTorch's matching anchors: torch.json "resnet50_precision".
-for p in tf32 bf16; do
+for p in tf32 bf16 fp16; do
   run_step "bench_b32_$p" 60 "$WORK/bench_b32_$p.json" has_json_line \
     "$BIN" bench --device cuda --precision "$p" --batch 32 --iters "$ITERS" --json
   grep '^[[:space:]]*{' "$WORK/bench_b32_$p.json" >>"$BENCH_PREC" 2>/dev/null
@@ -301,10 +302,10 @@ for p in tf32 bf16; do
     --iters "$ITERS" --json
   grep '^[[:space:]]*{' "$WORK/bench_b32_${p}_nchw.json" >>"$BENCH_PREC" 2>/dev/null
 done
-# Per shape at each precision (FP32 CUDA cores; TF32 and BF16 tensor cores, whose lines add the
+# Per shape at each precision (FP32 CUDA cores; TF32, BF16 and FP16 tensor cores, whose lines add the
 # channels-last convolutions as kind conv_cl); the torch step times cuBLAS at each line's
 # precision.
-for p in fp32 tf32 bf16; do
+for p in fp32 tf32 bf16 fp16; do
   run_step "kernels_$p" 60 "$WORK/kernels_$p.json" has_json_line \
     "$BIN" bench-kernels --device cuda --precision "$p" --batch 32 --json
   grep '^[[:space:]]*{' "$WORK/kernels_$p.json" >>"$KERNELS" 2>/dev/null

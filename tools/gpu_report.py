@@ -161,11 +161,12 @@ def conv_precision(s):
 def precision_table(bench, prec, torch):
     """The tensor-core table: skinengine at each --precision (bench_precision.jsonl) against its
     own FP32 run (bench.jsonl) and PyTorch's anchors of the same batch (torch.json
-    resnet50_precision: "default" = cuDNN TF32 convolutions, NCHW; "amp_bf16_channels_last")."""
+    resnet50_precision: "default" = cuDNN TF32 convolutions, NCHW; "amp_bf16_channels_last",
+    "amp_fp16_channels_last": autocast in that format, channels_last)."""
     out = ["### ResNet50 forward at each precision, 224×224, images/s", ""]
     out.append("skinengine: `bench --device cuda --precision P --batch B --json`; PyTorch "
                "default: cudnn.allow_tf32 True, matmul.allow_tf32 False, NCHW; PyTorch AMP: "
-               "autocast bf16, channels_last. Goal: TF32 ≥ "
+               "autocast bf16 / fp16, channels_last. Goal: TF32 ≥ "
                f"{PREC_GOAL:.1f}× PyTorch default, BF16/FP16 ≥ {PREC_GOAL:.1f}× PyTorch AMP.")
     out.append("")
     if not prec:
@@ -174,7 +175,7 @@ def precision_table(bench, prec, torch):
         return out
     tp = torch.get("resnet50_precision") or []
     out.append("| precision | layout | batch | skinengine | skinengine FP32 | vs own FP32 "
-               "| PyTorch default | PyTorch AMP bf16 | ratio to goal anchor | goal |")
+               "| PyTorch default | PyTorch AMP (same format) | ratio to goal anchor | goal |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in sorted(prec, key=lambda r: (r["batch"], r.get("precision", ""),
                                          r.get("layout", ""))):
@@ -183,8 +184,9 @@ def precision_table(bench, prec, torch):
         fp32 = next((x["images_per_s"] for x in bench if x["batch"] == b), None)
         dflt = next((x.get("images_per_s") for x in tp
                      if x.get("batch") == b and x.get("mode") == "default"), None)
+        # The AMP run in the format of this line (bf16 or fp16).
         amp = next((x.get("images_per_s") for x in tp
-                    if x.get("batch") == b and x.get("mode") == "amp_bf16_channels_last"), None)
+                    if x.get("batch") == b and x.get("mode") == f"amp_{cp}_channels_last"), None)
         anchor = {"tf32": dflt, "bf16": amp, "fp16": amp}.get(cp)
         rr = ratio(r["images_per_s"], anchor)
         flag = DASH if rr is None else ("ok" if rr >= PREC_GOAL else "**below**")
