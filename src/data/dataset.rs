@@ -198,28 +198,34 @@ fn find_file(root: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| root.join(n)).find(|p| p.is_file())
 }
 
-/// The ISIC ground-truth CSV under root (`ISIC2018_Task3_<Part>_GroundTruth.csv`, directly or in
-/// its `..._GroundTruth/` folder).
-fn find_isic_gt(root: &Path) -> Option<PathBuf> {
+/// The ground-truth CSV under `root` (directly or one folder down) whose file name `is_gt`
+/// accepts; the `training` part when several parts sit side by side. An unreadable folder means
+/// no ground truth here (the image index reports it).
+pub(super) fn find_ground_truth(
+    root: &Path,
+    is_gt: impl Fn(&str) -> bool,
+    training: &str,
+) -> Option<PathBuf> {
     let one_down = Walk {
         max_depth: 1,
         folders: false,
     };
-    // An unreadable folder means no ground truth here (the image index reports it).
     let found: Vec<PathBuf> = walk(root, one_down)
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| isic::is_ground_truth_file(&n.to_string_lossy()))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| is_gt(&n.to_string_lossy())))
         .collect();
-    // Prefer the training set when several parts sit side by side.
     found
         .iter()
-        .find(|p| p.to_string_lossy().contains(isic::TRAINING))
+        .find(|p| p.to_string_lossy().contains(training))
         .or(found.first())
         .cloned()
+}
+
+/// The ISIC 2018 ground-truth CSV under root (`ISIC2018_Task3_<Part>_GroundTruth.csv`, directly
+/// or in its `..._GroundTruth/` folder).
+fn find_isic_gt(root: &Path) -> Option<PathBuf> {
+    find_ground_truth(root, isic::is_ground_truth_file, isic::TRAINING)
 }
 
 /// Detects the layout under `root` and reads it.

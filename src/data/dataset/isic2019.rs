@@ -13,30 +13,13 @@ use super::{Dataset, Layout, RowIds, Sample, clean_id, column, image_for, read_c
 use crate::classes::{ClassList, UNK};
 use crate::data::schema::{isic, isic2019};
 use crate::error::{Result, file_err};
-use crate::io::walk::{Walk, walk};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The ISIC 2019 ground-truth CSV under `root` (directly or one folder down); the training part
 /// when several parts sit side by side.
 pub(super) fn find_ground_truth(root: &Path) -> Option<PathBuf> {
-    let one_down = Walk {
-        max_depth: 1,
-        folders: false,
-    };
-    let found: Vec<PathBuf> = walk(root, one_down)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| isic2019::is_ground_truth_file(&n.to_string_lossy()))
-        })
-        .collect();
-    found
-        .iter()
-        .find(|p| p.to_string_lossy().contains(isic2019::TRAINING))
-        .or(found.first())
-        .cloned()
+    super::find_ground_truth(root, isic2019::is_ground_truth_file, isic2019::TRAINING)
 }
 
 /// Column of each class of `list` and of `UNK` (if present), checking the header: `image`
