@@ -87,22 +87,38 @@ pub fn gemm(
         ],
     )?;
     if let Some(part) = &partial {
-        dev.launch(
-            "gemm_splitk_reduce",
-            grid_stride(m * n),
-            &[
-                Arg::Buf(part),
-                Arg::At(c, c_off),
-                Arg::opt(bias),
-                Arg::Int(m),
-                Arg::Int(n),
-                Arg::Int(n),
-                Arg::Int(splits),
-                Arg::F32(beta),
-            ],
-        )?;
+        splitk_reduce(dev, part, c, c_off, bias, (m, n), splits, beta)?;
     }
     Ok(())
+}
+
+/// C (row-major, ldc = n, at `c_off`) = the sum of the `splits` partial m x n products in
+/// `part` + beta C + bias: the second launch of a split-K GEMM (FP32 and tensor-core alike).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn splitk_reduce(
+    dev: &Device,
+    part: &DevBuf,
+    c: &DevBuf,
+    c_off: usize,
+    bias: Option<&DevBuf>,
+    (m, n): (usize, usize),
+    splits: usize,
+    beta: f32,
+) -> Result<()> {
+    dev.launch(
+        "gemm_splitk_reduce",
+        grid_stride(m * n),
+        &[
+            Arg::Buf(part),
+            Arg::At(c, c_off),
+            Arg::opt(bias),
+            Arg::Int(m),
+            Arg::Int(n),
+            Arg::Int(n),
+            Arg::Int(splits),
+            Arg::F32(beta),
+        ],
+    )
 }
 
 /// K splits for a GEMM grid of `blocks` tiles: only grids of fewer blocks than the GPU has SMs

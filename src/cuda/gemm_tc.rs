@@ -163,20 +163,7 @@ pub fn gemm_with(
         ],
     )?;
     if let Some(part) = &partial {
-        dev.launch(
-            "gemm_splitk_reduce",
-            grid_stride(m * n),
-            &[
-                Arg::Buf(part),
-                Arg::At(c, c_off),
-                Arg::opt(bias),
-                Arg::Int(m),
-                Arg::Int(n),
-                Arg::Int(n),
-                Arg::Int(splits),
-                Arg::F32(beta),
-            ],
-        )?;
+        super::gemm::splitk_reduce(dev, part, c, c_off, bias, (m, n), splits, beta)?;
     }
     Ok(())
 }
