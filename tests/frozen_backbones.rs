@@ -446,3 +446,74 @@ fn embed_model_gives_the_features_and_logits_infer_classifies() {
         1e-6,
     );
 }
+
+/// `synth --weights-out` writes the random-init backbone a run without --weights uses, which
+/// `embed --weights` then reads like any weights file; `--backbone` alone is refused.
+#[test]
+fn synth_writes_the_random_init_weights_embed_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, w) = (d.path().join("data"), d.path().join("w.safetensors"));
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_skinengine"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data_s, w_s) = (s(&data), s(&w));
+    let o = run(&[
+        "synth",
+        "--out",
+        &data_s,
+        "--n",
+        "3",
+        "--size",
+        "64x48",
+        "--threads",
+        "2",
+        "--weights-out",
+        &w_s,
+        "--backbone",
+        "resnet18",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let file = st::read(&w).unwrap();
+    let want = random_weights(Arch::ResNet18, 0, None);
+    assert_eq!(file.tensors.len(), want.len());
+    for (name, t) in &want {
+        assert_eq!(file.tensors.get(name), Some(t), "{name}");
+    }
+    let out = s(&d.path().join("emb.safetensors"));
+    let o = run(&[
+        "embed",
+        "--weights",
+        &w_s,
+        "--images",
+        &data_s,
+        "--out",
+        &out,
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let emb = st::read(Path::new(&out)).unwrap();
+    assert_eq!(emb.tensors["features"].shape(), &[3, 512]);
+    assert_eq!(
+        emb.metadata.get("arch").map(String::as_str),
+        Some("resnet18")
+    );
+    // --backbone says which weights to write; without --weights-out it is a mistake.
+    let o = run(&[
+        "synth",
+        "--out",
+        &s(&d.path().join("x")),
+        "--n",
+        "1",
+        "--backbone",
+        "resnet18",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--weights-out"));
+}

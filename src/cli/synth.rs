@@ -3,7 +3,9 @@
 
 use crate::data::synth::{SynthConfig, SynthLayout, parse_size, write_synth};
 use crate::error::Result;
-use std::path::PathBuf;
+use crate::model::arch::Arch;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct SynthArgs {
@@ -25,6 +27,15 @@ pub struct SynthArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also write the deterministic random-init weights of --backbone (torchvision names, the
+    /// ones `train` and `demo` use when given no --weights) to this safetensors file, so that
+    /// `embed`, `grads` and anything else that takes --weights runs offline. Their features are
+    /// not ImageNet features: for checks and timings only.
+    #[arg(long)]
+    pub weights_out: Option<PathBuf>,
+    /// The architecture of --weights-out.
+    #[arg(long, value_enum, default_value_t = Arch::ResNet50, requires = "weights_out")]
+    pub backbone: Arch,
 }
 
 pub fn run(args: &SynthArgs) -> Result<()> {
@@ -62,5 +73,24 @@ pub fn run(args: &SynthArgs) -> Result<()> {
         })
         .collect();
     eprintln!("  {}", per_class.join(", "));
+    if let Some(path) = &args.weights_out {
+        write_random_weights(path, args.backbone)?;
+        eprintln!(
+            "wrote random-init {} weights (seed 0, no classifier) to {}",
+            args.backbone.pretty(),
+            path.display()
+        );
+    }
     Ok(())
+}
+
+/// `arch`'s random-init weights (seed 0, as a run without --weights has them) as safetensors.
+fn write_random_weights(path: &Path, arch: Arch) -> Result<()> {
+    let sd = crate::model::init::random_weights(arch, 0, None);
+    let tensors: Vec<(&str, &crate::Tensor)> = sd.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let meta = HashMap::from([(
+        "skinengine".to_string(),
+        format!("random-init {} seed 0", arch.name()),
+    )]);
+    crate::io::safetensors::write(path, &tensors, &meta)
 }
