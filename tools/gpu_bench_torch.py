@@ -126,54 +126,61 @@ def error_entry(part, exc):
     return {"part": part, "error": f"{type(exc).__name__}: {exc}", "traceback": tb[-12:]}
 
 
-def bench_resnet(torch, torchvision, a, time_ms, result):
+def time_resnet(torch, model, a, time_ms, result, b, fmt, amp_dtype, part, key, label, extra):
+    """One ResNet50 timing at batch b: inputs in memory format `fmt`, autocast to `amp_dtype`
+    (None: off); appends {batch, **extra, images_per_s, spread, ...} to result[key], or the
+    error to result["errors"] (the other parts go on)."""
     dev = a.device
-    model = torchvision.models.resnet50(weights=None).eval().to(dev)
     gen = torch.Generator(device=dev).manual_seed(a.seed)
+    try:
+        xs = [torch.randn(b, 3, a.size, a.size, generator=gen, device=dev)
+              .contiguous(memory_format=fmt) for _ in range(2)]
+        state = {"i": 0}
+
+        def fwd():
+            state["i"] += 1
+            return model(xs[state["i"] % 2])
+
+        with torch.inference_mode(), torch.autocast(
+                device_type=dev, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            y = model(xs[0])
+            finite = bool(torch.isfinite(y).all().item())
+            ms = time_ms(fwd, a.warmup, a.iters)
+        r = {
+            "batch": b,
+            **extra,
+            "images_per_s": b / (statistics.median(ms) / 1e3),
+            **spread(ms),
+            "iters": a.iters,
+            "warmup": a.warmup,
+            "output_finite": finite,
+            "flags": tf32_flags(torch),
+        }
+        result[key].append(r)
+        print(f"resnet50 b={b:<4} {label:22} {r['images_per_s']:10.1f} img/s "
+              f"median {r['median_ms']:.3f} ms", flush=True)
+        del xs, y
+    except Exception as e:  # noqa: BLE001 - recorded, the other parts go on
+        result["errors"].append(error_entry(part, e))
+        print(f"{part}: FAILED {e}", file=sys.stderr, flush=True)
+    finally:
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+
+
+def bench_resnet(torch, torchvision, a, time_ms, result):
+    model = torchvision.models.resnet50(weights=None).eval().to(a.device)
     for tf32 in (False, True):
         set_tf32(torch, tf32)
         for b in a.batches:
-            part = f"resnet50 batch {b} tf32={tf32}"
-            try:
-                xs = [torch.randn(b, 3, a.size, a.size, generator=gen, device=dev)
-                      for _ in range(2)]
-                state = {"i": 0}
-
-                def fwd():
-                    state["i"] += 1
-                    return model(xs[state["i"] % 2])
-
-                with torch.inference_mode():
-                    y = model(xs[0])
-                    finite = bool(torch.isfinite(y).all().item())
-                    ms = time_ms(fwd, a.warmup, a.iters)
-                r = {
-                    "batch": b,
-                    "tf32": tf32,
-                    "images_per_s": b / (statistics.median(ms) / 1e3),
-                    **spread(ms),
-                    "iters": a.iters,
-                    "warmup": a.warmup,
-                    "output_finite": finite,
-                    "flags": tf32_flags(torch),
-                }
-                result["resnet50"].append(r)
-                print(f"resnet50 b={b:<4} tf32={str(tf32):5} {r['images_per_s']:10.1f} img/s "
-                      f"median {r['median_ms']:.3f} ms", flush=True)
-                del xs, y
-            except Exception as e:  # noqa: BLE001 - recorded, the other parts go on
-                result["errors"].append(error_entry(part, e))
-                print(f"{part}: FAILED {e}", file=sys.stderr, flush=True)
-            finally:
-                if dev == "cuda":
-                    torch.cuda.empty_cache()
+            time_resnet(torch, model, a, time_ms, result, b, torch.contiguous_format, None,
+                        f"resnet50 batch {b} tf32={tf32}", "resnet50", f"tf32={tf32}",
+                        {"tf32": tf32})
     set_tf32(torch, False)
 
 
 def bench_resnet_precision(torch, torchvision, a, time_ms, result):
-    dev = a.device
-    model = torchvision.models.resnet50(weights=None).eval().to(dev)
-    gen = torch.Generator(device=dev).manual_seed(a.seed)
+    model = torchvision.models.resnet50(weights=None).eval().to(a.device)
     amp_dtypes = {"amp_bf16_channels_last": torch.bfloat16,
                   "amp_fp16_channels_last": torch.float16}
     for mode in ("default", *amp_dtypes):
@@ -181,46 +188,13 @@ def bench_resnet_precision(torch, torchvision, a, time_ms, result):
         # matmuls.
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cuda.matmul.allow_tf32 = False
-        amp = mode in amp_dtypes
+        amp = amp_dtypes.get(mode)
         fmt = torch.channels_last if amp else torch.contiguous_format
         model = model.to(memory_format=fmt)
         for b in a.batches:
-            part = f"resnet50 batch {b} {mode}"
-            try:
-                xs = [torch.randn(b, 3, a.size, a.size, generator=gen, device=dev)
-                      .contiguous(memory_format=fmt) for _ in range(2)]
-                state = {"i": 0}
-
-                def fwd():
-                    state["i"] += 1
-                    return model(xs[state["i"] % 2])
-
-                with torch.inference_mode(), torch.autocast(
-                        device_type=dev, dtype=amp_dtypes.get(mode, torch.bfloat16),
-                        enabled=amp):
-                    y = model(xs[0])
-                    finite = bool(torch.isfinite(y).all().item())
-                    ms = time_ms(fwd, a.warmup, a.iters)
-                r = {
-                    "batch": b,
-                    "mode": mode,
-                    "images_per_s": b / (statistics.median(ms) / 1e3),
-                    **spread(ms),
-                    "iters": a.iters,
-                    "warmup": a.warmup,
-                    "output_finite": finite,
-                    "flags": tf32_flags(torch),
-                }
-                result["resnet50_precision"].append(r)
-                print(f"resnet50 b={b:<4} {mode:22} {r['images_per_s']:10.1f} img/s "
-                      f"median {r['median_ms']:.3f} ms", flush=True)
-                del xs, y
-            except Exception as e:  # noqa: BLE001 - recorded, the other parts go on
-                result["errors"].append(error_entry(part, e))
-                print(f"{part}: FAILED {e}", file=sys.stderr, flush=True)
-            finally:
-                if dev == "cuda":
-                    torch.cuda.empty_cache()
+            time_resnet(torch, model, a, time_ms, result, b, fmt, amp,
+                        f"resnet50 batch {b} {mode}", "resnet50_precision", mode,
+                        {"mode": mode})
     set_tf32(torch, False)
 
 

@@ -25,6 +25,8 @@
 #   train_b32_bf16/fp16, torch_train_amp_bf16/fp16: the same at --precision bf16/fp16 (fp16
 #            loss-scaled) against PyTorch AMP (autocast, channels_last; GradScaler for fp16)
 #   train_b32_bf16_fp32act: bf16 with SKINENGINE_FP32_ACTIVATIONS=1 (FP32 activation storage)
+#   embed_rate  bash tools/gpu_embed_rate.sh: embed (decoding on every core ahead of the device)
+#            against the forward alone, full and DCT-scaled JPEG decoding (JSON lines in the log)
 #   report   python3 tools/gpu_report.py: the markdown section, printed last
 #
 # Files under ${OUT:-/tmp/gpu-out} (the device tool returns at most 8): gpu_check.log, env.txt,
@@ -331,6 +333,12 @@ run_step train_b32_bf16_fp32act 60 "$WORK/train_b32_bf16_fp32act.json" has_json_
   env SKINENGINE_FP32_ACTIVATIONS=1 "$BIN" bench --train --device cuda --precision bf16 \
   --batch 32 --iters 5 --json
 grep '^[[:space:]]*{' "$WORK/train_b32_bf16_fp32act.json" >>"$TRAIN" 2>/dev/null
+# Decoding against the device (issue 13: embed within 80% of the forward-only rate): embed
+# over synthetic JPEGs, full and DCT-scaled decoding, against bench's forward; the JSON lines
+# land in this log (the report reads them there: $OUT already holds the 8 files the device
+# tool returns).
+run_step embed_rate 120 "$WORK/embed_rate.json" has_json_line \
+  env OUT="$WORK/embed_rate" BIN="$BIN" bash tools/gpu_embed_rate.sh
 run_step report 30 - check_report "${TORCH_ENV[@]}" python3 tools/gpu_report.py --dir "$OUT"
 
 if [[ ! -s $SECTION ]]; then

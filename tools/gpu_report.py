@@ -13,6 +13,8 @@ Reads, from --dir (default $OUT, else /tmp/gpu-out):
   torch.json      tools/gpu_bench_torch.py (PyTorch ResNet50 FP32/TF32, cuBLAS SGEMM anchors)
   train.jsonl     training steps: `skinengine bench --train --json` lines (key "precision") and
                   tools/bench_train_torch.py lines (keys "torch", "format", "amp")
+and, from the log's embed_rate step (its stdout), the JSON lines of tools/gpu_embed_rate.sh
+(embed, decoding included, against the forward alone; key "decode").
 and writes the section to --out (default DIR/gpu_results_section.md), then prints it.
 Only numbers found in these files are shown: a missing one is '—', and a failed step is named
 with the tail of its output. Standard library only.
@@ -201,6 +203,44 @@ def precision_table(bench, prec, torch):
     return out
 
 
+EMBED_GOAL = 0.8  # issue 13: embed (decoding included) within 80% of the forward-only rate
+
+
+def embed_table(step):
+    """tools/gpu_embed_rate.sh's JSON lines (in the embed_rate step's output) as a table."""
+    out = ["### `embed` against the forward alone (decoding keeps up?)", ""]
+    rows = []
+    for line in (step or {}).get("lines", []):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and "decode" in d:
+            rows.append(d)
+    if not rows:
+        out.append("No embed-rate runs (the embed_rate step did not run or printed no result).")
+        out.append("")
+        return out
+    out.append("`tools/gpu_embed_rate.sh`: synthetic 600×450 JPEGs, `embed --weights` (random-init "
+               "ResNet50) over N0 and over N images; marginal = (N − N0) / (t_N − t_N0), which "
+               "leaves out loading the weights and building the model; forward = `bench` at the "
+               f"same batch and precision. Goal (issue 13): marginal ≥ {EMBED_GOAL:.1f}× forward.")
+    out.append("")
+    out.append("| decode | precision | batch | images | embed images/s (whole run) "
+               "| marginal images/s | forward images/s | ratio | CPU cores | goal |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for d in rows:
+        r = d.get("ratio")
+        flag = DASH if r is None else ("ok" if r >= EMBED_GOAL else "**below**")
+        out.append(f"| {d.get('decode')} | {d.get('precision')} | {d.get('batch')} "
+                   f"| {d.get('images')} | {fnum(d.get('embed_images_per_s'), 1)} "
+                   f"| {fnum(d.get('marginal_images_per_s'), 1)} "
+                   f"| {fnum(d.get('forward_images_per_s'), 1)} | {fnum(r, 2)} "
+                   f"| {d.get('cores', DASH)} | {flag} |")
+    out.append("")
+    return out
+
+
 def training_table(train):
     """Training steps (ResNet50, batch 32): skinengine at each precision against PyTorch eager
     FP32 (the faster memory format) and PyTorch AMP at the same 16-bit format."""
@@ -354,6 +394,7 @@ def section(d):
     out.extend(precision_table(bench, prec, torch))
     train, _ = read_jsonl(os.path.join(d, "train.jsonl"), {"images_per_s": (int, float)})
     out.extend(training_table(train))
+    out.extend(embed_table(by_name.get("embed_rate")))
 
     # Per-kernel GEMM shapes
     out.append(f"### Conv/dense GEMM shapes (batch 32): skinengine vs cuBLAS at the same "
