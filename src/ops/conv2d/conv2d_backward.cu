@@ -1,4 +1,5 @@
 #include "kernel_args.cuh"
+#include "simt_tile.cuh"
 
 // Convolution gradients as implicit GEMMs: no im2col / col2im buffer is ever written; each tile
 // of the gathered operand goes from global memory straight into shared memory, as in the
@@ -183,29 +184,8 @@ __device__ __forceinline__ void conv_grad_tile(const float* __restrict__ a_src,
         const int cur = t & 1;
         if (t + 1 < ktiles) load(k_begin + (t + 1) * GB_BK);
 #pragma unroll
-        for (int kk = 0; kk < GB_BK; ++kk) {
-            float a[TM], b[TN];
-#pragma unroll
-            for (int i = 0; i < TM; i += 4) {
-                float4 v = *reinterpret_cast<const float4*>(&As[cur][kk][ty * TM + i]);
-                a[i] = v.x;
-                a[i + 1] = v.y;
-                a[i + 2] = v.z;
-                a[i + 3] = v.w;
-            }
-#pragma unroll
-            for (int j = 0; j < TN; j += 4) {
-                float4 v = *reinterpret_cast<const float4*>(&Bs[cur][kk][bcol(j)]);
-                b[j] = v.x;
-                b[j + 1] = v.y;
-                b[j + 2] = v.z;
-                b[j + 3] = v.w;
-            }
-#pragma unroll
-            for (int i = 0; i < TM; ++i)
-#pragma unroll
-                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-        }
+        for (int kk = 0; kk < GB_BK; ++kk)
+            simt_tile_step<TM, TN, BN>(acc, &As[cur][kk][0], &Bs[cur][kk][0], ty, tx);
         // The other buffer was last read in iteration t-1, before its closing barrier.
         if (t + 1 < ktiles) store(cur ^ 1);
         __syncthreads();
