@@ -1,5 +1,6 @@
-//! ISIC 2018 Task 3 metrics: agreement with the official scorer `isic-challenge-scoring` 5.6.0 on
-//! committed fixtures (tests/fixtures/scorer/, written by tools/make_scorer_fixture.py), small
+//! ISIC 2018 Task 3 and ISIC 2019 Task 1 metrics: agreement with the official scorer
+//! `isic-challenge-scoring` 5.6.0 on committed fixtures (tests/fixtures/scorer/, written by
+//! tools/make_scorer_fixture.py and tools/make_scorer_fixture_2019.py), small
 //! hand-computed cases, the prediction-CSV round trip and the `eval` command; every bad-input
 //! error is in tests/metrics_inputs.rs.
 //!
@@ -7,7 +8,7 @@
 //! both be NaN): src/metrics/ performs the scorer's floating-point operations in its order,
 //! NumPy's pairwise summation included. (The largest difference is printed as well.)
 
-use skinengine::classes::{self, COUNT};
+use skinengine::classes::{self, COUNT, ClassList};
 use skinengine::eval::{EvalConfig, evaluate_files};
 use skinengine::metrics::{
     ClassMetrics, Report, ZERO_WEIGHT_IMAGE, argmax_or_tie, evaluate, evaluate_probs,
@@ -70,12 +71,22 @@ const SCORER_METRICS: [&str; 9] = [
     "ap",
 ];
 
-fn check_case(case: &str) -> (f64, usize) {
+/// Compares every value of one fixture with the scorer's, bitwise; `want_classes` are the
+/// truth file's columns in its order (the scorer's order). Returns the largest absolute
+/// difference and the number of values compared.
+fn check_case(case: &str, want_classes: &[&str]) -> (f64, usize) {
     let dir = fixture_dir().join(case);
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let r = score_files(&dir.join("truth.csv"), &dir.join("pred.csv"))
         .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let extra = &expected["extra"];
+    // The ISIC 2019 fixtures record the scorer's class order; the 2018 ones predate that.
+    if let Some(c) = extra.get("classes") {
+        let scorer_classes: Vec<String> = serde_json::from_value(c.clone()).unwrap();
+        assert_eq!(r.classes, scorer_classes, "{case}");
+    }
+    assert_eq!(r.classes, want_classes, "{case}");
     let score = &expected["score"];
     let mut d = 0.0f64;
     let mut compared = 0;
@@ -95,7 +106,7 @@ fn check_case(case: &str) -> (f64, usize) {
         &score["validation"],
     );
     for name in SCORER_METRICS {
-        for (c, class) in classes::CODES.iter().enumerate() {
+        for (c, class) in r.classes.iter().enumerate() {
             cmp(
                 format!("{class} {name}"),
                 metric(&r.per_class[c], name),
@@ -108,7 +119,6 @@ fn check_case(case: &str) -> (f64, usize) {
             &score["macro_average"][name],
         );
     }
-    let extra = &expected["extra"];
     cmp("accuracy".into(), r.accuracy, &extra["accuracy"]);
     cmp(
         "mean_precision".into(),
@@ -135,11 +145,43 @@ fn check_case(case: &str) -> (f64, usize) {
 fn equals_official_scorer_on_fixtures() {
     let mut total = 0;
     for case in ["basic", "isic_test", "weighted", "large"] {
-        let (d, n) = check_case(case);
+        let (d, n) = check_case(case, &classes::CODES);
         eprintln!("{case}: {n} values, max |ours - scorer| = {d:e}");
         total += n;
     }
     assert_eq!(total, 4 * 77);
+}
+
+/// ISIC 2019 Task 1 (fixtures tests/fixtures/scorer/isic2019_*, written by
+/// tools/make_scorer_fixture_2019.py): the 9 columns of the 2019 test ground truth with UNK
+/// images and weights, against predictions as `infer` writes them (UNK 0.0, columns in another
+/// order).
+#[test]
+fn isic2019_test_ground_truth_with_unk_matches_the_official_scorer() {
+    let list = ClassList::isic2019();
+    let (d, n) = check_case("isic2019_test", &list.prediction_columns());
+    eprintln!("isic2019_test: {n} values, max |ours - scorer| = {d:e}");
+    // 3 scores + 9 metrics x (9 classes + macro) + accuracy + mean precision.
+    assert_eq!(n, 3 + 9 * 10 + 2);
+    // The validation weights differ from the score weights: two different numbers.
+    let dir = fixture_dir().join("isic2019_test");
+    let r = score_files(&dir.join("truth.csv"), &dir.join("pred.csv")).unwrap();
+    assert_ne!(r.bmca.to_bits(), r.validation_bmca.unwrap().to_bits());
+    // UNK is never predicted (always 0.0), so its sensitivity at 0.5 is 0 and it is never the
+    // argmax: a model of the 8 trained classes loses exactly the UNK images.
+    assert_eq!(r.per_class[8].sensitivity, 0.0);
+    assert!(r.confusion.iter().all(|row| row[8] == 0));
+}
+
+/// ISIC 2019, the 8 trained classes of train's val_truth.csv.
+#[test]
+fn isic2019_trained_classes_match_the_official_scorer() {
+    let list = ClassList::isic2019();
+    let (d, n) = check_case("isic2019_trained", &list.codes());
+    eprintln!("isic2019_trained: {n} values, max |ours - scorer| = {d:e}");
+    assert_eq!(n, 3 + 9 * 9 + 2);
+    let gt = read_ground_truth(&fixture_dir().join("isic2019_trained/truth.csv")).unwrap();
+    assert_eq!(gt.classes, list.codes());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the ISIC 2019 Task 1 scoring fixtures in tests/fixtures/scorer/ (used by
-tests/metrics_2019.rs), the way tools/make_scorer_fixture.py writes ISIC 2018's: a small
+tests/metrics.rs), the way tools/make_scorer_fixture.py writes ISIC 2018's: a small
 ground-truth CSV and prediction CSV per case, generated deterministically (`random.Random(seed)`),
 scored by the official scorer `isic-challenge-scoring` 5.6.0 through its Python API (the code
 path of `isic-challenge-scoring classification TRUTH PRED`), the result written as JSON with

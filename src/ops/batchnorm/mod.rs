@@ -207,9 +207,7 @@ pub trait BatchNormOps: BatchNormKernels {
         bn: &BnParams<Self::Tensor>,
         stats: &BnBatchStats<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
-        let d = backward_checks(self, dy, None, x, &bn.gamma, &stats.mean, &stats.var, true)?;
-        let (mean, var) = (&stats.mean, &stats.var);
-        BatchNormKernels::backward(self, dy, None, x, d, &bn.gamma, mean, var, bn.eps, true)
+        checked_backward(self, dy, None, x, bn, (&stats.mean, &stats.var), true)
     }
     /// Gradient through relu(batchnorm_train(x)) given the ReLU's output, ReLU's backward fused
     /// into the batch norm's: (dx, dgamma, dbeta), equal to `relu_backward` followed by
@@ -222,20 +220,8 @@ pub trait BatchNormOps: BatchNormKernels {
         bn: &BnParams<Self::Tensor>,
         stats: &BnBatchStats<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
-        let (mean, var) = (&stats.mean, &stats.var);
-        let d = backward_checks(self, dy, Some(relu_out), x, &bn.gamma, mean, var, true)?;
-        BatchNormKernels::backward(
-            self,
-            dy,
-            Some(relu_out),
-            x,
-            d,
-            &bn.gamma,
-            mean,
-            var,
-            bn.eps,
-            true,
-        )
+        let stats = (&stats.mean, &stats.var);
+        checked_backward(self, dy, Some(relu_out), x, bn, stats, true)
     }
     /// Gradient through an inference-mode (frozen statistics) batch norm: (dx, dgamma, dbeta).
     fn batchnorm_inference_backward(
@@ -244,9 +230,8 @@ pub trait BatchNormOps: BatchNormKernels {
         x: &Self::Tensor,
         bn: &BnParams<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
-        let (mean, var) = (&bn.running_mean, &bn.running_var);
-        let d = backward_checks(self, dy, None, x, &bn.gamma, mean, var, false)?;
-        BatchNormKernels::backward(self, dy, None, x, d, &bn.gamma, mean, var, bn.eps, false)
+        let stats = (&bn.running_mean, &bn.running_var);
+        checked_backward(self, dy, None, x, bn, stats, false)
     }
     /// [`batchnorm_inference_backward`](Self::batchnorm_inference_backward) of
     /// relu(batchnorm_inference(x)) given the ReLU's output, ReLU's backward fused in.
@@ -257,20 +242,8 @@ pub trait BatchNormOps: BatchNormKernels {
         x: &Self::Tensor,
         bn: &BnParams<Self::Tensor>,
     ) -> Result<(Self::Tensor, Self::Tensor, Self::Tensor)> {
-        let (mean, var) = (&bn.running_mean, &bn.running_var);
-        let d = backward_checks(self, dy, Some(relu_out), x, &bn.gamma, mean, var, false)?;
-        BatchNormKernels::backward(
-            self,
-            dy,
-            Some(relu_out),
-            x,
-            d,
-            &bn.gamma,
-            mean,
-            var,
-            bn.eps,
-            false,
-        )
+        let stats = (&bn.running_mean, &bn.running_var);
+        checked_backward(self, dy, Some(relu_out), x, bn, stats, false)
     }
     /// running <- (1 - momentum) running + momentum batch (unbiased variance).
     fn batchnorm_update_running(
@@ -296,29 +269,29 @@ pub trait BatchNormOps: BatchNormKernels {
 
 impl<B: BatchNormKernels + ?Sized> BatchNormOps for B {}
 
-/// Checks shared by the backward passes.
-#[allow(clippy::too_many_arguments)]
-fn backward_checks<B: BatchNormKernels + ?Sized>(
+/// The four backward passes: the shape checks, then the backend's kernel. `(mean, var)` are the
+/// batch's statistics (`batch_stats`, training mode) or the running ones (inference mode).
+fn checked_backward<B: BatchNormKernels + ?Sized>(
     b: &B,
     dy: &B::Tensor,
     relu_out: Option<&B::Tensor>,
     x: &B::Tensor,
-    gamma: &B::Tensor,
-    mean: &B::Tensor,
-    var: &B::Tensor,
+    bn: &BnParams<B::Tensor>,
+    (mean, var): (&B::Tensor, &B::Tensor),
     batch_stats: bool,
-) -> Result<BnDims> {
+) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
     const OP: &str = "batchnorm_backward";
     let d = dims(OP, b.shape(x))?;
     expect_shape(OP, "output gradient", b.shape(dy), b.shape(x))?;
     if let Some(r) = relu_out {
         expect_shape(OP, "ReLU output", b.shape(r), b.shape(x))?;
     }
-    for (what, p) in [("gamma", gamma), ("mean", mean), ("var", var)] {
+    for (what, p) in [("gamma", &bn.gamma), ("mean", mean), ("var", var)] {
         check_param(OP, what, b.shape(p), b.shape(x), d.c)?;
     }
     if batch_stats {
         check_train_batch(OP, &d)?;
     }
-    Ok(d)
+    let gamma = &bn.gamma;
+    BatchNormKernels::backward(b, dy, relu_out, x, d, gamma, mean, var, bn.eps, batch_stats)
 }
