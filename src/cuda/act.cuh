@@ -13,6 +13,20 @@
 #pragma once
 #include "tensor_core.cuh"
 
+// `v` unchanged, but opaque to the optimiser. For the per-element branches of an unrolled
+// epilogue (32 values a thread in the tensor-core kernels): NVVM otherwise threads the same
+// uniform test (a format, a null bias or residual, split K) from one element to the next, so
+// each combination of outcomes gets its own copy of the whole unrolled epilogue. That made
+// conv2d_tc.cu 7.8 MB of PTX (4,044 integer divisions for 6 epilogues of 32 values) and 96 s
+// of NVRTC + ptxas per architecture; with the tests hidden, 1.7 MB and ~6 s. The asm is empty:
+// no instruction is emitted, one uniform branch per test remains.
+__device__ __forceinline__ int act_uniform(int v) {
+#ifdef SKINENGINE_NVRTC
+    asm volatile("" : "+r"(v));
+#endif
+    return v;
+}
+
 __device__ __forceinline__ float act_ld(const void* __restrict__ p, long long i, int fmt) {
     if (fmt == 0) return __ldg(reinterpret_cast<const float*>(p) + i);
     const unsigned short h = __ldg(reinterpret_cast<const unsigned short*>(p) + i);

@@ -88,10 +88,10 @@ __device__ __forceinline__ void ctc_dgrad(unsigned char* smem, const float* __re
         if (m >= M || cl >= NC) return;
         const int nn = cl / HW;
         const size_t off = ((size_t)nn * C + m) * HW + (cl - nn * HW);
-        if (slab)
+        if (act_uniform(slab != nullptr))  // one copy of the epilogue (act.cuh)
             slab[off] = v;
         else
-            act_st(dx, off, v, dxf);
+            act_st(dx, off, v, act_uniform(dxf));
     });
 }
 
