@@ -133,6 +133,32 @@ pub fn decode_rgb(path: &Path, bytes: &[u8]) -> Result<Rgb> {
 
 /// Resizes to `size` x `size` with an antialiased bilinear filter (like PIL / torchvision).
 pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
+    resize_with(img, mode, size, None)
+}
+
+/// [`resize`] with fast_image_resize's SIMD extension chosen (`None`: the best this CPU has, as
+/// [`resize`] does), so tests can run every extension's code on one machine
+/// (tests/cpu_levels.rs: the pixels must not depend on the CPU).
+///
+/// # Errors
+/// As [`resize`]; an extension this CPU lacks is refused, not run.
+pub fn resize_with(
+    img: &Rgb,
+    mode: ResizeMode,
+    size: u32,
+    cpu: Option<fr::CpuExtensions>,
+) -> Result<Rgb> {
+    let mut resizer = Resizer::new();
+    if let Some(ext) = cpu {
+        if !ext.is_supported() {
+            return Err(crate::error::invalid(
+                "resize",
+                format!("this CPU lacks the {ext:?} extension"),
+            ));
+        }
+        // SAFETY: the extension is supported by this CPU (checked above).
+        unsafe { resizer.set_cpu_extensions(ext) };
+    }
     let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3)
         .map_err(|e| crate::error::invalid("resize", e.to_string()))?;
     let mut dst = Image::new(size, size, PixelType::U8x3);
@@ -142,7 +168,7 @@ pub fn resize(img: &Rgb, mode: ResizeMode, size: u32) -> Result<Rgb> {
         let (left, top, cw, ch) = crop_window(img.width, img.height, size);
         opts = opts.crop(left, top, cw, ch);
     }
-    Resizer::new()
+    resizer
         .resize(&src, &mut dst, &opts)
         .map_err(|e| crate::error::invalid("resize", e.to_string()))?;
     Ok(Rgb {
