@@ -18,7 +18,7 @@
 // uniform test (a format, a null bias or residual, split K) from one element to the next, so
 // each combination of outcomes gets its own copy of the whole unrolled epilogue. That made
 // conv2d_tc.cu 7.8 MB of PTX (4,044 integer divisions for 6 epilogues of 32 values) and 96 s
-// of NVRTC + ptxas per architecture; with the tests hidden, 1.7 MB and ~6 s. The asm is empty:
+// of NVRTC + ptxas per architecture; with the tests hidden, 1.7 MB and 7.5 s. The asm is empty:
 // no instruction is emitted, one uniform branch per test remains.
 __device__ __forceinline__ int act_uniform(int v) {
 #ifdef SKINENGINE_NVRTC
