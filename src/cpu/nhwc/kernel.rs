@@ -115,22 +115,40 @@ unsafe fn tile_r<const R: usize>(
                 bp = bp.add(NB);
             }
         }
-        for (r, accr) in acc.iter().enumerate() {
-            for (v, &a) in accr.iter().enumerate() {
-                let mut val = a;
-                if let Some(e) = epi {
-                    if let Some(bias) = e.bias {
-                        val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(masks[v], bias.add(16 * v)));
-                    }
-                    if let Some(res) = e.residual {
-                        let rv = _mm512_maskz_loadu_ps(masks[v], res.add(r * ldy + 16 * v));
-                        val = _mm512_add_ps(val, rv);
-                    }
-                    if e.relu {
-                        val = _mm512_max_ps(val, _mm512_setzero_ps());
+        // The epilogue in small passes over the tile, each one small enough for LLVM to unroll
+        // whole. One loop doing everything per element sits at the unroll limit: with one more
+        // branch in it (a streaming-store variant, tried 2026-12-08) it stayed rolled, indexed
+        // `acc` at run time, and that moved the accumulators to the stack inside the K loop
+        // too: the layers ran 2.5x slower.
+        if let Some(e) = epi {
+            if let Some(bias) = e.bias {
+                let bv: [__m512; NV] =
+                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], bias.add(16 * v)));
+                for accr in acc.iter_mut() {
+                    for (a, &b) in accr.iter_mut().zip(&bv) {
+                        *a = _mm512_add_ps(*a, b);
                     }
                 }
-                _mm512_mask_storeu_ps(y.add(r * ldy + 16 * v), masks[v], val);
+            }
+            if let Some(res) = e.residual {
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    for (v, a) in accr.iter_mut().enumerate() {
+                        let rv = _mm512_maskz_loadu_ps(masks[v], res.add(r * ldy + 16 * v));
+                        *a = _mm512_add_ps(*a, rv);
+                    }
+                }
+            }
+            if e.relu {
+                for accr in acc.iter_mut() {
+                    for a in accr.iter_mut() {
+                        *a = _mm512_max_ps(*a, _mm512_setzero_ps());
+                    }
+                }
+            }
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            for (v, &a) in accr.iter().enumerate() {
+                _mm512_mask_storeu_ps(y.add(r * ldy + 16 * v), masks[v], a);
             }
         }
     }
