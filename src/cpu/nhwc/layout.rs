@@ -80,6 +80,12 @@ pub fn maxpool(x: &[f32], g: &PoolGeom) -> Vec<f32> {
         for (j, m) in yr.chunks_mut(c).enumerate() {
             let c0 = (j * sw).saturating_sub(pw);
             let c1 = (j * sw + kw - pw).min(w);
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu::simd::avx512() {
+                // SAFETY: AVX-512F was just detected; the window's cells are pixels of `xi`.
+                unsafe { window_max_avx512(xi, (w, c), (r0, r1), (c0, c1), m) };
+                continue;
+            }
             m.copy_from_slice(&xi[(r0 * w + c0) * c..][..c]);
             for r in r0..r1 {
                 for col in c0..c1 {
@@ -96,31 +102,56 @@ pub fn maxpool(x: &[f32], g: &PoolGeom) -> Vec<f32> {
 
 /// m[i] = v[i] where v[i] > m[i] (so a NaN in m stays, one in v never enters).
 fn max_into(m: &mut [f32], v: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::cpu::simd::avx512() {
-        // SAFETY: AVX-512F was just detected.
-        unsafe { max_into_avx512(m, v) };
-        return;
-    }
     for (mv, &v) in m.iter_mut().zip(v) {
         *mv = if v > *mv { v } else { *mv };
     }
 }
 
+/// One output pixel of max pooling: over the window's cells (rows r0..r1, columns c0..c1 of
+/// an image [h][w][c] in `xi`) in the portable loop's order and with its rule (the first
+/// cell, then each later one where strictly greater), 64 channels at a time held in
+/// registers instead of stored and reloaded once per cell.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn max_into_avx512(m: &mut [f32], v: &[f32]) {
+fn window_max_avx512(
+    xi: &[f32],
+    (w, c): (usize, usize),
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    m: &mut [f32],
+) {
     use std::arch::x86_64::*;
-    let n = m.len().min(v.len());
-    for i in (0..n).step_by(16) {
-        let k: __mmask16 = crate::cpu::simd::lane_mask(n - i, 0);
-        // SAFETY: lanes i..i+16 masked to n are inside both slices; the loads and the store are masked.
+    const NV: usize = 4;
+    let first = (r0 * w + c0) * c;
+    assert!(m.len() == c && (r0 < r1 && c0 < c1) && ((r1 - 1) * w + c1) * c <= xi.len());
+    let mut ch = 0;
+    while ch < c {
+        let masks: [__mmask16; NV] =
+            std::array::from_fn(|v| crate::cpu::simd::lane_mask(c - ch, v));
+        // SAFETY: the loads are masked to channels ch..c of cells inside `xi` (asserted above),
+        // the store to the same channels of `m`.
         unsafe {
-            let mv = _mm512_maskz_loadu_ps(k, m.as_ptr().add(i));
-            let vv = _mm512_maskz_loadu_ps(k, v.as_ptr().add(i));
-            let gt = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(k, vv, mv);
-            _mm512_mask_storeu_ps(m.as_mut_ptr().add(i), gt, vv);
+            let mut acc: [__m512; NV] = std::array::from_fn(|v| {
+                _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().add(first + ch + 16 * v))
+            });
+            for r in r0..r1 {
+                for col in c0..c1 {
+                    if r == r0 && col == c0 {
+                        continue;
+                    }
+                    let px = xi.as_ptr().add((r * w + col) * c + ch);
+                    for (v, a) in acc.iter_mut().enumerate() {
+                        let x = _mm512_maskz_loadu_ps(masks[v], px.add(16 * v));
+                        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, *a);
+                        *a = _mm512_mask_mov_ps(*a, gt, x);
+                    }
+                }
+            }
+            for (v, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(m.as_mut_ptr().add(ch + 16 * v), masks[v], *a);
+            }
         }
+        ch += 16 * NV;
     }
 }
 
@@ -132,7 +163,15 @@ pub fn global_avg_pool(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
     // -0.0 as the start: the neutral element f32's `Sum` (the NCHW kernel) starts from.
     let mut y = vec![-0.0f32; n * c];
     y.par_chunks_mut(c).enumerate().for_each(|(ni, yn)| {
-        for px in x[ni * h * w * c..][..h * w * c].chunks(c) {
+        let xn = &x[ni * h * w * c..][..h * w * c];
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::simd::avx512() {
+            // SAFETY: AVX-512F was just detected.
+            unsafe { channel_sums_avx512(xn, yn) };
+            yn.iter_mut().for_each(|s| *s *= inv);
+            return;
+        }
+        for px in xn.chunks(c) {
             for (s, &v) in yn.iter_mut().zip(px) {
                 *s += v;
             }
@@ -140,4 +179,40 @@ pub fn global_avg_pool(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
         yn.iter_mut().for_each(|s| *s *= inv);
     });
     y
+}
+
+/// s[ch] += the pixels' values of channel ch, pixel by pixel in order (`x` holds whole pixels
+/// of s.len() channels): per lane the same additions in the same order as the portable loop,
+/// so the same bits, with the sums held in registers instead of stored and reloaded once per
+/// pixel (the portable loop is not vectorised: 1.5% of a ResNet50 forward at batch 8).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn channel_sums_avx512(x: &[f32], s: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let c = s.len();
+    let pixels = x.len() / c.max(1);
+    // Four vectors (64 channels) at a time: four independent chains of additions.
+    const NV: usize = 4;
+    let mut c0 = 0;
+    while c0 < c {
+        let masks: [__mmask16; NV] =
+            std::array::from_fn(|v| crate::cpu::simd::lane_mask(c - c0, v));
+        // SAFETY: every load and store is masked to the channels c0..c, inside each pixel of
+        // `x` (pixels * c values) and inside `s`.
+        unsafe {
+            let mut acc: [__m512; NV] = std::array::from_fn(|v| {
+                _mm512_maskz_loadu_ps(masks[v], s.as_ptr().add(c0 + 16 * v))
+            });
+            for p in 0..pixels {
+                let px = x.as_ptr().add(p * c + c0);
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_add_ps(*a, _mm512_maskz_loadu_ps(masks[v], px.add(16 * v)));
+                }
+            }
+            for (v, a) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(s.as_mut_ptr().add(c0 + 16 * v), masks[v], *a);
+            }
+        }
+        c0 += 16 * NV;
+    }
 }

@@ -143,21 +143,42 @@ fn poolings_and_layout_changes_equal_the_nchw_ops_bit_for_bit() {
     let xc = c.to_channels_last(&x).unwrap();
     assert_eq!(xc.shape(), &[2, 9, 8, 19]);
     assert_bits("round trip", &c.to_nchw(&xc).unwrap(), &x);
-    for p in [
-        Pool2dParams::square(3, 2, 1),
-        Pool2dParams::square(2, 2, 0),
-        Pool2dParams::square(3, 1, 1),
-    ] {
-        let want = c.maxpool2d(&x, &p).unwrap();
-        let got = c.maxpool2d_cl(&xc, &p).unwrap();
-        assert_bits(&format!("maxpool {p:?}"), &c.to_nchw(&got).unwrap(), &want);
+    // 83 channels: a whole 64-channel block of the AVX-512 path and a partial one. In
+    // channels 5 and 70 every value is negative but the first two of row 0, -0 then +0: the
+    // windows over them keep -0 (the first of equals). In channels 6 and 71 row 0 starts with
+    // NaN, NaN then a value: the first cell's NaN stays, a later one never enters.
+    let mut wide = Tensor::randn(&[1, 83, 6, 5], 1.0, &mut rng);
+    for ch in [5, 70] {
+        let plane: &mut [f32] = &mut wide.data_mut()[ch * 30..][..30];
+        plane.iter_mut().for_each(|v| *v = -1.0 - v.abs());
+        (plane[0], plane[1]) = (-0.0, 0.0);
     }
-    let xf = Tensor::randn(&[3, 21, 5, 7], 1.0, &mut rng);
-    let want = c.global_avg_pool(&xf).unwrap();
-    let got = c
-        .global_avg_pool_cl(&c.to_channels_last(&xf).unwrap())
-        .unwrap();
-    assert_bits("global average pool", &got, &want);
+    for ch in [6, 71] {
+        let plane: &mut [f32] = &mut wide.data_mut()[ch * 30..][..30];
+        (plane[0], plane[1], plane[2]) = (f32::NAN, f32::NAN, 5.0);
+    }
+    for x in [&x, &wide] {
+        let xc = c.to_channels_last(x).unwrap();
+        for p in [
+            Pool2dParams::square(3, 2, 1),
+            Pool2dParams::square(2, 2, 0),
+            Pool2dParams::square(3, 1, 1),
+        ] {
+            let want = c.maxpool2d(x, &p).unwrap();
+            let got = c.maxpool2d_cl(&xc, &p).unwrap();
+            let what = format!("maxpool {p:?} of {:?}", x.shape());
+            assert_bits(&what, &c.to_nchw(&got).unwrap(), &want);
+        }
+    }
+    // 21 channels: one partial vector; 147: two whole 64-channel blocks and a partial one.
+    for shape in [[3, 21, 5, 7], [2, 147, 7, 7]] {
+        let xf = Tensor::randn(&shape, 1.0, &mut rng);
+        let want = c.global_avg_pool(&xf).unwrap();
+        let got = c
+            .global_avg_pool_cl(&c.to_channels_last(&xf).unwrap())
+            .unwrap();
+        assert_bits(&format!("global average pool {shape:?}"), &got, &want);
+    }
     // Explicit padding for row taps: zeros around, the input inside.
     let padded = layout::pad_nhwc(xc.data(), [2, 9, 8, 19], (2, 1));
     let from_nchw = layout::nchw_to_nhwc(x.data(), [2, 19, 9, 8], (2, 1));
