@@ -88,12 +88,14 @@ unsafe fn tile_r<const R: usize>(
     let masks: [__mmask16; NV] = std::array::from_fn(|v| crate::cpu::simd::lane_mask(width, v));
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     // SAFETY (whole body): the caller's contract above; loads and stores of Y are masked to
-    // `width` channels and limited to the R rows.
+    // `width` channels and limited to the R rows. Addresses of the vectors past `width` (empty
+    // masks, never touched) are formed with wrapping_add: past the last pixel of Y they would
+    // leave the allocation, which `add` must not.
     unsafe {
         if accumulate {
             for (r, accr) in acc.iter_mut().enumerate() {
                 for (v, a) in accr.iter_mut().enumerate() {
-                    *a = _mm512_maskz_loadu_ps(masks[v], y.add(r * ldy + 16 * v));
+                    *a = _mm512_maskz_loadu_ps(masks[v], y.wrapping_add(r * ldy + 16 * v));
                 }
             }
         }
@@ -122,8 +124,9 @@ unsafe fn tile_r<const R: usize>(
         // too: the layers ran 2.5x slower.
         if let Some(e) = epi {
             if let Some(bias) = e.bias {
-                let bv: [__m512; NV] =
-                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], bias.add(16 * v)));
+                let bv: [__m512; NV] = std::array::from_fn(|v| {
+                    _mm512_maskz_loadu_ps(masks[v], bias.wrapping_add(16 * v))
+                });
                 for accr in acc.iter_mut() {
                     for (a, &b) in accr.iter_mut().zip(&bv) {
                         *a = _mm512_add_ps(*a, b);
@@ -133,7 +136,8 @@ unsafe fn tile_r<const R: usize>(
             if let Some(res) = e.residual {
                 for (r, accr) in acc.iter_mut().enumerate() {
                     for (v, a) in accr.iter_mut().enumerate() {
-                        let rv = _mm512_maskz_loadu_ps(masks[v], res.add(r * ldy + 16 * v));
+                        let rv =
+                            _mm512_maskz_loadu_ps(masks[v], res.wrapping_add(r * ldy + 16 * v));
                         *a = _mm512_add_ps(*a, rv);
                     }
                 }
@@ -148,7 +152,7 @@ unsafe fn tile_r<const R: usize>(
         }
         for (r, accr) in acc.iter().enumerate() {
             for (v, &a) in accr.iter().enumerate() {
-                _mm512_mask_storeu_ps(y.add(r * ldy + 16 * v), masks[v], a);
+                _mm512_mask_storeu_ps(y.wrapping_add(r * ldy + 16 * v), masks[v], a);
             }
         }
     }

@@ -129,10 +129,12 @@ fn window_max_avx512(
         let masks: [__mmask16; NV] =
             std::array::from_fn(|v| crate::cpu::simd::lane_mask(c - ch, v));
         // SAFETY: the loads are masked to channels ch..c of cells inside `xi` (asserted above),
-        // the store to the same channels of `m`.
+        // the store to the same channels of `m`; a vector wholly past the channels has an
+        // empty mask and its address (wrapping_add: never formed out of bounds with `add`)
+        // is not touched.
         unsafe {
             let mut acc: [__m512; NV] = std::array::from_fn(|v| {
-                _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().add(first + ch + 16 * v))
+                _mm512_maskz_loadu_ps(masks[v], xi.as_ptr().wrapping_add(first + ch + 16 * v))
             });
             for r in r0..r1 {
                 for col in c0..c1 {
@@ -141,14 +143,14 @@ fn window_max_avx512(
                     }
                     let px = xi.as_ptr().add((r * w + col) * c + ch);
                     for (v, a) in acc.iter_mut().enumerate() {
-                        let x = _mm512_maskz_loadu_ps(masks[v], px.add(16 * v));
+                        let x = _mm512_maskz_loadu_ps(masks[v], px.wrapping_add(16 * v));
                         let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, *a);
                         *a = _mm512_mask_mov_ps(*a, gt, x);
                     }
                 }
             }
             for (v, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(m.as_mut_ptr().add(ch + 16 * v), masks[v], *a);
+                _mm512_mask_storeu_ps(m.as_mut_ptr().wrapping_add(ch + 16 * v), masks[v], *a);
             }
         }
         ch += 16 * NV;
@@ -198,19 +200,21 @@ fn channel_sums_avx512(x: &[f32], s: &mut [f32]) {
         let masks: [__mmask16; NV] =
             std::array::from_fn(|v| crate::cpu::simd::lane_mask(c - c0, v));
         // SAFETY: every load and store is masked to the channels c0..c, inside each pixel of
-        // `x` (pixels * c values) and inside `s`.
+        // `x` (pixels * c values) and inside `s`; addresses of vectors past the channels are
+        // formed with wrapping_add and not touched (empty masks).
         unsafe {
             let mut acc: [__m512; NV] = std::array::from_fn(|v| {
-                _mm512_maskz_loadu_ps(masks[v], s.as_ptr().add(c0 + 16 * v))
+                _mm512_maskz_loadu_ps(masks[v], s.as_ptr().wrapping_add(c0 + 16 * v))
             });
             for p in 0..pixels {
                 let px = x.as_ptr().add(p * c + c0);
                 for (v, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_add_ps(*a, _mm512_maskz_loadu_ps(masks[v], px.add(16 * v)));
+                    *a =
+                        _mm512_add_ps(*a, _mm512_maskz_loadu_ps(masks[v], px.wrapping_add(16 * v)));
                 }
             }
             for (v, a) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(s.as_mut_ptr().add(c0 + 16 * v), masks[v], *a);
+                _mm512_mask_storeu_ps(s.as_mut_ptr().wrapping_add(c0 + 16 * v), masks[v], *a);
             }
         }
         c0 += 16 * NV;
