@@ -165,28 +165,32 @@ pub fn global_avg_pool(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
     // -0.0 as the start: the neutral element f32's `Sum` (the NCHW kernel) starts from.
     let mut y = vec![-0.0f32; n * c];
     y.par_chunks_mut(c).enumerate().for_each(|(ni, yn)| {
-        let xn = &x[ni * h * w * c..][..h * w * c];
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::simd::avx512() {
-            // SAFETY: AVX-512F was just detected.
-            unsafe { channel_sums_avx512(xn, yn) };
-            yn.iter_mut().for_each(|s| *s *= inv);
-            return;
-        }
-        for px in xn.chunks(c) {
-            for (s, &v) in yn.iter_mut().zip(px) {
-                *s += v;
-            }
-        }
+        channel_sums(&x[ni * h * w * c..][..h * w * c], yn);
         yn.iter_mut().for_each(|s| *s *= inv);
     });
     y
 }
 
 /// s[ch] += the pixels' values of channel ch, pixel by pixel in order (`x` holds whole pixels
-/// of s.len() channels): per lane the same additions in the same order as the portable loop,
-/// so the same bits, with the sums held in registers instead of stored and reloaded once per
-/// pixel (the portable loop is not vectorised: 1.5% of a ResNet50 forward at batch 8).
+/// of s.len() channels).
+fn channel_sums(x: &[f32], s: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::simd::avx512() {
+        // SAFETY: AVX-512F was just detected.
+        unsafe { channel_sums_avx512(x, s) };
+        return;
+    }
+    for px in x.chunks(s.len()) {
+        for (s, &v) in s.iter_mut().zip(px) {
+            *s += v;
+        }
+    }
+}
+
+/// [`channel_sums`] with AVX-512: per lane the same additions in the same order as the
+/// portable loop, so the same bits, with the sums held in registers instead of stored and
+/// reloaded once per pixel (the portable loop is not vectorised: 1.5% of a ResNet50 forward
+/// at batch 8).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn channel_sums_avx512(x: &[f32], s: &mut [f32]) {
